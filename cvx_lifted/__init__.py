@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: Apache-2.0
+r"""cvx_lifted: lifted neural networks whose activations are argmins of convex divergences.
+
+An activation is declared as a convex program, :math:`\phi(u) = \operatorname{argmin}_z D(u, z)`,
+with its closed form alongside; a lifted network keeps its hidden states as variables and trains
+by block-coordinate descent, each block a small convex problem (El Ghaoui et al., 2018).
+
+Main entry points: :data:`ACTIVATIONS`, :func:`get_activation`, :func:`custom_activation`,
+:func:`verify`, :class:`CompiledProblem`, :class:`LiftedNetwork`, :class:`LiftedMLPClassifier`,
+:class:`LiftedMLPRegressor`, :func:`load`.
+"""
+
+from cvx_lifted._version import __version__
+from cvx_lifted.activations import (
+    ACTIVATIONS,
+    Activation,
+    BoxActivation,
+    FenchelYoungActivation,
+    ProjectionActivation,
+    get_activation,
+    register_activation,
+)
+from cvx_lifted.activations.custom import custom_activation
+from cvx_lifted.compile import CompiledArgmin, CompiledProblem
+from cvx_lifted.exceptions import (
+    CvxLiftedError,
+    ModelFileError,
+    NonConvexError,
+    NotDPPError,
+    NotRepresentableError,
+    SolverFailedError,
+)
+from cvx_lifted.losses import OUTPUTS, get_output
+from cvx_lifted.network import LiftedNetwork
+from cvx_lifted.verify import VerificationReport, verify, verify_all
+
+_LAZY = {
+    "LiftedMLPClassifier": "cvx_lifted.estimator",
+    "LiftedMLPRegressor": "cvx_lifted.estimator",
+    "BCDSolver": "cvx_lifted.bcd",
+    "BCDResult": "cvx_lifted.bcd",
+    "BCDHistory": "cvx_lifted.bcd",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import the estimators and the solver on first use (scikit-learn is slow to import)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cvx_lifted' has no attribute {name!r}")
+
+
+def load(path: str) -> LiftedNetwork:
+    """Load a network saved with :meth:`LiftedNetwork.save` (see :mod:`cvx_lifted.io`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Model file.
+
+    Returns
+    -------
+    LiftedNetwork
+    """
+    from cvx_lifted.io import load_network
+
+    return load_network(path)
+
+__all__ = [
+    "ACTIVATIONS",
+    "BCDHistory",
+    "BCDResult",
+    "BCDSolver",
+    "LiftedMLPClassifier",
+    "LiftedMLPRegressor",
+    "LiftedNetwork",
+    "OUTPUTS",
+    "Activation",
+    "BoxActivation",
+    "CompiledArgmin",
+    "CompiledProblem",
+    "CvxLiftedError",
+    "FenchelYoungActivation",
+    "ModelFileError",
+    "NonConvexError",
+    "NotDPPError",
+    "NotRepresentableError",
+    "ProjectionActivation",
+    "SolverFailedError",
+    "VerificationReport",
+    "__version__",
+    "custom_activation",
+    "get_activation",
+    "get_output",
+    "load",
+    "register_activation",
+    "verify",
+    "verify_all",
+]

@@ -1,0 +1,474 @@
+# SPDX-License-Identifier: Apache-2.0
+r"""The lifted network: architecture, weights, feed-forward rule, objective, lifted rule.
+
+Rows are samples. With input :math:`X_0 = X \in \mathbb R^{m\times n}`, layer :math:`l` computes
+the pre-activation :math:`U_l = X_l W_l^\top + 1 b_l^\top` and the network's states are the
+variables :math:`X_1, \dots, X_L` (hidden) and, for heads with an output state,
+:math:`X_{L+1}`. The lifted training problem (paper eq. 10, in this package's scaling) is
+
+.. math::
+
+    \min_{W, b, X}\ \frac1m\Big[\mathcal L(Y, X_{L+1})
+        + \sum_{l=0}^{L} \lambda_{l+1} D_l(U_l, X_{l+1})\Big]
+        + \sum_{l=0}^{L} \frac{\rho_l}{2}\|W_l\|_F^2 .
+
+The data terms are averaged over samples, so :math:`\lambda` and :math:`\rho` do not depend on
+:math:`m`; biases are not penalised. By the rescaling argument of §3
+(:math:`X_l \to \sqrt{\lambda_l} X_l`, :math:`W_l \to \sqrt{\lambda_{l+1}/\lambda_l} W_l`, with the
+:math:`\rho_l` adjusted), equal :math:`\lambda` for all layers loses no generality for
+positively homogeneous activations such as ReLU; a scalar ``lam`` broadcasts.
+
+``lam[l]`` (0-based) multiplies :math:`D_l`, the divergence of layer :math:`l`; it is the paper's
+:math:`\lambda_{l+1}`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from cvx_lifted.activations import Activation, get_activation
+from cvx_lifted.losses import OutputHead, get_output
+
+if TYPE_CHECKING:
+    from cvx_lifted.bcd import BCDResult
+
+__all__ = ["LiftedNetwork", "check_array"]
+
+FloatArray = NDArray[np.floating[Any]]
+
+
+def check_array(
+    X: ArrayLike, name: str = "X", *, n_features: int | None = None, dtype: Any = np.float64
+) -> FloatArray:
+    """Validate a 2-D, finite, non-empty float array (rows are samples).
+
+    Parameters
+    ----------
+    X : array_like
+        Input.
+    name : str, default="X"
+        Argument name for error messages.
+    n_features : int, optional
+        Required number of columns.
+    dtype : numpy dtype, default=float64
+        Output dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    ValueError
+        For non-numeric, non-2-D, empty, NaN/infinite input or the wrong width.
+    """
+    arr = np.asarray(X)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}.")
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (rows are samples), got shape {arr.shape}; reshape a single "
+            f"sample with x.reshape(1, -1) or a single feature with x.reshape(-1, 1)."
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); at least one sample is needed.")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features, the network expects {n_features}.")
+    arr = np.asarray(arr, dtype=dtype)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinity; clean or impute it first.")
+    return arr
+
+
+def _per_layer(value: float | Sequence[float], n: int, name: str, *, positive: bool) -> np.ndarray:
+    arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    if arr.ndim != 1 or arr.size not in (1, n):
+        raise ValueError(f"{name} must be a scalar or a sequence of {n} values, got {value!r}.")
+    arr = np.broadcast_to(arr, (n,)).copy()
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    if positive and np.any(arr <= 0):
+        raise ValueError(f"{name} must be > 0 (a penalty weight), got {value!r}.")
+    if not positive and np.any(arr < 0):
+        raise ValueError(f"{name} must be >= 0, got {value!r}.")
+    return arr
+
+
+class LiftedNetwork:
+    r"""A feed-forward network whose activations are argmins of convex divergences.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        ``(n_inputs, h_1, ..., h_L, n_outputs)``; ``L = 0`` hidden layers is allowed.
+    activation : str, Activation or sequence, default="relu"
+        Hidden activation(s): one for every hidden layer, or one per hidden layer. Catalogue
+        names, instances and registered custom activations are accepted.
+    output : str or OutputHead, default="squared"
+        ``"squared"`` (regression, identity output), ``"simplex_xent"`` (cross-entropy with the
+        output state on the simplex, eq. 15) or ``"softmax_xent"`` (eq. 11, no output state).
+    output_activation : str or Activation, optional
+        Output activation of the ``"squared"`` head (default identity; ``"relu"`` for
+        non-negative targets).
+    lam : float or sequence, default=1.0
+        :math:`\lambda_{l+1} > 0` weighting the divergence of each layer ``l = 0..L``.
+    rho : float or sequence, default=1e-3
+        :math:`\rho_l \ge 0`, squared-Frobenius penalty on each weight matrix.
+    dtype : {numpy.float64, numpy.float32}, default=numpy.float64
+        Floating type of weights and states.
+
+    Attributes
+    ----------
+    weights : list of numpy.ndarray
+        ``W_l`` of shape ``(layer_sizes[l+1], layer_sizes[l])``.
+    biases : list of numpy.ndarray
+        ``b_l`` of shape ``(layer_sizes[l+1],)``.
+    history : BCDHistory or None
+        Training history of the last :meth:`fit`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cvx_lifted import LiftedNetwork
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((50, 3)); Y = np.maximum(X @ [[1.0], [-1.0], [0.5]], 0)
+    >>> net = LiftedNetwork([3, 8, 1], activation="relu", lam=1.0, rho=1e-3)
+    >>> result = net.fit(X, Y, max_iter=5, random_state=0)
+    >>> net.predict(X).shape
+    (50, 1)
+    """
+
+    def __init__(
+        self,
+        layer_sizes: Sequence[int],
+        activation: str | Activation | Sequence[str | Activation] = "relu",
+        output: str | OutputHead = "squared",
+        output_activation: str | Activation | None = None,
+        lam: float | Sequence[float] = 1.0,
+        rho: float | Sequence[float] = 1e-3,
+        dtype: Any = np.float64,
+    ) -> None:
+        sizes = list(layer_sizes)
+        if len(sizes) < 2 or any(int(s) != s or s < 1 for s in sizes):
+            raise ValueError(
+                f"layer_sizes must list at least two positive integers "
+                f"(inputs, ..., outputs), got {layer_sizes!r}."
+            )
+        self.layer_sizes = tuple(int(s) for s in sizes)
+        n_hidden = len(self.layer_sizes) - 2
+        if isinstance(activation, (str, Activation)):
+            acts = [get_activation(activation) for _ in range(n_hidden)]
+        else:
+            acts = [get_activation(a) for a in activation]
+            if len(acts) != n_hidden:
+                raise ValueError(
+                    f"got {len(acts)} activations for {n_hidden} hidden layers; pass one name for "
+                    f"all layers or one per hidden layer."
+                )
+        if output_activation is not None:
+            if output != "squared":
+                raise ValueError("output_activation applies to output='squared' only.")
+            head = get_output("squared", activation=output_activation)
+        else:
+            head = get_output(output)
+        for i, act in enumerate([*acts, head.activation]):
+            if act is None:
+                continue
+            if not act.has_program:
+                act.divergence(None, None)  # NotRepresentableError with the reason
+            width = self.layer_sizes[i + 1]
+            if act.output_size(width) != width:
+                raise ValueError(
+                    f"activation {act!r} changes the width ({width} -> {act.output_size(width)}); "
+                    f"pooling layers are not supported in LiftedNetwork."
+                )
+            if act.convexity == "z-only":
+                raise ValueError(
+                    f"activation {act!r} is convex in z but not (certifiably) in u, so its weight "
+                    f"step is not a convex problem; it cannot be trained by BCD."
+                )
+        self.activations: list[Activation] = acts
+        self.head: OutputHead = head
+        n_layers = n_hidden + 1
+        self.lam = _per_layer(lam, n_layers, "lam", positive=True)
+        self.rho = _per_layer(rho, n_layers, "rho", positive=False)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}.")
+        self.weights: list[FloatArray] = []
+        self.biases: list[FloatArray] = []
+        self.history: Any = None
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def n_hidden(self) -> int:
+        """Number of hidden layers :math:`L`."""
+        return len(self.layer_sizes) - 2
+
+    @property
+    def n_layers(self) -> int:
+        """Number of weight layers :math:`L + 1`."""
+        return len(self.layer_sizes) - 1
+
+    def divergence_of(self, layer: int) -> Activation | None:
+        """Return the activation whose divergence ties layer ``layer`` to the next state.
+
+        ``None`` for the last layer of a ``softmax_xent`` network (the loss acts directly).
+        """
+        if not 0 <= layer < self.n_layers:
+            raise IndexError(f"layer must be in 0..{self.n_layers - 1}, got {layer}.")
+        return self.activations[layer] if layer < self.n_hidden else self.head.activation
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether weights are set."""
+        return len(self.weights) == self.n_layers
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise RuntimeError(
+                "this LiftedNetwork has no weights yet: call fit(X, Y) or initialize() first."
+            )
+
+    def initialize(self, random_state: int | np.random.Generator | None = None) -> LiftedNetwork:
+        """Set Xavier (Glorot) uniform weights and zero biases.
+
+        Parameters
+        ----------
+        random_state : int or numpy.random.Generator, optional
+            Seed for reproducible weights.
+
+        Returns
+        -------
+        LiftedNetwork
+            ``self``.
+        """
+        rng = np.random.default_rng(random_state)
+        self.weights, self.biases = [], []
+        for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:], strict=True):
+            limit = np.sqrt(6.0 / (fan_in + fan_out))
+            self.weights.append(rng.uniform(-limit, limit, (fan_out, fan_in)).astype(self.dtype))
+            self.biases.append(np.zeros(fan_out, dtype=self.dtype))
+        return self
+
+    def set_weights(self, weights: Sequence[ArrayLike], biases: Sequence[ArrayLike]) -> None:
+        """Set all weights and biases, checking shapes and finiteness.
+
+        Parameters
+        ----------
+        weights : sequence of array_like
+            ``W_l`` of shape ``(layer_sizes[l+1], layer_sizes[l])``.
+        biases : sequence of array_like
+            ``b_l`` of shape ``(layer_sizes[l+1],)``.
+        """
+        if len(weights) != self.n_layers or len(biases) != self.n_layers:
+            raise ValueError(f"expected {self.n_layers} weight matrices and bias vectors.")
+        Ws, bs = [], []
+        for i, (W, b) in enumerate(zip(weights, biases, strict=True)):
+            W = np.asarray(W, dtype=self.dtype)
+            b = np.asarray(b, dtype=self.dtype)
+            shape = (self.layer_sizes[i + 1], self.layer_sizes[i])
+            if W.shape != shape or b.shape != (shape[0],):
+                raise ValueError(
+                    f"layer {i}: expected W of shape {shape} and b of shape ({shape[0]},), "
+                    f"got {W.shape} and {b.shape}."
+                )
+            if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+                raise ValueError(f"layer {i}: weights contain NaN or infinity.")
+            Ws.append(W.copy())
+            bs.append(b.copy())
+        self.weights, self.biases = Ws, bs
+
+    # ------------------------------------------------------------------ feed-forward
+    def preactivation(self, layer: int, X_layer: FloatArray) -> FloatArray:
+        r"""Return :math:`U_l = X_l W_l^\top + 1 b_l^\top` for layer ``layer``."""
+        return X_layer @ self.weights[layer].T + self.biases[layer]
+
+    def forward(self, X: ArrayLike) -> list[FloatArray]:
+        r"""Run the feed-forward rule (paper eq. 2) and return every state.
+
+        Parameters
+        ----------
+        X : array_like, shape (m, n_inputs)
+
+        Returns
+        -------
+        list of numpy.ndarray
+            ``[X_1, ..., X_L, output]``: hidden states :math:`\phi_l(U_l)` and the head's
+            output (its activation of :math:`U_L`, or the softmax for ``softmax_xent``).
+        """
+        self._check_fitted()
+        Xl = check_array(X, n_features=self.layer_sizes[0], dtype=self.dtype)
+        states = []
+        for layer, act in enumerate(self.activations):
+            Xl = act.act(self.preactivation(layer, Xl)).astype(self.dtype, copy=False)
+            states.append(Xl)
+        states.append(self.head.predict(self.preactivation(self.n_hidden, Xl)))
+        return states
+
+    def predict(self, X: ArrayLike) -> FloatArray:
+        """Return the feed-forward output (regression values or class probabilities).
+
+        Parameters
+        ----------
+        X : array_like, shape (m, n_inputs)
+
+        Returns
+        -------
+        numpy.ndarray, shape (m, n_outputs)
+        """
+        return self.forward(X)[-1]
+
+    def predict_lifted(
+        self,
+        X: ArrayLike,
+        *,
+        backend: str = "auto",
+        tol: float = 1e-8,
+        max_iter: int = 200,
+        return_states: bool = False,
+    ) -> FloatArray | tuple[FloatArray, list[FloatArray]]:
+        r"""Return the lifted prediction (paper eq. 12): minimise the penalties over the states.
+
+        With the weights fixed and the output free (so the loss vanishes), the states of the
+        test points minimise :math:`\sum_l \lambda_{l+1} D_l(U_l, X_{l+1})`. For jointly convex
+        networks this is a convex problem; it is solved by cycling exact state steps (the same
+        blocks as training), started from the feed-forward states. For Fenchel--Young
+        divergences, which vanish at the activation, it reproduces the feed-forward rule. For the
+        ``softmax_xent`` head the output is the softmax of the last pre-activation.
+
+        Parameters
+        ----------
+        X : array_like, shape (m, n_inputs)
+        backend : {"auto", "numpy", "cvxpy"}, default="auto"
+            Which path solves the state steps.
+        tol : float, default=1e-8
+            Stop when the relative decrease of the penalty is below ``tol``.
+        max_iter : int, default=200
+            Maximum number of cycles over the layers.
+        return_states : bool, default=False
+            Also return the optimal states.
+
+        Returns
+        -------
+        numpy.ndarray or (numpy.ndarray, list of numpy.ndarray)
+        """
+        from cvx_lifted.bcd import lifted_predict
+
+        self._check_fitted()
+        Xc = check_array(X, n_features=self.layer_sizes[0], dtype=self.dtype)
+        out, states = lifted_predict(self, Xc, backend=backend, tol=tol, max_iter=max_iter)
+        return (out, states) if return_states else out
+
+    # ------------------------------------------------------------------ objective
+    def objective(
+        self, X: ArrayLike, Y: ArrayLike, states: Sequence[ArrayLike], *, terms: bool = False
+    ) -> float | dict[str, float]:
+        r"""Evaluate the lifted training objective at the current weights and given states.
+
+        Parameters
+        ----------
+        X : array_like, shape (m, n_inputs)
+            Inputs :math:`X_0`.
+        Y : array_like, shape (m, n_outputs)
+            Targets (one-hot rows for classification heads).
+        states : sequence of array_like
+            ``[X_1, ..., X_L]`` plus :math:`X_{L+1}` for heads with an output state.
+        terms : bool, default=False
+            Return every term: ``"loss"``, ``"divergence_<l>"`` (already multiplied by
+            :math:`\lambda` and divided by :math:`m`), ``"penalty"`` and ``"total"``.
+
+        Returns
+        -------
+        float or dict of str to float
+        """
+        self._check_fitted()
+        X0 = check_array(X, n_features=self.layer_sizes[0], dtype=self.dtype)
+        m = X0.shape[0]
+        Ymat = np.asarray(Y, dtype=np.float64)
+        n_states = self.n_hidden + int(self.head.has_state)
+        if len(states) != n_states:
+            raise ValueError(f"expected {n_states} states, got {len(states)}.")
+        Xs = [X0, *[np.asarray(s) for s in states]]
+        out: dict[str, float] = {}
+        for layer in range(self.n_layers):
+            act = self.divergence_of(layer)
+            if act is None:
+                continue
+            U = self.preactivation(layer, Xs[layer])
+            out[f"divergence_{layer}"] = self.lam[layer] * act.value(U, Xs[layer + 1]) / m
+        if self.head.has_state:
+            out["loss"] = self.head.loss(Ymat, Xs[-1]) / m
+        else:
+            out["loss"] = self.head.loss(Ymat, self.preactivation(self.n_hidden, Xs[-1])) / m
+        out["penalty"] = float(
+            sum(0.5 * r * float(np.vdot(W, W)) for r, W in zip(self.rho, self.weights, strict=True))
+        )
+        out["total"] = float(sum(out.values()))
+        return out if terms else out["total"]
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X: ArrayLike, Y: ArrayLike, **options: Any) -> BCDResult:
+        """Train by block-coordinate descent (see :class:`cvx_lifted.bcd.BCDSolver`).
+
+        Parameters
+        ----------
+        X : array_like, shape (m, n_inputs)
+            Inputs.
+        Y : array_like, shape (m, n_outputs)
+            Targets (one-hot rows for classification heads).
+        **options
+            Passed to :class:`~cvx_lifted.bcd.BCDSolver` (``max_iter``, ``tol``, ``backend``,
+            ``random_state``, ``verbose``, ...).
+
+        Returns
+        -------
+        BCDResult
+        """
+        from cvx_lifted.bcd import BCDSolver
+
+        random_state = options.pop("random_state", None)
+        warm_start = options.pop("warm_start", False)
+        solver = BCDSolver(self, **options)
+        return solver.run(X, Y, random_state=random_state, warm_start=warm_start)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save architecture, weights and history to a model file (no pickle; atomic write).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination file.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        from cvx_lifted.io import save_network
+
+        return save_network(self, path)
+
+    def describe(self) -> dict[str, Any]:
+        """Return the architecture as plain data (used by model files and ``repr``)."""
+        return {
+            "layer_sizes": list(self.layer_sizes),
+            "activations": [{"name": a.name, "params": a.params} for a in self.activations],
+            "output": {"name": self.head.name, "params": self.head.params},
+            "lam": self.lam.tolist(),
+            "rho": self.rho.tolist(),
+            "dtype": self.dtype.name,
+        }
+
+    def __repr__(self) -> str:
+        acts = ", ".join(repr(a) for a in self.activations) or "-"
+        return (
+            f"LiftedNetwork({list(self.layer_sizes)}, activations=[{acts}], "
+            f"output={self.head!r}, lam={self.lam.tolist()}, rho={self.rho.tolist()})"
+        )

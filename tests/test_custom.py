@@ -1,0 +1,150 @@
+# SPDX-License-Identifier: Apache-2.0
+"""User-defined activations: declare, check, verify, register, reject what is not convex."""
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+import cvx_lifted as cl
+from cvx_lifted.activations import ACTIVATIONS
+from cvx_lifted.activations.custom import check_divergence
+
+
+@pytest.fixture
+def registered():
+    names = []
+    yield names
+    for n in names:
+        ACTIVATIONS.pop(n, None)
+
+
+def _soft_threshold(name, **kw):
+    return cl.custom_activation(
+        name=name,
+        divergence=lambda u, z: 0.5 * cp.sum_squares(z - u) + 0.1 * cp.norm1(z),
+        closed_form=lambda u: np.sign(u) * np.maximum(np.abs(u) - 0.1, 0.0),
+        formula="soft threshold",
+        **kw,
+    )
+
+
+def test_custom_activation_verifies_and_registers(registered):
+    registered.append("test_soft")
+    act = _soft_threshold("test_soft")
+    assert act.convexity == "joint"
+    assert act.cone == "qp"
+    assert cl.get_activation("test_soft") == act
+    report = cl.verify("test_soft")
+    assert report.passed, str(report)
+    argmin = cl.CompiledArgmin("test_soft", 5)
+    u = np.array([[-1.0, -0.05, 0.0, 0.05, 1.0]])
+    np.testing.assert_allclose(argmin(u), [[-0.9, 0, 0, 0, 0.9]], atol=1e-5)
+
+
+def test_custom_with_domain_and_exp_cone(registered):
+    registered.append("test_softmax")
+    act = cl.custom_activation(
+        name="test_softmax",
+        divergence=lambda u, z: -cp.sum(cp.entr(z)) - cp.sum(cp.multiply(u, z)),
+        domain=lambda u, z: [cp.sum(z, axis=1) == 1],
+        closed_form=lambda u: (
+            np.exp(u - u.max(1, keepdims=True))
+            / np.exp(u - u.max(1, keepdims=True)).sum(1, keepdims=True)
+        ),
+    )
+    assert act.cone == "exp"
+    assert act.convexity == "biconvex"
+    assert cl.verify(act).passed
+
+
+def test_non_convex_divergence_is_rejected_with_a_helpful_message():
+    with pytest.raises(cl.NonConvexError) as info:
+        cl.custom_activation(
+            name="test_nonconvex",
+            divergence=lambda u, z: cp.sum(cp.multiply(z, z)) - cp.sum(cp.multiply(u, z)),
+            closed_form=lambda u: u / 2,
+        )
+    msg = str(info.value)
+    assert "test_nonconvex" in msg and "multiplies two non-constant" in msg
+    assert "test_nonconvex" not in ACTIVATIONS
+
+
+def test_concave_divergence_is_rejected():
+    with pytest.raises(cl.NonConvexError, match="concave"):
+        cl.custom_activation(
+            name="test_concave",
+            divergence=lambda u, z: -cp.sum_squares(z - u),
+            closed_form=lambda u: u,
+        )
+
+
+def test_non_dpp_divergence_is_rejected():
+    with pytest.raises(cl.NotDPPError, match="not DPP"):
+        cl.custom_activation(
+            name="test_not_dpp",
+            divergence=lambda u, z: cp.sum_squares(z) - cp.sum(cp.multiply(cp.square(u), z)),
+            closed_form=lambda u: u**2 / 2,
+        )
+
+
+def test_biconvex_custom_is_classified():
+    act = cl.custom_activation(
+        name="test_fy_sigmoid",
+        divergence=lambda u, z: (
+            -cp.sum(cp.entr(z))
+            - cp.sum(cp.entr(1 - z))
+            + cp.sum(cp.logistic(u))
+            - cp.sum(cp.multiply(u, z))
+        ),
+        closed_form=lambda u: 1 / (1 + np.exp(-u)),
+        register=False,
+    )
+    assert act.convexity == "biconvex"
+    assert act.cone == "exp"
+
+
+def test_bad_definitions_are_clear_errors(registered):
+    with pytest.raises(ValueError, match="non-empty name"):
+        cl.custom_activation(name="", divergence=lambda u, z: 0, closed_form=lambda u: u)
+    with pytest.raises(ValueError, match="divergence must be callable"):
+        cl.custom_activation(name="x_bad", divergence=3, closed_form=lambda u: u)
+    with pytest.raises(TypeError, match="CVXPY expression"):
+        cl.custom_activation(name="x_bad2", divergence=lambda u, z: 1.0, closed_form=lambda u: u)
+    with pytest.raises(ValueError, match="scalar"):
+        cl.custom_activation(
+            name="x_bad3", divergence=lambda u, z: cp.square(z - u), closed_form=lambda u: u
+        )
+    registered.append("test_dup")
+    _soft_threshold("test_dup")
+    with pytest.raises(ValueError, match="already registered"):
+        _soft_threshold("test_dup")
+    _soft_threshold("test_dup", overwrite=True)
+    with pytest.raises(ValueError, match="built-in"):
+        _soft_threshold("relu", register=True, overwrite=True)
+
+
+def test_closed_form_with_wrong_shape_is_reported():
+    act = cl.custom_activation(
+        name="test_bad_shape",
+        divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
+        closed_form=lambda u: u.ravel(),
+        register=False,
+    )
+    with pytest.raises(ValueError, match=r"\(m, k\) rows"):
+        act.act(np.zeros((2, 3)))
+
+
+def test_subclass_route_is_checked_on_compile():
+    class Bad(cl.Activation):
+        name = "test_bad_subclass"
+
+        def divergence(self, u, z):
+            return -cp.sum_squares(z - u)
+
+        def _act(self, u):
+            return u
+
+    with pytest.raises(cl.NonConvexError, match="concave"):
+        cl.CompiledArgmin(Bad(), 3)
+    with pytest.raises(cl.NonConvexError):
+        check_divergence(Bad())

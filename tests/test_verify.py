@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Verification: every catalogue entry's program agrees with its closed form."""
+
+import json
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+import cvx_lifted as cl
+from cvx_lifted.activations import ACTIVATIONS, BUILTIN_ACTIVATIONS
+from cvx_lifted.testing import TOLERANCES, rel_error, solver_tolerance
+from cvx_lifted.verify import default_inputs, format_reports, verify_all
+
+PROGRAM_NAMES = sorted(n for n in BUILTIN_ACTIVATIONS if ACTIVATIONS[n].has_program)
+
+
+@pytest.mark.parametrize("name", PROGRAM_NAMES)
+def test_every_activation_verifies_tight(name):
+    report = cl.verify(name)
+    assert report.passed, str(report)
+    assert report.max_rel_error <= solver_tolerance(report.solver, "tight")
+    assert report.closed_form_violation <= 1e-12
+    assert report.solver_violation <= 1e-6
+    assert report.n_solves == report.n_rows  # batch_size=1: one compile, one solve per row
+    assert report.compile_seconds > 0 and report.solve_seconds > 0
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "sparsemax", "sign"])
+def test_verify_default_accuracy_uses_looser_tolerances(name):
+    report = cl.verify(name, accuracy="default", batch_size=4)
+    assert report.passed, str(report)
+    assert report.tolerance == TOLERANCES["default"][report.solver]
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("leaky_relu", {"alpha": 0.3}),
+        ("clip", {"lo": -2.0, "hi": 0.5}),
+        ("max_pool", {"pool_size": 3}),
+    ],
+)
+def test_verify_parametrised_activations(name, params):
+    assert cl.verify(cl.get_activation(name, **params)).passed
+
+
+def test_default_inputs_cover_edges_and_boundaries():
+    act = cl.get_activation("clip", lo=-2.0, hi=0.5)
+    U = default_inputs(act)
+    for v in (0.0, 1e-8, -1e-8, 50.0, -50.0, -2.0, 0.5, 0.5 + 1e-8, -2.0 - 1e-8):
+        assert np.any(U == v), v
+    assert U.shape[1] == 4
+    assert default_inputs("max_pool").shape[1] % 2 == 0
+
+
+def test_verify_user_inputs_and_errors():
+    U = np.array([[-1.0, 0.0, 2.0]])
+    report = cl.verify("relu", U)
+    assert report.n_rows == 1 and report.n_features == 3 and report.passed
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        cl.verify("relu", np.array([[np.nan, 1.0]]))
+    with pytest.raises(ValueError, match="non-empty 2-D"):
+        cl.verify("relu", np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="unknown activation"):
+        cl.verify("nope")
+
+
+def test_wrong_closed_form_is_caught_by_the_optimality_gap():
+    """A custom activation whose closed form is not the argmin fails verification."""
+    act = cl.custom_activation(
+        name="test_wrong_closed_form",
+        divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
+        domain=lambda u, z: [z >= 0],
+        closed_form=lambda u: np.abs(u),  # wrong: should be max(u, 0)
+        register=False,
+    )
+    report = cl.verify(act)
+    assert not report.passed
+    assert "closed form not optimal" in report.reason
+    assert report.optimality_gap > 1e-3
+
+
+def test_closed_form_outside_domain_is_reported():
+    act = cl.custom_activation(
+        name="test_outside_domain",
+        divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
+        domain=lambda u, z: [z >= 0],
+        closed_form=lambda u: u,  # leaves z >= 0 for negative u
+        register=False,
+    )
+    report = cl.verify(act)
+    assert not report.passed
+    assert "leaves the domain" in report.reason
+
+
+def test_verify_all_and_table():
+    reports = verify_all(["relu", "softplus"])
+    assert isinstance(reports[0], cl.VerificationReport)
+    assert reports[1][0] == "softplus"
+    table = format_reports(reports)
+    assert "ReLU()" in table and "PASS" in table and "closed form only" in table
+    json.dumps(reports[0].as_dict())
+    assert "PASS" in str(reports[0])
+
+
+def test_rel_error_is_relative_with_offset():
+    assert rel_error(1e-9, 0.0) == pytest.approx(1e-9)
+    assert rel_error(101.0, 100.0) == pytest.approx(1 / 101)
