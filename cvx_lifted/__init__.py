@@ -68,6 +68,7 @@ def load(path: str) -> LiftedNetwork:
 
     return load_network(path)
 
+
 __all__ = [
     "ACTIVATIONS",
     "BCDHistory",

@@ -23,15 +23,21 @@ A solver that raises, returns a status other than ``optimal``, or returns a poin
 the constraints beyond tolerance is skipped and the next is tried; a fallback other than SCS becomes
 the preferred solver for later solves (switching back and forth would recompile). When every solver
 fails, :class:`~cvx_lifted.exceptions.SolverFailedError` names each solver and its status: a
-solution is never silently NaN. One exception: OSQP's ``optimal_inaccurate`` is accepted when its
-own primal and dual residuals are below 1e-7. At inputs exactly on a bound, where strict
-complementarity fails, OSQP's answer is exact to ~1e-9 but cannot be certified at 1e-9, while
-Clarabel's interior point certifies ``optimal`` 1e-6 away from the bound.
+solution is never silently NaN.
+
+Two statuses need care. OSQP's ``optimal_inaccurate`` is accepted when its own primal and dual
+residuals are below 1e-7: at inputs exactly on a bound, where strict complementarity fails, OSQP's
+answer is exact to ~1e-9 but cannot be certified at 1e-9, while Clarabel's interior point
+certifies ``optimal`` 1e-6 away from the bound. And when no solver certifies optimality, the first
+feasible ``optimal_inaccurate`` answer is returned and counted in ``stats.n_inaccurate``:
+exponential cones whose solution lies on their boundary (the cross-entropy output step with
+one-hot labels) end this way at ~1e-5 accuracy; ``accept_inaccurate=False`` raises instead.
 
 ``accuracy="default"`` (training) keeps the solvers' own tolerances except OSQP's, tightened from
 CVXPY's 1e-5 to 1e-7 so that block steps stay monotone to ~1e-7. ``accuracy="tight"``
 (verification mode) asks every solver for ~1e-10 gaps and feasibility and turns OSQP's polishing
-on for every solve, including warm re-solves.
+on for every solve, including warm re-solves; a solver that stalls at those tolerances is retried at
+its default ones before the next solver is tried.
 """
 
 from __future__ import annotations
@@ -249,10 +255,14 @@ class SolveStats:
         Status of the last successful solve.
     fallbacks : list of tuple
         ``(solver, reason)`` for every solver skipped so far.
+    n_inaccurate : int
+        Solves answered by an ``optimal_inaccurate`` status because no solver certified
+        optimality (exponential cones with solutions on their boundary do this).
     """
 
     compile_seconds: float = 0.0
     n_solves: int = 0
+    n_inaccurate: int = 0
     solve_seconds: float = 0.0
     solver: str | None = None
     status: str | None = None
@@ -287,6 +297,9 @@ class CompiledProblem:
     compile_now : bool, default=True
         Canonicalise immediately (and time it). Needs every parameter to have a value; values are
         filled with zeros when missing.
+    accept_inaccurate : bool, default=True
+        When no solver certifies ``optimal``, return the first feasible ``optimal_inaccurate``
+        answer (counted in ``stats.n_inaccurate``) instead of raising.
 
     Raises
     ------
@@ -315,10 +328,12 @@ class CompiledProblem:
         solvers: Sequence[str] | None = None,
         what: str = "problem",
         compile_now: bool = True,
+        accept_inaccurate: bool = True,
     ) -> None:
         if accuracy not in SOLVER_SETTINGS:
             raise ValueError(f"accuracy must be 'default' or 'tight', got {accuracy!r}.")
         self.accuracy: Accuracy = accuracy
+        self.accept_inaccurate = bool(accept_inaccurate)
         self.parameters = dict(parameters)
         self.variables = dict(variables)
         self.what = what
@@ -378,6 +393,16 @@ class CompiledProblem:
         param.value = arr
         return float(np.max(np.abs(arr))) if arr.size else 0.0
 
+    def _values(self) -> dict[str, NDArray[np.float64]]:
+        return {name: np.array(v.value, dtype=np.float64) for name, v in self.variables.items()}
+
+    def _usable(self, feas_tol: float) -> bool:
+        """Whether the variables hold finite values that satisfy the constraints."""
+        for v in self.variables.values():
+            if v.value is None or not np.all(np.isfinite(v.value)):
+                return False
+        return self._violation() <= feas_tol
+
     def _inaccurate_ok(self, solver: str, status: str) -> bool:
         """Accept OSQP's ``optimal_inaccurate`` when its own residuals are small."""
         if solver != "OSQP" or status != cp.OPTIMAL_INACCURATE:
@@ -433,8 +458,14 @@ class CompiledProblem:
         feas_tol = _FEASIBILITY_TOL[self.accuracy] * (1.0 + scale)
         attempts: list[tuple[str, str]] = []
         t0 = time.perf_counter()
-        for solver in list(self.solvers):
-            opts = dict(SOLVER_SETTINGS[self.accuracy].get(solver, {}))
+        tries = [(s, self.accuracy) for s in self.solvers]
+        if self.accuracy == "tight":
+            # a tight solve that stalls (e.g. exponential cones at the boundary) is retried at
+            # the solver's default tolerances before the next solver is tried
+            tries = [t for s in self.solvers for t in ((s, "tight"), (s, "default"))]
+        candidate: tuple[str, dict[str, NDArray[np.float64]]] | None = None
+        for solver, mode in tries:
+            opts = dict(SOLVER_SETTINGS[mode].get(solver, {}))
             try:
                 with warnings.catch_warnings():
                     # statuses are checked below; CVXPY's "may be inaccurate" warning is noise
@@ -445,20 +476,23 @@ class CompiledProblem:
                 continue
             status = str(self.problem.status)
             if status != cp.OPTIMAL and not self._inaccurate_ok(solver, status):
-                attempts.append((solver, status))
+                attempts.append((solver if mode == self.accuracy else f"{solver} ({mode})", status))
+                if (
+                    candidate is None
+                    and self.accept_inaccurate
+                    and status == cp.OPTIMAL_INACCURATE
+                    and self._usable(feas_tol)
+                ):
+                    candidate = (solver, self._values())
                 continue
-            if any(
-                v.value is None or not np.all(np.isfinite(v.value)) for v in self.variables.values()
-            ):
-                attempts.append((solver, "optimal but returned NaN/None"))
-                continue
-            viol = self._violation()
-            if viol > feas_tol:
-                attempts.append((solver, f"optimal but violates constraints by {viol:.2e}"))
+            if not self._usable(feas_tol):
+                attempts.append(
+                    (solver, f"optimal but infeasible or NaN ({self._violation():.1e})")
+                )
                 continue
             if attempts:
                 self.stats.fallbacks.extend(attempts)
-                if solver != "SCS":
+                if solver != "SCS" and solver != self.solvers[0]:
                     # stick to the solver that worked: switching back recompiles every time
                     # (SCS, the least accurate, stays the last resort)
                     self.solvers.remove(solver)
@@ -466,7 +500,14 @@ class CompiledProblem:
             self.stats.n_solves += 1
             self.stats.solve_seconds += time.perf_counter() - t0
             self.stats.solver, self.stats.status = solver, status
-            return {name: np.array(v.value, dtype=np.float64) for name, v in self.variables.items()}
+            return self._values()
+        if candidate is not None:
+            self.stats.fallbacks.extend(attempts)
+            self.stats.n_solves += 1
+            self.stats.n_inaccurate += 1
+            self.stats.solve_seconds += time.perf_counter() - t0
+            self.stats.solver, self.stats.status = candidate[0], cp.OPTIMAL_INACCURATE
+            return candidate[1]
         detail = "; ".join(f"{s}: {r}" for s, r in attempts)
         raise SolverFailedError(f"every solver failed on {self.what} ({detail}).", attempts)
 
@@ -731,6 +772,7 @@ def output_step_problem(
     width: int,
     lam: float,
     *,
+    onehot: bool = False,
     accuracy: Accuracy = "default",
     solvers: Sequence[str] | None = None,
     what: str = "output step",
@@ -750,6 +792,8 @@ def output_step_problem(
         Rows per solve and output width.
     lam : float
         Weight of the divergence.
+    onehot : bool, default=False
+        Use the head's cheaper loss form, exact when every row of ``Y`` is one-hot.
     accuracy : {"default", "tight"}
     solvers : sequence of str, optional
     what : str
@@ -765,7 +809,9 @@ def output_step_problem(
     Y = cp.Parameter((B, width), name="Y", nonneg=bool(head.classification))
     Z = cp.Variable((B, width), name="Z")
     act = head.activation
-    objective = head.loss_expr(Y, Z) + float(lam) * drop_constant_terms(act.divergence(U, Z))
+    objective = head.loss_expr(Y, Z, onehot=onehot) + float(lam) * drop_constant_terms(
+        act.divergence(U, Z)
+    )
     return CompiledProblem(
         objective,
         act.domain(U, Z),

@@ -66,8 +66,11 @@ class OutputHead(abc.ABC):
         """Return the loss (summed over rows) of output ``Z`` against targets ``Y`` in NumPy."""
 
     @abc.abstractmethod
-    def loss_expr(self, Y: Any, Z: Any) -> cp.Expression:
-        """Return the loss as a CVXPY expression (``Y`` a parameter, ``Z`` a variable)."""
+    def loss_expr(self, Y: Any, Z: Any, *, onehot: bool = False) -> cp.Expression:
+        """Return the loss as a CVXPY expression (``Y`` a parameter, ``Z`` a variable).
+
+        ``onehot`` allows a cheaper form that is exact when every row of ``Y`` is one-hot.
+        """
 
     @abc.abstractmethod
     def predict(self, U: FloatArray) -> FloatArray:
@@ -122,7 +125,7 @@ class SquaredLoss(OutputHead):
         d = np.asarray(Z, dtype=np.float64) - np.asarray(Y, dtype=np.float64)
         return 0.5 * float(np.vdot(d, d))
 
-    def loss_expr(self, Y: Any, Z: Any) -> cp.Expression:  # noqa: D102
+    def loss_expr(self, Y: Any, Z: Any, *, onehot: bool = False) -> cp.Expression:  # noqa: D102
         return 0.5 * cp.sum_squares(Z - Y)
 
     def predict(self, U: FloatArray) -> FloatArray:  # noqa: D102
@@ -151,14 +154,18 @@ class SimplexCrossEntropy(OutputHead):
         with np.errstate(divide="ignore"):
             return -float(np.sum(xlogy(Y, np.asarray(Z, dtype=np.float64))))
 
-    def loss_expr(self, Y: Any, Z: Any) -> cp.Expression:
-        r"""Return the loss up to the constant :math:`\sum y\log y` (zero for one-hot rows).
+    def loss_expr(self, Y: Any, Z: Any, *, onehot: bool = False) -> cp.Expression:
+        r"""Return the cross-entropy as a CVXPY expression.
 
-        Written as :math:`\sum \operatorname{rel\_entr}(y, z)`, which needs no :math:`z > 0` on
-        the coordinates where :math:`y = 0` (measured: ECOS 10x more accurate than with
-        :math:`-y\log z`).
+        With ``onehot=True`` it is written :math:`-\sum_i \log(y_i^\top z_i)`, equal to
+        :math:`-\operatorname{tr} Y^\top \log Z` for one-hot rows and needing one exponential
+        cone per row instead of one per entry; the solvers then certify optimality where the
+        entry-wise form stalls at ``optimal_inaccurate`` (labels put :math:`z_i = 0` on the
+        boundary of the cone).
         """
-        return cp.sum(cp.rel_entr(Y, Z))
+        if onehot:
+            return -cp.sum(cp.log(cp.sum(cp.multiply(Y, Z), axis=1)))
+        return -cp.sum(cp.multiply(Y, cp.log(Z)))
 
     def predict(self, U: FloatArray) -> FloatArray:  # noqa: D102
         assert self.activation is not None
@@ -180,7 +187,7 @@ class SoftmaxCrossEntropy(OutputHead):
     def loss(self, Y: FloatArray, Z: FloatArray) -> float:  # noqa: D102
         return -float(np.sum(np.asarray(Y, np.float64) * log_softmax(np.asarray(Z, np.float64), 1)))
 
-    def loss_expr(self, Y: Any, Z: Any) -> cp.Expression:  # noqa: D102
+    def loss_expr(self, Y: Any, Z: Any, *, onehot: bool = False) -> cp.Expression:  # noqa: D102
         return cp.sum(cp.log_sum_exp(Z, axis=1)) - cp.sum(cp.multiply(Y, Z))
 
     def predict(self, U: FloatArray) -> FloatArray:  # noqa: D102

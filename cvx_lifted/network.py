@@ -339,9 +339,12 @@ class LiftedNetwork:
         With the weights fixed and the output free (so the loss vanishes), the states of the
         test points minimise :math:`\sum_l \lambda_{l+1} D_l(U_l, X_{l+1})`. For jointly convex
         networks this is a convex problem; it is solved by cycling exact state steps (the same
-        blocks as training), started from the feed-forward states. For Fenchel--Young
-        divergences, which vanish at the activation, it reproduces the feed-forward rule. For the
-        ``softmax_xent`` head the output is the softmax of the last pre-activation.
+        blocks as training), started from the feed-forward states. When every divergence vanishes
+        at its activation (Fenchel--Young hidden layers with an identity ``squared`` head or the
+        ``softmax_xent`` head) it reproduces the feed-forward rule; the ``simplex_xent`` head's
+        sparsemax divergence :math:`\tfrac12\|z-u\|^2` does not vanish off the simplex, so the
+        last hidden state moves. For the ``softmax_xent`` head the output is the softmax of the
+        last pre-activation.
 
         Parameters
         ----------

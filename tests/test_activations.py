@@ -282,3 +282,15 @@ def test_elementwise_activations_are_monotone(name, u, step):
     act = get_activation(name)
     v = u + step[: u.shape[1]]
     assert np.all(act.act(v) >= act.act(u) - 1e-15)
+
+
+@pytest.mark.parametrize("name", PROGRAM_NAMES)
+def test_row_values_sum_to_value(name):
+    act = get_activation(name)
+    U = default_inputs(act, seed=2)
+    Z = act.act(U)
+    rows = act.row_values(U, Z)
+    assert rows.shape == (U.shape[0],)
+    assert_allclose_rel(rows.sum(), act.value(U, Z), 1e-12, name)
+    for i in (0, U.shape[0] - 1):
+        assert_allclose_rel(rows[i], act.value(U[i : i + 1], Z[i : i + 1]), 1e-12, name)

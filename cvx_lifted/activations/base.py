@@ -216,6 +216,26 @@ class Activation(abc.ABC):
         val = expr.value
         return float(np.inf if val is None else val)
 
+    def row_values(self, u: ArrayLike, z: ArrayLike) -> NDArray[np.float64]:
+        """Evaluate :math:`D(u_i, z_i)` for every row ``i`` (NumPy; the domain is ignored).
+
+        The default calls :meth:`value` row by row; built-ins vectorise it.
+
+        Parameters
+        ----------
+        u : array_like, shape (m, n)
+            Pre-activations.
+        z : array_like, shape (m, k)
+            Activations.
+
+        Returns
+        -------
+        numpy.ndarray, shape (m,)
+        """
+        u = np.atleast_2d(np.asarray(u))
+        z = np.atleast_2d(np.asarray(z))
+        return np.array([self.value(u[i : i + 1], z[i : i + 1]) for i in range(u.shape[0])])
+
     def domain_violation(self, u: ArrayLike, z: ArrayLike) -> float:
         """Return the largest violation of the domain constraints at ``(u, z)`` (0 when inside).
 
@@ -314,6 +334,10 @@ class ProjectionActivation(Activation):
     def value(self, u: ArrayLike, z: ArrayLike) -> float:  # noqa: D102
         d = np.asarray(z, dtype=np.float64) - np.asarray(u, dtype=np.float64)
         return 0.5 * float(np.vdot(d, d))
+
+    def row_values(self, u: ArrayLike, z: ArrayLike) -> NDArray[np.float64]:  # noqa: D102
+        d = np.atleast_2d(np.asarray(z, dtype=np.float64) - np.asarray(u, dtype=np.float64))
+        return 0.5 * np.einsum("ij,ij->i", d, d)
 
 
 class BoxActivation(ProjectionActivation):

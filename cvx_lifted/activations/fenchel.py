@@ -176,6 +176,12 @@ class ReLUFenchel(FenchelYoungActivation):
         n = np.minimum(u, 0.0)
         return 0.5 * float(np.vdot(d, d) - np.vdot(n, n))
 
+    def row_values(self, u: ArrayLike, z: ArrayLike) -> NDArray[np.float64]:  # noqa: D102
+        u = np.atleast_2d(np.asarray(u, dtype=np.float64))
+        d = np.atleast_2d(np.asarray(z, dtype=np.float64)) - u
+        n = np.minimum(u, 0.0)
+        return 0.5 * (np.einsum("ij,ij->i", d, d) - np.einsum("ij,ij->i", n, n))
+
     def _act(self, u: FloatArray) -> FloatArray:
         return np.maximum(u, 0.0)
 

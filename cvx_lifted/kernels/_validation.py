@@ -68,8 +68,7 @@ def as_float_array(
     allowed = (ndim,) if isinstance(ndim, int) else ndim
     if arr.ndim not in allowed:
         raise ValueError(
-            f"{name} must have {' or '.join(map(str, allowed))} dimension(s), "
-            f"got shape {arr.shape}"
+            f"{name} must have {' or '.join(map(str, allowed))} dimension(s), got shape {arr.shape}"
         )
     if finite:
         check_finite(arr, name)

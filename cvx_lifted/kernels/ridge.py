@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 r"""Matrix ridge regression with a reusable Cholesky factor (the W-step of the JCR layers).
 
-Rows are samples: :math:`X` is :math:`m \times p`, the targets :math:`T` are :math:`m \times q`, and the
-layer is :math:`T \approx X W^\top + \mathbf 1 b^\top` with :math:`W` of shape :math:`q \times p`.
-The normal equations share one :math:`(p+1) \times (p+1)` matrix for every right-hand side, so the
-Gram matrix and its Cholesky factor are built once per input :math:`X` (for layer 0, whose input never
-changes, once per fit); each solve is then one GEMM :math:`X^\top T` plus triangular solves.
+Rows are samples: :math:`X` is :math:`m \times p`, the targets :math:`T` are :math:`m \times q`, and
+the layer is :math:`T \approx X W^\top + \mathbf 1 b^\top` with :math:`W` of shape :math:`q \times
+p`. The normal equations share one :math:`(p+1) \times (p+1)` matrix for every right-hand side, so
+the Gram matrix and its Cholesky factor are built once per input :math:`X` (for layer 0, whose input
+never changes, once per fit); each solve is then one GEMM :math:`X^\top T` plus triangular solves.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ class Ridge:
 
     .. math::
 
-        (W^\star, b^\star) = \operatorname*{argmin}_{W \in \mathbb R^{q\times p},\, b \in \mathbb R^q}
+        (W^\star, b^\star) = \operatorname*{argmin}_{W \in \mathbb R^{q\times p},\, b \in \mathbb
+        R^q}
             \; \frac12 \bigl\|T - X W^\top - \mathbf 1 b^\top\bigr\|_F^2 + \frac\alpha2 \|W\|_F^2,
 
     the intercept :math:`b` being unpenalised (fixed to 0 when ``fit_intercept`` is false).
@@ -41,9 +42,9 @@ class Ridge:
                             \mathbf 1^\top X & m \end{pmatrix}
 
     (positive definite for :math:`\alpha > 0`, :math:`m \ge 1`: its Schur complement is
-    :math:`X_c^\top X_c + \alpha I` with :math:`X_c` the centred :math:`X`) and its Cholesky factor with
-    :func:`scipy.linalg.cho_factor`. :meth:`solve` computes :math:`[X, \mathbf 1]^\top T` (the GEMM
-    :math:`X^\top T` and the column sums of :math:`T`) and back-substitutes. Nothing of size
+    :math:`X_c^\top X_c + \alpha I` with :math:`X_c` the centred :math:`X`) and its Cholesky factor
+    with :func:`scipy.linalg.cho_factor`. :meth:`solve` computes :math:`[X, \mathbf 1]^\top T` (the
+    GEMM :math:`X^\top T` and the column sums of :math:`T`) and back-substitutes. Nothing of size
     :math:`m \times m` (nor a copy of :math:`X`) is ever formed. The factor is computed in float64;
     the GEMMs run in the input dtype.
 
@@ -67,6 +68,8 @@ class Ridge:
         The penalty.
     fit_intercept : bool
         Whether :math:`b` is fitted.
+    gram : ndarray, shape (p + 1, p + 1) or (p, p)
+        The regularised (augmented) Gram matrix :math:`A` (float64).
     factor : tuple
         The ``(c, lower)`` pair of :func:`scipy.linalg.cho_factor` for :math:`A` (float64), reusable
         with :func:`scipy.linalg.cho_solve`.
@@ -86,7 +89,9 @@ class Ridge:
         X_arr = as_float_array(X, "X", ndim=2)
         m, p = X_arr.shape
         if m < 1 or p < 1:
-            raise ValueError(f"X must have at least one row and one column, got shape {X_arr.shape}")
+            raise ValueError(
+                f"X must have at least one row and one column, got shape {X_arr.shape}"
+            )
         self.alpha = positive_scalar(alpha, "alpha")
         self.fit_intercept = bool(fit_intercept)
         self.X = X_arr
@@ -101,6 +106,7 @@ class Ridge:
             A[:p, p] = col_sums
             A[p, :p] = col_sums
             A[p, p] = float(m)
+        self.gram = A
         self.gram_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         try:
@@ -157,16 +163,18 @@ class Ridge:
     def solve_moments(
         self, XtT: ArrayLike, col_sums: ArrayLike | None = None
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        r"""Solve the normal equations for given moments :math:`X^\top T` and :math:`T^\top\mathbf 1`.
+        r"""Solve the normal equations for given moments.
+
+        Given :math:`X^\top T` and :math:`T^\top\mathbf 1`, return
 
         .. math::
 
             \begin{pmatrix} W^\top \\ b^\top \end{pmatrix} = A^{-1}
             \begin{pmatrix} X^\top T \\ \mathbf 1^\top T \end{pmatrix},
 
-        i.e. the minimiser of :meth:`objective` when the moments are those of :math:`T`. Lets callers
-        that update :math:`X^\top T` incrementally (e.g. the majorisation–minimisation W-steps) reuse
-        the factor without recomputing the GEMM.
+        i.e. the minimiser of :meth:`objective` when the moments are those of :math:`T`. Lets
+        callers that update :math:`X^\top T` incrementally (e.g. the majorisation–minimisation
+        W-steps) reuse the factor without recomputing the GEMM.
 
         Method: two triangular solves with :attr:`factor` (float64). Complexity: :math:`O(p^2 q)`.
 

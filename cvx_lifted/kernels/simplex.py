@@ -10,26 +10,28 @@ output (paper eq. (15) and Appendix A) is, row by row and in this package's scal
     z^\star = \operatorname*{argmin}_{z \ge 0,\ \mathbf 1^\top z = 1}
         \; -\sum_i y_i \log z_i + \frac{\lambda}{2}\|z - u\|_2^2 .
 
-With :math:`\nu` the multiplier of :math:`\mathbf 1^\top z = 1` and the shift :math:`t = \nu/\lambda`,
+With :math:`\nu` the multiplier of :math:`\mathbf 1^\top z = 1` and the shift
+:math:`t = \nu/\lambda`,
 stationarity gives :math:`z_i - y_i/(\lambda z_i) = u_i + t` on :math:`y_i > 0` and
 :math:`z_i = \max(u_i + t, 0)` on :math:`y_i = 0`, i.e. for every :math:`i`
 :math:`z_i(t)` is the non-negative root of :math:`z^2 - a_i z - c_i = 0` with
 :math:`a_i = u_i + t`, :math:`c_i = y_i/\lambda`. The scalar :math:`t` solves
 :math:`f(t) = \sum_i z_i(t) - 1 = 0`; :math:`f` is continuous, increasing and convex.
 
-Findings about the paper's Appendix A bounds (checked numerically, see ``tests/test_kernels_simplex.py``):
+Findings about the paper's Appendix A bounds (checked numerically, see
+``tests/test_kernels_simplex.py``):
 
-* the upper bound :math:`t \le 1 - \max_i (u_i + y_i/\lambda)` is valid (it is the rigorous upper end
-  used here);
-* the lower bound :math:`t \ge \frac1p(1 - \mathbf 1^\top u - \frac{\mathbf 1^\top y}{\lambda}e^\theta)`
-  is **not** valid in general. It sums the stationarity conditions over all :math:`p` coordinates but
-  forgets the multipliers :math:`\mu_i \ge 0` of :math:`z_i \ge 0` on the coordinates clipped at zero;
-  the exact identity is :math:`|S|\,t = 1 - \sum_{i\in S} u_i - \sum_{i\in I} y_i/(\lambda z_i)`
-  over the support :math:`S` of :math:`z^\star`. Whenever some :math:`z_i^\star = 0` and the
-  :math:`e^\theta/\lambda` term dominates (small :math:`\lambda`, the regime where the loss matters),
-  the bound exceeds the true :math:`t` by a factor close to :math:`p/|S|`. Example: :math:`p = 2`,
-  :math:`u = 0`, :math:`y = (1, 0)`, :math:`\lambda = 0.02`: the true shift is :math:`t = -49`, the
-  bound is :math:`-24.75`.
+* the upper bound :math:`t \le 1 - \max_i (u_i + y_i/\lambda)` is valid (it is the rigorous upper
+  end used here);
+* the lower bound :math:`t \ge \frac1p(1 - \mathbf 1^\top u - \frac{\mathbf 1^\top
+  y}{\lambda}e^\theta)` is **not** valid in general. It sums the stationarity conditions over all
+  :math:`p` coordinates but forgets the multipliers :math:`\mu_i \ge 0` of :math:`z_i \ge 0` on the
+  coordinates clipped at zero; the exact identity is :math:`|S|\,t = 1 - \sum_{i\in S} u_i -
+  \sum_{i\in I} y_i/(\lambda z_i)` over the support :math:`S` of :math:`z^\star`. Whenever some
+  :math:`z_i^\star = 0` and the :math:`e^\theta/\lambda` term dominates (small :math:`\lambda`, the
+  regime where the loss matters), the bound exceeds the true :math:`t` by a factor close to
+  :math:`p/|S|`. Example: :math:`p = 2`, :math:`u = 0`, :math:`y = (1, 0)`, :math:`\lambda = 0.02`:
+  the true shift is :math:`t = -49`, the bound is :math:`-24.75`.
 * a corrected lower bound of the same spirit is valid: for :math:`i \in I = \{y_i > 0\}`,
   :math:`t = z_i - u_i - c_i/z_i` with :math:`z \mapsto z - c/z` increasing and
   :math:`z_i^\star \ge z^{\min}_i = e^{-\theta/y_i}`, hence
@@ -107,6 +109,8 @@ def project_simplex(U: ArrayLike, radius: float = 1.0) -> NDArray[np.floating]:
 def _project_simplex64(u: NDArray[np.float64], radius: float) -> NDArray[np.float64]:
     """Sort-based simplex projection of the rows of a float64 2-D array."""
     m, p = u.shape
+    # The projection commutes with shifts along 1: work with max(u) = 0 (no cancellation).
+    u = u - np.max(u, axis=1, keepdims=True)
     s = np.sort(u, axis=1)[:, ::-1]
     cs = np.cumsum(s, axis=1)
     cs -= radius
@@ -138,14 +142,6 @@ def _root(a: NDArray[np.float64], c: NDArray[np.float64]) -> tuple[NDArray, NDAr
     z += np.maximum(a, 0.0)
     dz = np.divide(z, r, out=np.ones_like(a), where=r > 0)
     return z, dz
-
-
-def _f_and_df(
-    u: NDArray[np.float64], c: NDArray[np.float64], t: NDArray[np.float64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Return :math:`f(t) = \\sum_i z_i(t) - 1` and :math:`f'(t)` for each row."""
-    z, dz = _root(u + t[:, None], c)
-    return z.sum(axis=1) - 1.0, dz.sum(axis=1)
 
 
 def _validate_xent(
@@ -215,13 +211,18 @@ def xent_bracket(
 def _rigorous_bracket64(
     u: NDArray[np.float64], y: NDArray[np.float64], c: NDArray[np.float64], lam: float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    # Upper end: at the optimum 0 <= z_i <= 1; z -> z - c/z is increasing, so for y_i > 0
+    # u_i + t = z_i - c_i/z_i <= 1 - c_i, and for y_i = 0, max(u_i + t, 0) = z_i <= 1. Hence
+    # t <= 1 - max_i(u_i + c_i); at that t the maximising coordinate has z_i = 1, so f >= 0.
+    # Lower end: at t_lo every a_i = u_i + t_lo <= -s/lam < 0 (s = 1'y), and then
+    # z_i = 2c_i / (sqrt(a_i^2 + 4c_i) - a_i) <= 2c_i / (2|a_i|) <= y_i / s, so sum z <= 1, f <= 0.
     t_hi = 1.0 - np.max(u + c, axis=1)
     t_lo = -np.max(u, axis=1) - y.sum(axis=1) / lam
     return t_lo, t_hi
 
 
 class AppendixABounds(NamedTuple):
-    r"""The paper's Appendix A bounds on the shift :math:`t = \nu/\lambda`, in this package's scaling.
+    r"""The paper's Appendix A bounds on the shift :math:`t = \nu/\lambda`, in our scaling.
 
     Attributes
     ----------
@@ -237,7 +238,8 @@ class AppendixABounds(NamedTuple):
         :math:`\theta = -\sum_{i\in I} y_i \log z^0_i + \frac\lambda2\|z^0 - u\|^2`, with
         :math:`z^0` uniform on :math:`I = \{i : y_i > 0\}`; ``+inf`` where :math:`I` is empty.
     z_min : ndarray, shape (m, p)
-        :math:`e^{-\theta/y_i}` on :math:`I` (a valid lower bound on :math:`z^\star_i`), 0 elsewhere.
+        :math:`e^{-\theta/y_i}` on :math:`I` (a valid lower bound on :math:`z^\star_i`), 0
+        elsewhere.
     lower_corrected : ndarray, shape (m,)
         The valid lower bound :math:`\max_{i\in I}(z^{\min}_i - u_i - y_i/(\lambda z^{\min}_i))`;
         ``-inf`` where it would overflow or where :math:`I` is empty.
@@ -265,13 +267,13 @@ def appendix_a_bounds(U: ArrayLike, Y: ArrayLike, lam: float) -> AppendixABounds
     :math:`x^0`, :math:`\lambda` are our :math:`t`, :math:`u`, :math:`\lambda/2`).
 
     Method: :math:`\theta` is the objective at the feasible point :math:`z^0 = \mathbf 1_I/|I|`, so
-    :math:`p^\star \le \theta`; since every term :math:`-y_j \log z^\star_j \ge 0`, each
-    :math:`-y_i \log z_i^\star \le \theta`, i.e. :math:`z_i^\star \ge e^{-\theta/y_i}`. The paper then
-    sums the stationarity conditions over all :math:`i` to get :math:`p\,t \ge 1 - \mathbf 1^\top u
-    - \frac1\lambda\sum_{i\in I} y_i/z^\star_i`, which ignores the multipliers of the clipped
-    coordinates and can fail (see the module docstring); :attr:`AppendixABounds.lower_corrected`
-    is a valid replacement. :math:`e^{\theta/y_i}` is evaluated in the log domain (``logsumexp``)
-    and the bound is set to ``-inf`` when it would overflow, so no warning and no ``inf * 0`` NaN is
+    :math:`p^\star \le \theta`; since every term :math:`-y_j \log z^\star_j \ge 0`, each :math:`-y_i
+    \log z_i^\star \le \theta`, i.e. :math:`z_i^\star \ge e^{-\theta/y_i}`. The paper then sums the
+    stationarity conditions over all :math:`i` to get :math:`p\,t \ge 1 - \mathbf 1^\top u -
+    \frac1\lambda\sum_{i\in I} y_i/z^\star_i`, which ignores the multipliers of the clipped
+    coordinates and can fail (see the module docstring); :attr:`AppendixABounds.lower_corrected` is
+    a valid replacement. :math:`e^{\theta/y_i}` is evaluated in the log domain (``logsumexp``) and
+    the bound is set to ``-inf`` when it would overflow, so no warning and no ``inf * 0`` NaN is
     ever produced.
 
     Complexity: :math:`O(m p)`.
@@ -326,7 +328,8 @@ def _appendix_a_bounds64(
         b_term = np.exp(np.where(safe, log_b, 0.0))
         lower = np.where(safe, (1.0 - u.sum(axis=1) - b_term) / p, -np.inf)
         lower = np.where(np.isfinite(lower), lower, -np.inf)
-        # Corrected bound: t >= z_min_i - u_i - c_i / z_min_i, with c_i / z_min_i = c_i e^{theta/y_i}.
+        # Corrected bound: t >= z_min_i - u_i - c_i / z_min_i, with c_i / z_min_i = c_i
+        # e^{theta/y_i}.
         log_c_over = np.where(in_i, np.log(np.where(in_i, c, 1.0)) + expo, -np.inf)
         ok = in_i & (log_c_over < _LOG_MAX - 2.0)
         cand = np.where(ok, z_min - u - np.exp(np.where(ok, log_c_over, 0.0)), -np.inf)
@@ -369,15 +372,18 @@ def simplex_xent_prox(
     projection of :math:`u`.
 
     Method: :math:`z_i(t) = \bigl(a_i + \sqrt{a_i^2 + 4y_i/\lambda}\bigr)/2`, :math:`a_i = u_i + t`
-    (evaluated without cancellation, see :func:`_root`), with the scalar shift :math:`t = \nu/\lambda`
+    (evaluated without cancellation, see :func:`_root`), with the scalar shift
+    :math:`t = \nu/\lambda`
     such that :math:`f(t) = \mathbf 1^\top z(t) - 1 = 0`. :math:`f` is increasing and convex, so
     Newton's method started at :math:`t_{hi}`, where :math:`f \ge 0`, decreases monotonically to the
     root; it is safeguarded by bisection on a bracket :math:`[t_{lo}, t_{hi}]` that is verified:
     the rigorous bracket of :func:`xent_bracket`, tightened by the Appendix A lower bounds
     (:func:`appendix_a_bounds`) only where :math:`f \le 0` was checked at the candidate. A row stops
     when :math:`|f(t)| \le` ``tol`` or when the Newton step falls below the float64 resolution of
-    :math:`t` (the residual is then at rounding level). All rows are processed together with a mask
-    of active rows; computation is in float64.
+    :math:`t` (the residual is then at rounding level; such rows count as converged if
+    :math:`|f| \le 10^{-10}`). The problem is solved for :math:`u - \max_i u_i` (the solution
+    only depends on :math:`u + t`), so large offsets in :math:`u` cost no accuracy. All rows are
+    processed together with a mask of active rows; computation is in float64.
 
     Complexity: :math:`O(m p)` per iteration; typically 3 to 8 Newton iterations.
 
@@ -408,8 +414,8 @@ def simplex_xent_prox(
     Raises
     ------
     ValueError
-        On shape mismatch, non-finite entries, negative ``Y``, ``lam <= 0``, ``Y / lam`` overflowing,
-        ``tol <= 0`` or ``max_iter < 1``.
+        On shape mismatch, non-finite entries, negative ``Y``, ``lam <= 0``, ``Y / lam``
+        overflowing, ``tol <= 0`` or ``max_iter < 1``.
     """
     u, y, c, lam_f, shape, out_dtype = _validate_xent(U, Y, lam)
     tol_f = positive_scalar(tol, "tol")
@@ -427,9 +433,13 @@ def simplex_xent_prox(
         shift[idx0] = np.nan_to_num(-np.max(u[idx0] - z[idx0], axis=1, initial=-np.inf))
     idx = np.flatnonzero(has_y)
     if idx.size:
-        t, it, conv = _solve_shift(u[idx], y[idx], c[idx], lam_f, tol_f, max_iter)
-        z[idx] = _root(u[idx] + t[:, None], c[idx])[0]
-        shift[idx] = t
+        # z(u + t) only depends on u + t: solve for u - max(u), whose shift is O(1 + 1'y/lam),
+        # so that large offsets in u do not swamp the O(1) quantities in t.
+        u_max = np.max(u[idx], axis=1)
+        u_s = u[idx] - u_max[:, None]
+        t, it, conv = _solve_shift(u_s, y[idx], c[idx], lam_f, tol_f, max_iter)
+        z[idx] = _root(u_s + t[:, None], c[idx])[0]
+        shift[idx] = t - u_max
         n_iter[idx] = it
         converged[idx] = conv
     out = z.reshape(shape).astype(out_dtype, copy=False)
@@ -449,8 +459,8 @@ def _split_labels(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Split each row into its ``c == 0`` part (dense) and its ``c > 0`` part (padded, ``(m, K)``).
 
-    On ``c == 0`` coordinates the root is just ``max(a, 0)``; only the ``K`` label coordinates per row
-    (``K = 1`` for one-hot labels) need the square root. Dense ``u0`` has ``-inf`` on label
+    On ``c == 0`` coordinates the root is just ``max(a, 0)``; only the ``K`` label coordinates per
+    row (``K = 1`` for one-hot labels) need the square root. Dense ``u0`` has ``-inf`` on label
     coordinates, the padded arrays hold ``u = -inf, c = 0`` in unused slots, and both give
     ``z = dz = 0`` there without any warning.
     """
@@ -531,7 +541,9 @@ def _solve_shift(
         width = hi[act] - lo[act]
         collapsed = width <= 4.0 * _EPS * np.maximum(np.abs(hi[act]), np.abs(lo[act]))
         done[act] = (r_best[act] <= tol) | stalled | collapsed
-    return t_best, n_iter, done
+    # Rows stopped by the float64 resolution of t count as converged when at rounding level.
+    converged = (r_best <= tol) | (done & (r_best <= 1e-10))
+    return t_best, n_iter, converged
 
 
 def _tighten_lower(

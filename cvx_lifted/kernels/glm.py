@@ -1,0 +1,522 @@
+# SPDX-License-Identifier: Apache-2.0
+r"""Weight steps that are not plain ridge regressions (Fenchel–Young ReLU layer, softmax output).
+
+Rows are samples: :math:`X` is :math:`m\times p`, :math:`U = XW^\top + \mathbf 1 b^\top` is
+:math:`m\times q`, :math:`W` is :math:`q\times p`. Both problems separate over the :math:`q` output
+columns, which the solvers exploit (per-column momentum, restarts and safeguards).
+
+Method choice for :func:`relu_fenchel_wstep`, measured on Fashion-MNIST pixels in [0, 1]
+(m = 10,000, p = 784, q = 300, :math:`\alpha = 1`, targets
+:math:`T = \max(XW_t^\top + b_t + 0.3\,\varepsilon, 0)` (half of them zero), warm start at the plain
+ridge solution (relative gradient :math:`\|\nabla F\|_F / \|\nabla F(0)\|_F = 1.9\text{e-}2`), one
+BLAS thread. GEMMs of size m·p·q are counted because the shared 2-core machine was loaded during
+the runs (wall times, inflated about 3x, in brackets; one GEMM took 0.14 s unloaded):
+
+==================================================  =============  =============  ===============
+method                                              to 1e-3        to 1e-4        to 1e-5
+==================================================  =============  =============  ===============
+MM (one ridge solve per step, same Gram)            > 300 (150 s)  —              > 4000
+accelerated MM (FISTA in the Gram metric, restart)  39 (56 s)      113 (101 s)    287 (95 s)
+semismooth Newton, CG preconditioned by the Gram    44 (22 s)      217 (84 s)     > 135 s
+L-BFGS (scipy) on Gram-preconditioned variables     **24** (9 s)   **82** (32 s)  **252** (110 s)
+==================================================  =============  =============  ===============
+
+The problem is a ridge regression in which the entries with :math:`u_{ij} < 0` are "missing" (their
+loss :math:`\tfrac12(u-t)^2 - \tfrac12 u^2 = -ut` is linear), so plain MM converges at the rate of
+the missing information, and the Newton model keeps changing with the sign pattern. Both remaining
+methods reuse the Cholesky factor :math:`R` of the plain ReLU W-step (:math:`A = R^\top R`): L-BFGS
+runs on :math:`\Phi = R\Theta`, in which the Hessian is between 0 and :math:`I`. L-BFGS needs the
+fewest GEMMs at every tolerance and is the default; the accelerated MM is kept as
+``method="amm"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+from numpy.typing import ArrayLike, NDArray
+
+from ._validation import as_float_array, float_dtype, positive_int, positive_scalar
+from .ridge import Ridge
+
+__all__ = ["relu_fenchel_wstep", "softmax_wstep"]
+
+
+def _check_weights(
+    W0: ArrayLike, b0: ArrayLike, q: int, p: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    W = as_float_array(W0, "W0", ndim=2, dtype=np.float64)
+    b = as_float_array(b0, "b0", ndim=1, dtype=np.float64)
+    if W.shape != (q, p):
+        raise ValueError(f"W0 must have shape {(q, p)}, got {W.shape}")
+    if b.shape != (q,):
+        raise ValueError(f"b0 must have shape ({q},), got {b.shape}")
+    return W, b
+
+
+def _check_xt(
+    X: ArrayLike, T: ArrayLike, tname: str
+) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+    X_arr = as_float_array(X, "X", ndim=2)
+    T_arr = as_float_array(T, tname, ndim=2)
+    if T_arr.shape[0] != X_arr.shape[0]:
+        raise ValueError(
+            f"{tname} must have {X_arr.shape[0]} rows (one per row of X), got shape {T_arr.shape}"
+        )
+    if X_arr.shape[0] < 1 or X_arr.shape[1] < 1 or T_arr.shape[1] < 1:
+        raise ValueError(f"X and {tname} must be non-empty, got {X_arr.shape} and {T_arr.shape}")
+    dt = float_dtype(X_arr, T_arr)
+    return X_arr.astype(dt, copy=False), T_arr.astype(dt, copy=False)
+
+
+def _relu_fy_cols(
+    U: NDArray[np.floating], T: NDArray[np.floating], W: NDArray[np.float64], alpha: float
+) -> NDArray[np.float64]:
+    r"""Per-column objective :math:`\sum_i \tfrac12\max(u,0)^2 - ut + \tfrac\alpha2\|w_j\|^2`."""
+    Up = np.maximum(U, 0.0)
+    val = (0.5 * Up - T) * Up  # = 1/2 max(u,0)^2 - max(u,0) t
+    val -= np.minimum(U, 0.0) * T
+    return val.sum(axis=0, dtype=np.float64) + 0.5 * alpha * np.einsum("ij,ij->i", W, W)
+
+
+def _lbfgs_preconditioned(
+    obj_grad: Callable[[NDArray[np.float64]], tuple[float, NDArray[np.float64]]],
+    theta0: NDArray[np.float64],
+    R: NDArray[np.float64] | None,
+    g_scale: float,
+    tol: float,
+    max_iter: int,
+) -> tuple[NDArray[np.float64], dict[str, Any]]:
+    r"""Minimise a smooth function of :math:`\Theta` by L-BFGS-B in the variables :math:`R\Theta`.
+
+    Stops at the first accepted iterate with :math:`\|\nabla F(\Theta)\|_F \le` ``tol`` ``g_scale``.
+    Returns the final iterate if its objective does not exceed the start's, else the best point
+    evaluated (the start included), so the result is never worse than ``theta0``.
+    """
+    shape = theta0.shape
+
+    def to_theta(phi: NDArray[np.float64]) -> NDArray[np.float64]:
+        if R is None:
+            return phi
+        return scipy.linalg.solve_triangular(R, phi, check_finite=False)
+
+    F_start, grad_start = obj_grad(theta0)
+    state: dict[str, Any] = {"x": None, "g": np.inf, "n_eval": 0, "best": (F_start, theta0)}
+
+    def fun(phi_flat: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+        theta = to_theta(phi_flat.reshape(shape))
+        val, grad = obj_grad(theta)
+        state["n_eval"] += 1
+        state["x"] = phi_flat.copy()
+        state["g"] = float(np.linalg.norm(grad)) / g_scale
+        if val < state["best"][0]:
+            state["best"] = (val, theta)
+        if R is not None:
+            grad = scipy.linalg.solve_triangular(R, grad, trans="T", check_finite=False)
+        return val, grad.ravel()
+
+    def callback(intermediate_result: scipy.optimize.OptimizeResult) -> None:
+        if state["x"] is not None and np.array_equal(state["x"], intermediate_result.x):
+            if state["g"] <= tol:
+                raise StopIteration
+
+    grad_rel = float(np.linalg.norm(grad_start)) / g_scale
+    n_iter = 0
+    if grad_rel > tol:
+        phi0 = theta0 if R is None else R @ theta0
+        res = scipy.optimize.minimize(
+            fun,
+            phi0.ravel(),
+            jac=True,
+            method="L-BFGS-B",
+            callback=callback,
+            options={"maxiter": max_iter, "maxfun": 2 * max_iter + 20, "gtol": 0.0, "ftol": 0.0},
+        )
+        n_iter = int(res.nit)
+        grad_rel = state["g"]
+        theta_last = to_theta(np.asarray(res.x).reshape(shape))
+        F_last = float(res.fun)
+        if F_last <= F_start:  # prefer the final iterate (objective values resolve only sqrt(eps))
+            state["best"] = (F_last, theta_last)
+    F_best, theta = state["best"]
+    info = {
+        "n_iter": n_iter,
+        "n_eval": state["n_eval"],
+        "grad_norm": grad_rel,
+        "converged": bool(grad_rel <= tol),
+        "objective": float(F_best),
+        "objective_start": float(F_start),
+    }
+    return theta, info
+
+
+def relu_fenchel_wstep(
+    X: ArrayLike,
+    T: ArrayLike,
+    alpha: float,
+    W0: ArrayLike,
+    b0: ArrayLike,
+    *,
+    ridge: Ridge | None = None,
+    tol: float = 1e-4,
+    max_iter: int = 500,
+    method: str = "lbfgs",
+    return_info: bool = False,
+) -> (
+    tuple[NDArray[np.floating], NDArray[np.floating]]
+    | tuple[NDArray[np.floating], NDArray[np.floating], dict[str, Any]]
+):
+    r"""W-step of a layer with the Fenchel–Young ReLU divergence.
+
+    .. math::
+
+        (W^\star, b^\star) = \operatorname*{argmin}_{W \in \mathbb R^{q\times p},\,b\in\mathbb R^q}
+            \; \sum_{i,j} \Bigl[\tfrac12 \max(u_{ij}, 0)^2 - u_{ij} t_{ij}\Bigr]
+            + \frac\alpha2 \|W\|_F^2,
+        \qquad U = X W^\top + \mathbf 1 b^\top,
+
+    the :math:`(W, b)` part of :math:`D(u, z) = \tfrac12 z^2 + \tfrac12\max(u, 0)^2 - uz` summed
+    over the layer (:math:`T \ge 0` are the next states). Equivalently
+    :math:`\sum \tfrac12 (u - t)^2 - \tfrac12 \min(u, 0)^2` up to a constant: a smooth,
+    piecewise-quadratic convex problem.
+
+    Method (see the module docstring for the measurements behind the choice). Both methods use the
+    augmented Gram :math:`A = R^\top R` of the plain ReLU W-step (pass its :class:`Ridge` to reuse
+    the factor), because the curvature of :math:`\tfrac12\max(u,0)^2` is at most 1, so
+    :math:`0 \preceq \nabla^2 F \preceq A`.
+
+    * ``"lbfgs"`` (default): L-BFGS-B (:func:`scipy.optimize.minimize`) on
+      :math:`\Phi = R\Theta`, :math:`\Theta = [W^\top; b^\top]`, warm-started at
+      :math:`(W_0, b_0)`. Each evaluation costs two GEMMs and two triangular solves.
+    * ``"amm"``: majorisation–minimisation accelerated in the :math:`A`-metric. The quadratic
+      majoriser at :math:`U_k` turns the problem into the ridge regression with targets
+      :math:`T + \min(U_k, 0)`; an MM step is :math:`\Theta - A^{-1}\nabla F(\Theta)`, so Nesterov
+      momentum applies (FISTA in the :math:`A`-metric), with per-column restart when the gradient
+      makes an obtuse angle with the step or the objective increases. Each iteration costs two
+      GEMMs; gradient and objective come for free.
+
+    Both stop when :math:`\|\nabla F\|_F \le \text{tol}\,\|\nabla F(0)\|_F` (with
+    :math:`\nabla F(0) = -[X,\mathbf 1]^\top T`, a scale independent of the start) and return the
+    last iterate unless its objective exceeds that of :math:`(W_0, b_0)`, in which case they return
+    the best point evaluated (per column for ``"amm"``), so the objective never exceeds the start's.
+
+    Complexity: :math:`O(m p q)` per iteration (two GEMMs) plus :math:`O(m p^2 + p^3)` once when no
+    ``ridge`` is given.
+
+    Parameters
+    ----------
+    X : array_like, shape (m, p)
+        Layer inputs.
+    T : array_like, shape (m, q)
+        Next states, :math:`T \ge 0`.
+    alpha : float
+        :math:`\alpha > 0`.
+    W0 : array_like, shape (q, p)
+        Starting weights.
+    b0 : array_like, shape (q,)
+        Starting intercepts.
+    ridge : Ridge, optional
+        A :class:`Ridge` built on the same ``X`` with the same ``alpha`` and ``fit_intercept=True``
+        (the factor of the plain ReLU W-step); built here when omitted.
+    tol : float, default 1e-4
+        Relative gradient tolerance (``"lbfgs"`` stalls near 1e-9, where its line search needs
+        decreases below rounding; ``"amm"`` reaches 1e-12).
+    max_iter : int, default 500
+        Safety cap on iterations; ``info['converged']`` is false when it is reached.
+    method : {"lbfgs", "amm"}, default "lbfgs"
+        Algorithm.
+    return_info : bool, default False
+        Also return a dict with ``n_iter``, ``grad_norm`` (relative), ``converged``, ``objective``
+        and ``objective_start``.
+
+    Returns
+    -------
+    W : ndarray, shape (q, p)
+        Weights, ``float32`` when ``X`` and ``T`` are ``float32``, else ``float64``.
+    b : ndarray, shape (q,)
+        Intercepts, same dtype.
+    info : dict, optional
+        Returned when ``return_info`` is true.
+
+    Raises
+    ------
+    ValueError
+        On inconsistent shapes, non-finite inputs, negative ``T``, ``alpha <= 0``, an unknown
+        ``method`` or a ``ridge`` built on a different problem.
+    """
+    X_arr, T_arr = _check_xt(X, T, "T")
+    if (T_arr < 0).any():
+        raise ValueError("T must be non-negative (the Fenchel-Young ReLU domain is z >= 0)")
+    m, p = X_arr.shape
+    q = T_arr.shape[1]
+    alpha_f = positive_scalar(alpha, "alpha")
+    W, b = _check_weights(W0, b0, q, p)
+    tol_f = positive_scalar(tol, "tol")
+    max_iter = positive_int(max_iter, "max_iter")
+    if method not in ("lbfgs", "amm"):
+        raise ValueError(f"method must be 'lbfgs' or 'amm', got {method!r}")
+    if ridge is None:
+        ridge = Ridge(X_arr, alpha_f)
+    elif not isinstance(ridge, Ridge):
+        raise ValueError(f"ridge must be a Ridge instance, got {type(ridge).__name__}")
+    elif ridge.X.shape != (m, p) or ridge.alpha != alpha_f or not ridge.fit_intercept:
+        raise ValueError(
+            "ridge must be built on X with the same alpha and fit_intercept=True "
+            f"(got X shape {ridge.X.shape}, alpha {ridge.alpha}, fit_intercept "
+            f"{ridge.fit_intercept})"
+        )
+    dt = X_arr.dtype
+
+    def image(theta: NDArray[np.float64]) -> NDArray[np.floating]:
+        th = theta.astype(dt, copy=False)
+        return X_arr @ th[:p] + th[p]
+
+    def moments(V: NDArray[np.floating]) -> NDArray[np.float64]:
+        out = np.empty((p + 1, q))
+        out[:p] = X_arr.T @ V
+        out[p] = V.sum(axis=0, dtype=np.float64)
+        return out
+
+    g_scale = max(float(np.linalg.norm(moments(T_arr))), np.finfo(np.float64).tiny)
+    theta0 = np.vstack([W.T, b[None, :]])
+
+    if method == "lbfgs":
+
+        def obj_grad(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+            U = image(theta)
+            val = float(_relu_fy_cols(U, T_arr, theta[:p].T, alpha_f).sum())
+            np.maximum(U, 0.0, out=U)
+            U -= T_arr
+            grad = moments(U)
+            grad[:p] += alpha_f * theta[:p]
+            return val, grad
+
+        theta, info = _lbfgs_preconditioned(
+            obj_grad, theta0, np.triu(ridge.factor[0]), g_scale, tol_f, max_iter
+        )
+        del info["n_eval"]
+    else:
+        theta, info = _amm_relu(
+            image, moments, ridge, T_arr, alpha_f, theta0, g_scale, tol_f, max_iter
+        )
+    W_out = np.ascontiguousarray(theta[:p].T).astype(dt, copy=False)
+    b_out = theta[p].astype(dt, copy=True)
+    if not return_info:
+        return W_out, b_out
+    return W_out, b_out, info
+
+
+def _amm_relu(
+    image: Callable[[NDArray[np.float64]], NDArray[np.floating]],
+    moments: Callable[[NDArray[np.floating]], NDArray[np.float64]],
+    ridge: Ridge,
+    T: NDArray[np.floating],
+    alpha: float,
+    theta0: NDArray[np.float64],
+    g_scale: float,
+    tol: float,
+    max_iter: int,
+) -> tuple[NDArray[np.float64], dict[str, Any]]:
+    """Accelerated MM in the Gram metric for :func:`relu_fenchel_wstep` (``method="amm"``)."""
+    p, q = theta0.shape[0] - 1, theta0.shape[1]
+    A = ridge.gram
+    x_old = theta0
+    U_old = image(x_old)
+    F_old = _relu_fy_cols(U_old, T, x_old[:p].T, alpha)
+    F_start = F_old.copy()
+    best, F_best = x_old.copy(), F_old.copy()
+    y, U_y = x_old, U_old
+    t_mom = np.ones(q)
+    converged = False
+    grad_rel = np.inf
+    n_iter = 0
+    x_new, F_new = x_old, F_old
+    for n_iter in range(1, max_iter + 1):  # noqa: B007 (n_iter is reported)
+        rhs = moments(T + np.minimum(U_y, 0.0))
+        grad_y = A @ y - rhs
+        grad_rel = float(np.linalg.norm(grad_y)) / g_scale
+        converged = grad_rel <= tol
+        x_new = scipy.linalg.cho_solve(ridge.factor, rhs, check_finite=False)
+        U_new = image(x_new)
+        F_new = _relu_fy_cols(U_new, T, x_new[:p].T, alpha)
+        improved = F_new < F_best
+        best[:, improved] = x_new[:, improved]
+        F_best[improved] = F_new[improved]
+        if converged:
+            break
+        step = x_new - x_old
+        restart = (np.einsum("ij,ij->j", grad_y, step) > 0) | (F_new > F_old)
+        t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t_mom * t_mom))
+        beta = np.where(restart, 0.0, (t_mom - 1.0) / t_next)
+        t_mom = np.where(restart, 1.0, t_next)
+        y = x_new + beta * step
+        U_y = U_new + beta.astype(U_new.dtype) * (U_new - U_old)
+        x_old, U_old, F_old = x_new, U_new, F_new
+    # Per column: the last MM iterate (the one the stopping test is about) unless it is worse than
+    # the start; selecting by objective alone would only resolve W to about sqrt(eps).
+    use_last = F_new <= F_start
+    theta = np.where(use_last, x_new, best)
+    F_out = np.where(use_last, F_new, F_best)
+    info = {
+        "n_iter": n_iter,
+        "grad_norm": grad_rel,
+        "converged": converged,
+        "objective": float(F_out.sum()),
+        "objective_start": float(F_start.sum()),
+    }
+    return theta, info
+
+
+# --------------------------------------------------------------------------------------------------
+# Softmax (multinomial logistic) W-step
+# --------------------------------------------------------------------------------------------------
+
+
+def _softmax_obj_grad(
+    U: NDArray[np.floating], Y: NDArray[np.floating]
+) -> tuple[float, NDArray[np.floating]]:
+    r"""Return :math:`\sum_i \mathrm{lse}(u_i) - y_i^\top u_i` and :math:`\mathrm{softmax}(U)-Y`."""
+    shift = U.max(axis=1, keepdims=True)
+    E = np.exp(U - shift)
+    s = E.sum(axis=1, keepdims=True)
+    lse = np.log(s) + shift
+    val = float(lse.sum(dtype=np.float64) - np.einsum("ij,ij->", Y, U, dtype=np.float64))
+    E /= s
+    E -= Y
+    return val, E
+
+
+def softmax_wstep(
+    X: ArrayLike,
+    Y: ArrayLike,
+    alpha: float,
+    W0: ArrayLike,
+    b0: ArrayLike,
+    *,
+    tol: float = 1e-5,
+    max_iter: int = 1000,
+    ridge: Ridge | None = None,
+    precondition: bool = True,
+    return_info: bool = False,
+) -> (
+    tuple[NDArray[np.floating], NDArray[np.floating]]
+    | tuple[NDArray[np.floating], NDArray[np.floating], dict[str, Any]]
+):
+    r"""W-step of the softmax output layer: multinomial logistic regression with a ridge penalty.
+
+    .. math::
+
+        (W^\star, b^\star) = \operatorname*{argmin}_{W \in \mathbb R^{q\times p},\,b\in\mathbb R^q}
+            \; \sum_{i=1}^m \Bigl[\log \sum_{j=1}^q e^{u_{ij}} - y_i^\top u_i\Bigr]
+            + \frac\alpha2 \|W\|_F^2,
+        \qquad U = X W^\top + \mathbf 1 b^\top,
+
+    with rows :math:`y_i \ge 0`, :math:`\mathbf 1^\top y_i = 1`. The objective is invariant under
+    :math:`b \to b + c\mathbf 1`; the returned :math:`b` is centred (:math:`\mathbf 1^\top b = 0`).
+
+    Method: L-BFGS-B (:func:`scipy.optimize.minimize`) on the flattened :math:`\Theta = [W^\top;
+    b^\top]`, warm-started at :math:`(W_0, b_0)`, with a stable log-sum-exp (max shift). When a
+    :class:`Ridge` on the same ``X`` is given, the variables are preconditioned by its Cholesky
+    factor :math:`R` (:math:`\Phi = R\Theta/\sqrt 2`, matching Böhning's bound :math:`\nabla^2 F
+    \preceq \tfrac12 A`), which removes the ill-conditioning of :math:`X`; with
+    ``precondition=True`` and no ``ridge``, one is built (one SYRK and a Cholesky). Measured on
+    Fashion-MNIST (m = 10,000, q = 10, :math:`\alpha = 1`, cold start, one thread), relative
+    gradient 1e-4 / 1e-6: on ReLU features (p = 300) 22 s / 57 s plain versus 6.6 s / 12 s
+    preconditioned (Gram included); on pixels (p = 784) 46 s / 111 s versus 29 s / 74 s. Stops when
+    :math:`\|\nabla F\|_F \le \text{tol}\,\|\nabla F(0)\|_F`. The result is the better of the start
+    and the L-BFGS iterate, so the objective never exceeds that of :math:`(W_0, b_0)`.
+
+    Complexity: :math:`O(m p q)` per function/gradient evaluation (two GEMMs) plus
+    :math:`O(p^2 q)` for the preconditioner.
+
+    Parameters
+    ----------
+    X : array_like, shape (m, p)
+        Layer inputs.
+    Y : array_like, shape (m, q)
+        Labels, rows on the probability simplex (one-hot or soft).
+    alpha : float
+        :math:`\alpha > 0`.
+    W0 : array_like, shape (q, p)
+        Starting weights.
+    b0 : array_like, shape (q,)
+        Starting intercepts.
+    tol : float, default 1e-5
+        Relative gradient tolerance (about 1e-8 is the floor set by rounding in the line search).
+    max_iter : int, default 1000
+        Cap on L-BFGS iterations; ``info['converged']`` is false when it is reached.
+    ridge : Ridge, optional
+        A :class:`Ridge` built on the same ``X`` with ``fit_intercept=True`` (any ``alpha``), used
+        as preconditioner.
+    precondition : bool, default True
+        Build a :class:`Ridge` preconditioner when ``ridge`` is not given.
+    return_info : bool, default False
+        Also return a dict with ``n_iter``, ``n_eval``, ``grad_norm`` (relative), ``converged``,
+        ``objective`` and ``objective_start``.
+
+    Returns
+    -------
+    W : ndarray, shape (q, p)
+        Weights, ``float32`` when ``X`` and ``Y`` are ``float32``, else ``float64``.
+    b : ndarray, shape (q,)
+        Centred intercepts, same dtype.
+    info : dict, optional
+        Returned when ``return_info`` is true.
+
+    Raises
+    ------
+    ValueError
+        On inconsistent shapes, non-finite inputs, rows of ``Y`` off the simplex or ``alpha <= 0``.
+    """
+    X_arr, Y_arr = _check_xt(X, Y, "Y")
+    if (Y_arr < 0).any():
+        raise ValueError("Y must be non-negative")
+    if not np.allclose(Y_arr.sum(axis=1, dtype=np.float64), 1.0, rtol=0.0, atol=1e-5):
+        raise ValueError("each row of Y must sum to 1 (labels on the probability simplex)")
+    m, p = X_arr.shape
+    q = Y_arr.shape[1]
+    alpha_f = positive_scalar(alpha, "alpha")
+    W, b = _check_weights(W0, b0, q, p)
+    tol_f = positive_scalar(tol, "tol")
+    max_iter = positive_int(max_iter, "max_iter")
+    if ridge is not None:
+        if not isinstance(ridge, Ridge):
+            raise ValueError(f"ridge must be a Ridge instance, got {type(ridge).__name__}")
+        if ridge.X.shape != (m, p) or not ridge.fit_intercept:
+            raise ValueError("ridge must be built on X with fit_intercept=True")
+    elif precondition:
+        ridge = Ridge(X_arr, alpha_f)
+    R = None if ridge is None else np.triu(ridge.factor[0]) / np.sqrt(2.0)
+    dt = X_arr.dtype
+
+    def obj_grad(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+        th = theta.astype(dt, copy=False)
+        U = X_arr @ th[:p] + th[p]
+        val, G = _softmax_obj_grad(U, Y_arr)
+        Wt = theta[:p]
+        val += 0.5 * alpha_f * float(np.vdot(Wt, Wt))
+        grad = np.empty((p + 1, q))
+        grad[:p] = X_arr.T @ G
+        grad[:p] += alpha_f * Wt
+        grad[p] = G.sum(axis=0, dtype=np.float64)
+        return val, grad
+
+    # Scale of the gradient: at Theta = 0, softmax = 1/q, so grad = [X, 1]^T (1/q - Y).
+    G_zero = (1.0 / q) - Y_arr
+    g0 = float(
+        np.sqrt(np.sum((X_arr.T @ G_zero).astype(np.float64) ** 2) + np.sum(G_zero.sum(0) ** 2))
+    )
+    g_scale = max(g0, np.finfo(np.float64).tiny)
+
+    theta0 = np.vstack([W.T, b[None, :]])
+    theta, info = _lbfgs_preconditioned(obj_grad, theta0, R, g_scale, tol_f, max_iter)
+    W_out = np.ascontiguousarray(theta[:p].T).astype(dt, copy=False)
+    b_c = theta[p] - theta[p].mean()
+    b_out = b_c.astype(dt, copy=False)
+    if not return_info:
+        return W_out, b_out
+    return W_out, b_out, info

@@ -1,0 +1,313 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Block-coordinate descent: exact blocks, monotone objective, both backends, bad input."""
+
+import numpy as np
+import pytest
+
+import cvx_lifted as cl
+from cvx_lifted.bcd import BCDSolver
+from cvx_lifted.network import LiftedNetwork
+
+
+def _data(m=40, n=3, q=2, classes=None, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, n))
+    if classes:
+        y = (X[:, 0] + 0.5 * X[:, 1] ** 2 > 0.3).astype(int) + (X[:, -1] > 0.8)
+        y = y % classes
+        return X, np.eye(classes)[y], y
+    W = rng.standard_normal((q, n))
+    return X, np.maximum(X @ W.T, 0) + 0.1 * rng.standard_normal((m, q)), None
+
+
+# ------------------------------------------------------------------ a sweep worked by hand
+@pytest.mark.parametrize("backend", ["numpy", "cvxpy"])
+def test_hand_worked_first_sweep(backend):
+    r"""Two samples, one ReLU unit, identity output, lam = 1, rho = 1/2 (alpha = m rho / lam = 1).
+
+    X = [1, -1], Y = [-2, 2], W0 = W1 = 1, b0 = b1 = 0.
+
+    Initial states: X1 = relu([1, -1]) = [1, 0]; output step X2 = (Y + U1)/2 = [-1/2, 1].
+    J0 = (1/2)[1/2(9/4+1) + 1/2(0+1) + 1/2(9/4+1)] + 1/4(1+1) = 19/8.
+
+    Sweep 1
+    * W0: ridge of t=[1,0] on x=[1,-1] (sum x = 0, sum x^2 = 2, sum t = 1, sum xt = 1):
+      w = (1 - 0)/(2 + 1 - 0) = 1/3, b = (1 - 0)/2 = 1/2.
+    * W1: ridge of t=[-1/2, 1] on x=[1, 0] (sum x = 1, sum x^2 = 1, sum t = 1/2, sum xt = -1/2):
+      w = (-1/2 - 1/4)/(1 + 1 - 1/2) = -1/2, b = (1/2 + 1/2)/2 = 1/2.
+    * X1: u0 = [5/6, 1/6]; z = max(0, (u0 + w1 (X2 - b1)) / (1 + w1^2)) = max(0, [16/15, -1/15])
+      = [16/15, 0] -- the non-negativity constraint is active for the second sample.
+    * output: U1 = -1/2 z + 1/2 = [-1/30, 1/2]; X2 = (Y + U1)/2 = [-61/60, 5/4].
+    * J1 = (1/2)[1/2(3481+2025)/3600 + 1/2(49/900+1/36) + 1/2(3481+2025)/3600] + 13/144
+         = 3152/3600.
+    """
+    X = np.array([[1.0], [-1.0]])
+    Y = np.array([[-2.0], [2.0]])
+    net = LiftedNetwork([1, 1, 1], activation="relu", lam=1.0, rho=0.5)
+    net.set_weights([[[1.0]], [[1.0]]], [[0.0], [0.0]])
+    result = net.fit(
+        X, Y, max_iter=1, tol=0, backend=backend, warm_start=True, accuracy="tight", state_tol=1e-12
+    )
+    tol = 1e-12 if backend == "numpy" else 1e-7
+    np.testing.assert_allclose(net.weights[0], [[1 / 3]], atol=tol)
+    np.testing.assert_allclose(net.biases[0], [1 / 2], atol=tol)
+    np.testing.assert_allclose(net.weights[1], [[-1 / 2]], atol=tol)
+    np.testing.assert_allclose(net.biases[1], [1 / 2], atol=tol)
+    np.testing.assert_allclose(result.states[0], [[16 / 15], [0.0]], atol=tol)
+    np.testing.assert_allclose(result.states[1], [[-61 / 60], [5 / 4]], atol=tol)
+    assert result.history.objective[0] == pytest.approx(19 / 8, abs=1e-12)
+    assert result.history.objective[1] == pytest.approx(3152 / 3600, abs=tol)
+
+
+# ------------------------------------------------------------------ monotone blocks
+CASES = [
+    (act, hidden, output)
+    for act in ["relu", "leaky_relu", "hard_sigmoid", "sigmoid"]
+    for hidden in [1, 2, 3]
+    for output in ["squared", "simplex_xent", "softmax_xent"]
+]
+
+
+@pytest.mark.parametrize(("activation", "hidden", "output"), CASES)
+def test_objective_never_increases_after_any_block(activation, hidden, output):
+    classes = 3 if output != "squared" else None
+    X, Y, _ = _data(m=24, n=3, q=2, classes=classes, seed=hidden)
+    sizes = [3, *[4] * hidden, Y.shape[1]]
+    act = cl.get_activation(activation, alpha=0.2) if activation == "leaky_relu" else activation
+    net = LiftedNetwork(sizes, activation=act, output=output, lam=1.0, rho=1e-2)
+    result = net.fit(X, Y, max_iter=3, tol=0, random_state=1, track_blocks=True, batch_size=8)
+    values = [result.history.objective[0]] + [v for _, _, v in result.history.blocks]
+    slack = 1e-7 * (1 + abs(values[0]))  # compiled blocks are exact to the solver tolerance
+    assert np.all(np.diff(values) <= slack), np.diff(values).max()
+    assert values[-1] < values[0]
+    n_blocks = (hidden + 1) + hidden + (output != "softmax_xent")
+    assert len(result.history.blocks) == 3 * n_blocks
+
+
+# ------------------------------------------------------------------ the two backends agree
+AGREE = [
+    ("relu", [3, 5, 2], "squared"),
+    ("relu", [3, 5, 3], "simplex_xent"),
+    ("relu_fenchel", [3, 5, 2], "squared"),
+    ("hard_tanh", [3, 4, 4, 2], "squared"),
+    ("relu", [3, 5, 3], "softmax_xent"),
+]
+
+
+@pytest.mark.parametrize(("activation", "sizes", "output"), AGREE)
+def test_numpy_and_cvxpy_backends_give_the_same_iterates(activation, sizes, output):
+    classes = sizes[-1] if output != "squared" else None
+    X, Y, _ = _data(m=60, n=3, q=sizes[-1], classes=classes, seed=7)
+    runs = {}
+    for backend in ("numpy", "cvxpy"):
+        net = LiftedNetwork(sizes, activation=activation, output=output, lam=1.0, rho=1e-2)
+        res = net.fit(
+            X,
+            Y,
+            max_iter=3,
+            tol=0,
+            random_state=3,
+            backend=backend,
+            accuracy="tight",
+            state_tol=1e-12,
+            weight_tol=1e-12,
+            weight_max_iter=500,
+            batch_size=20,
+        )
+        runs[backend] = (net, res)
+    (n1, r1), (n2, r2) = runs["numpy"], runs["cvxpy"]
+    assert set(r1.history.paths.values()) == {"numpy"}
+    assert set(r2.history.paths.values()) == {"cvxpy"}
+    for a, b in zip(n1.weights + n1.biases, n2.weights + n2.biases, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * (1 + np.abs(b).max()))
+    for a, b in zip(r1.states, r2.states, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * (1 + np.abs(b).max()))
+    np.testing.assert_allclose(r1.history.objective, r2.history.objective, rtol=1e-5)
+
+
+def test_auto_backend_mixes_paths_per_block():
+    X, Y, _ = _data(m=20, q=1)
+    net = LiftedNetwork([3, 4, 4, 1], activation=["relu", "sigmoid"])
+    solver = BCDSolver(net)
+    assert solver.paths == {
+        "W0": "numpy",
+        "W1": "cvxpy",
+        "W2": "numpy",
+        "X1": "cvxpy",  # the next layer's sigmoid divergence is not quadratic
+        "X2": "cvxpy",  # sigmoid's own divergence is not a box projection
+        "output": "numpy",
+    }
+    with pytest.raises(ValueError, match="no fast path for block"):
+        BCDSolver(net, backend="numpy")
+    res = net.fit(X, Y, max_iter=2, random_state=0)
+    assert res.history.paths["X1"] == "cvxpy"
+
+
+# ------------------------------------------------------------------ lifted prediction rule
+def test_lifted_rule_equals_feed_forward_for_one_hidden_relu_layer():
+    X, Y, _ = _data(m=30, q=2)
+    net = LiftedNetwork([3, 6, 2], activation="relu", output="squared")
+    net.fit(X, Y, max_iter=5, random_state=0)
+    ff = net.predict(X)
+    for backend in ("numpy", "cvxpy"):
+        lifted = net.predict_lifted(X, backend=backend)
+        np.testing.assert_allclose(lifted, ff, atol=1e-6)
+
+
+def test_lifted_rule_equals_feed_forward_for_fenchel_young_networks():
+    X, Y, _ = _data(m=30, q=2)
+    net = LiftedNetwork([3, 5, 5, 2], activation="relu_fenchel")
+    net.fit(X, Y, max_iter=4, random_state=0)
+    np.testing.assert_allclose(net.predict_lifted(X), net.predict(X), atol=1e-8)
+
+
+def test_lifted_rule_differs_and_agrees_between_paths_for_deep_l2_relu():
+    """With two l2-ReLU layers the penalty of the second divergence feeds back into X1."""
+    X, Y, _ = _data(m=25, q=2, seed=4)
+    net = LiftedNetwork([3, 5, 5, 2], activation="relu", lam=1.0)
+    net.fit(X, Y, max_iter=4, random_state=2)
+    fast, fast_states = net.predict_lifted(X, backend="numpy", return_states=True)
+    slow, _ = net.predict_lifted(X, backend="cvxpy", return_states=True)
+    np.testing.assert_allclose(fast, slow, atol=1e-5)
+    ff = net.forward(X)
+
+    def penalty(states):
+        Xs = [X, *states]
+        return sum(
+            net.lam[i] * net.divergence_of(i).value(net.preactivation(i, Xs[i]), Xs[i + 1])
+            for i in range(net.n_layers)
+        )
+
+    ff_states = [*ff[:-1], net.head.activation.act(net.preactivation(2, ff[-2]))]
+    assert penalty(fast_states) <= penalty(ff_states) + 1e-9
+
+
+# ------------------------------------------------------------------ stopping and history
+def test_tolerance_time_limit_and_callback_stop_training():
+    X, Y, _ = _data(m=30, q=1)
+    net = LiftedNetwork([3, 4, 1])
+    res = net.fit(X, Y, max_iter=200, tol=1e-3, random_state=0)
+    assert res.converged and res.stop_reason == "tol" and res.n_iter < 200
+    res = net.fit(X, Y, max_iter=50, tol=0, random_state=0, callback=lambda k, r: k >= 2)
+    assert res.stop_reason == "callback" and res.n_iter == 2
+    res = net.fit(X, Y, max_iter=10_000, tol=0, time_limit=0.05, random_state=0)
+    assert res.stop_reason == "time_limit" and res.n_iter < 10_000
+
+
+def test_history_records_terms_timings_and_validation():
+    X, Y, y = _data(m=40, classes=3)
+    net = LiftedNetwork([3, 6, 3], output="simplex_xent")
+    res = net.fit(X, Y, max_iter=3, tol=0, random_state=0, validation=(X, y))
+    h = res.history
+    assert len(h.objective) == len(h.terms) == len(h.validation) == 4
+    assert set(h.terms[1]) == {"divergence_0", "divergence_1", "loss", "penalty", "total"}
+    assert {"W0", "W1", "X1", "output", "sweep"} <= set(h.seconds[1])
+    assert h.residuals[1]["X1.converged"] == 1.0 and "X1.n_iter" in h.residuals[1]
+    assert all(0.0 <= v <= 1.0 for v in h.validation)
+    assert net.history is h
+    assert h.as_dict()["objective"] == h.objective
+
+
+def test_results_are_deterministic_under_a_seed():
+    X, Y, _ = _data(m=30, q=2)
+    outs = []
+    for _ in range(2):
+        net = LiftedNetwork([3, 5, 2], activation="relu_fenchel")
+        net.fit(X, Y, max_iter=3, random_state=42)
+        outs.append(net.predict(X))
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_float32_states_and_weights():
+    X, Y, _ = _data(m=30, q=2)
+    net = LiftedNetwork([3, 5, 2], dtype=np.float32)
+    res = net.fit(X, Y, max_iter=3, random_state=0)
+    assert all(W.dtype == np.float32 for W in net.weights)
+    assert all(S.dtype == np.float32 for S in res.states)
+    assert net.predict(X).dtype == np.float32
+    assert res.history.objective[-1] < res.history.objective[0]
+
+
+def test_verbose_shows_a_progress_bar(capsys):
+    X, Y, _ = _data(m=20, q=1)
+    LiftedNetwork([3, 4, 1]).fit(X, Y, max_iter=2, tol=0, random_state=0, verbose=True)
+    err = capsys.readouterr().err
+    assert "BCD sweeps" in err and "objective" in err
+
+
+# ------------------------------------------------------------------ bad input
+def test_bad_input_is_rejected_with_the_argument_named():
+    X, Y, _ = _data(m=20, q=1)
+    net = LiftedNetwork([3, 4, 1])
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        net.fit(Xn, Y)
+    Yi = Y.copy()
+    Yi[1, 0] = np.inf
+    with pytest.raises(ValueError, match="Y contains NaN"):
+        net.fit(X, Yi)
+    with pytest.raises(ValueError, match="X has 2 features"):
+        net.fit(X[:, :2], Y)
+    with pytest.raises(ValueError, match=r"Y must have shape \(20, 1\)"):
+        net.fit(X, Y[:10])
+    with pytest.raises(ValueError, match="empty"):
+        net.fit(X[:0], Y[:0])
+    with pytest.raises(ValueError, match="2-D"):
+        net.fit(X[:, 0], Y)
+    with pytest.raises(ValueError, match="non-negative"):
+        LiftedNetwork([3, 4, 2], output="simplex_xent").fit(X, np.hstack([Y, -Y]))
+    with pytest.raises(RuntimeError, match="no weights yet"):
+        LiftedNetwork([3, 4, 1]).predict(X)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"lam": 0.0}, "lam must be > 0"),
+        ({"lam": [1.0, -1.0]}, "lam must be > 0"),
+        ({"lam": [1.0, 2.0, 3.0]}, "scalar or a sequence of 2"),
+        ({"rho": -1.0}, "rho must be >= 0"),
+        ({"rho": np.nan}, "rho must be finite"),
+        ({"activation": ["relu", "relu"]}, "2 activations for 1 hidden"),
+        ({"activation": "softplus"}, "no convex-program"),
+        ({"activation": "max_pool"}, "pooling"),
+        ({"output": "hinge"}, "unknown output"),
+        ({"dtype": np.int64}, "float32 or float64"),
+    ],
+)
+def test_bad_network_definitions(kwargs, match):
+    with pytest.raises((ValueError, NotImplementedError), match=match):
+        LiftedNetwork([3, 4, 1], **kwargs)
+    with pytest.raises(ValueError, match="at least two positive integers"):
+        LiftedNetwork([3])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"backend": "torch"}, "backend must be"),
+        ({"max_iter": 0}, "max_iter must be a positive integer"),
+        ({"tol": -1.0}, "tol must be a non-negative"),
+        ({"time_limit": 0}, "time_limit must be positive"),
+    ],
+)
+def test_bad_solver_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        BCDSolver(LiftedNetwork([3, 4, 1]), **kwargs)
+
+
+def test_large_compiled_weight_step_warns(monkeypatch):
+    import cvx_lifted.bcd as bcd
+
+    class Stop(Exception):
+        pass
+
+    def no_compile(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(bcd, "weight_step_problem", no_compile)
+    X = np.random.default_rng(0).standard_normal((400, 60))
+    net = LiftedNetwork([60, 300, 30], activation="sigmoid")
+    with pytest.warns(RuntimeWarning, match="slow and memory-hungry"), pytest.raises(Stop):
+        net.fit(X, X[:, :30] ** 2, max_iter=1)

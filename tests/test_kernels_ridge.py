@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Ridge kernel against the closed form, CVXPY and its optimality conditions."""
+
+import cvxpy as cp
+import numpy as np
+import pytest
+import scipy.linalg
+
+from cvx_lifted.kernels import Ridge
+
+CLARABEL_TIGHT = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
+
+
+def _data(m, p, q, scale, seed=0):
+    rng = np.random.default_rng(seed)
+    X = scale * rng.normal(size=(m, p)) + 0.5 * scale
+    T = scale * rng.normal(size=(m, q))
+    return X, T
+
+
+def _closed_form(X, T, alpha, fit_intercept=True):
+    """Least squares on the stacked system [X 1; sqrt(alpha) I 0] [W^T; b^T] = [T; 0]."""
+    m, p = X.shape
+    q = T.shape[1]
+    if fit_intercept:
+        A = np.vstack(
+            [
+                np.hstack([X, np.ones((m, 1))]),
+                np.hstack([np.sqrt(alpha) * np.eye(p), np.zeros((p, 1))]),
+            ]
+        )
+    else:
+        A = np.vstack([X, np.sqrt(alpha) * np.eye(p)])
+    B = np.vstack([T, np.zeros((p, q))])
+    sol = scipy.linalg.lstsq(A, B)[0]
+    W = sol[:p].T
+    b = sol[p] if fit_intercept else np.zeros(q)
+    return W, b
+
+
+@pytest.mark.parametrize("scale", [1e-2, 1e2])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_ridge_closed_form(scale, fit_intercept):
+    X, T = _data(40, 6, 3, scale)
+    alpha = 0.3 * scale**2
+    W, b = Ridge(X, alpha, fit_intercept=fit_intercept).solve(T)
+    W_ref, b_ref = _closed_form(X, T, alpha, fit_intercept)
+    np.testing.assert_allclose(W, W_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(b, b_ref, rtol=1e-10, atol=1e-12 * scale)
+    assert W.shape == (3, 6) and b.shape == (3,)
+
+
+@pytest.mark.parametrize("scale", [0.1, 10.0])
+def test_ridge_vs_cvxpy(scale):
+    X, T = _data(30, 5, 4, scale, seed=1)
+    alpha = 0.7
+    W, b = Ridge(X, alpha).solve(T)
+    Wv, bv = cp.Variable((4, 5)), cp.Variable(4)
+    resid = T - X @ Wv.T - np.ones((30, 1)) @ cp.reshape(bv, (1, 4), order="C")
+    obj = 0.5 * cp.sum_squares(resid) + alpha / 2 * cp.sum_squares(Wv)
+    cp.Problem(cp.Minimize(obj)).solve(solver="CLARABEL", **CLARABEL_TIGHT)
+    np.testing.assert_allclose(W, Wv.value, atol=1e-6 * max(1.0, scale))
+    np.testing.assert_allclose(b, bv.value, atol=1e-6 * max(1.0, scale))
+
+
+def test_ridge_kkt_and_objective():
+    X, T = _data(60, 8, 5, 1.0, seed=2)
+    alpha = 1.5
+    r = Ridge(X, alpha)
+    W, b = r.solve(T)
+    R = X @ W.T + b - T
+    np.testing.assert_allclose(R.T @ X + alpha * W, 0.0, atol=1e-10)  # gradient in W
+    np.testing.assert_allclose(R.sum(axis=0), 0.0, atol=1e-10)  # gradient in b (unpenalised)
+    f = r.objective(W, b, T)
+    assert f == pytest.approx(0.5 * np.sum(R**2) + 0.5 * alpha * np.sum(W**2), rel=1e-12)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        assert r.objective(W + 1e-3 * rng.normal(size=W.shape), b, T) > f
+        assert r.objective(W, b + 1e-3 * rng.normal(size=b.shape), T) > f
+
+
+def test_factor_is_reusable():
+    X, T = _data(50, 7, 3, 1.0, seed=4)
+    r = Ridge(X, 0.5)
+    assert r.gram_seconds >= 0 and r.factor_seconds >= 0
+    XtT, cs = r.moments(T)
+    W1, b1 = r.solve_moments(XtT, cs)
+    W2, b2 = r.solve(T)
+    np.testing.assert_allclose(W1, W2, atol=1e-14)
+    np.testing.assert_allclose(b1, b2, atol=1e-14)
+    # the factor solves the augmented Gram system with scipy directly
+    sol = scipy.linalg.cho_solve(r.factor, np.vstack([XtT, cs[None]]))
+    np.testing.assert_allclose(sol[:7].T, W2, atol=1e-14)
+    # a second target reuses the same factor
+    T2 = T[:, ::-1] * 2.0
+    W3, _ = r.solve(T2)
+    np.testing.assert_allclose(W3, 2.0 * W2[::-1], atol=1e-12)
+
+
+def test_many_rows_no_mxm():
+    # m = 200,000 rows: an m x m matrix would need 320 GB; the kernel only forms (p+1)^2 and (p+1)q.
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200_000, 3))
+    W_true = np.array([[1.0, -2.0, 0.5]])
+    T = X @ W_true.T + 0.25
+    W, b = Ridge(X, 1e-6).solve(T)
+    np.testing.assert_allclose(W, W_true, atol=1e-6)
+    np.testing.assert_allclose(b, [0.25], atol=1e-6)
+
+
+def test_ridge_float32():
+    X, T = _data(40, 5, 2, 1.0, seed=6)
+    r32 = Ridge(X.astype(np.float32), 0.5)
+    W, b = r32.solve(T.astype(np.float32))
+    assert W.dtype == np.float32 and b.dtype == np.float32
+    W64, b64 = Ridge(X, 0.5).solve(T)
+    np.testing.assert_allclose(W, W64, atol=1e-4)
+    W_mixed, _ = r32.solve(T)
+    assert W_mixed.dtype == np.float64
+
+
+@pytest.mark.parametrize("alpha", [0.0, -1.0, np.nan, np.inf])
+def test_ridge_bad_alpha(alpha):
+    with pytest.raises(ValueError, match="alpha"):
+        Ridge(np.ones((3, 2)), alpha)
+
+
+def test_ridge_bad_input():
+    with pytest.raises(ValueError, match="X"):
+        Ridge(np.array([[1.0, np.nan]]), 1.0)
+    with pytest.raises(ValueError, match="X"):
+        Ridge(np.ones(3), 1.0)
+    r = Ridge(np.ones((3, 2)), 1.0)
+    with pytest.raises(ValueError, match="T"):
+        r.solve(np.ones((4, 1)))
+    with pytest.raises(ValueError, match="T"):
+        r.solve(np.array([[1.0], [np.inf], [0.0]]))
+    with pytest.raises(ValueError, match="W"):
+        r.objective(np.ones((2, 3)), np.ones(2), np.ones((3, 2)))
