@@ -1,0 +1,785 @@
+# SPDX-License-Identifier: Apache-2.0
+r"""scikit-learn estimators for lifted neural networks.
+
+:class:`LiftedMLPClassifier` and :class:`LiftedMLPRegressor` follow scikit-learn's estimator
+rules (``get_params``/``set_params``, validation in :meth:`fit`, fitted attributes ending in
+``_``) and take the parameter names of :class:`sklearn.neural_network.MLPClassifier` and
+:class:`~sklearn.neural_network.MLPRegressor` where those exist. They are a thin veneer: validate
+the data, encode the targets as a matrix :math:`Y` (one-hot rows for classification), build a
+:class:`~cvx_lifted.network.LiftedNetwork` and train it by block-coordinate descent
+(:class:`~cvx_lifted.bcd.BCDSolver`), then keep the results.
+
+Every default lives in a module-level constant (``DEFAULT_*``) so that it can be tuned in one
+place.
+
+Conventions
+-----------
+``coefs_[i]`` has shape ``(n_in, n_out)`` as in scikit-learn's MLP, so that the pre-activation of
+layer ``i`` is ``X_i @ coefs_[i] + intercepts_[i]``; it is the transpose (a view) of
+``network_.weights[i]``, which has the paper's shape ``(n_out, n_in)``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import Tags, check_random_state
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from cvx_lifted.activations import Activation, get_activation
+from cvx_lifted.exceptions import NotRepresentableError
+from cvx_lifted.kernels import project_simplex
+from cvx_lifted.losses import get_output
+from cvx_lifted.network import LiftedNetwork
+
+__all__ = [
+    "BACKENDS",
+    "CLASSIFIER_OUTPUTS",
+    "DEFAULT_ACTIVATION",
+    "DEFAULT_BACKEND",
+    "DEFAULT_CLASSIFIER_OUTPUT",
+    "DEFAULT_DTYPE",
+    "DEFAULT_HIDDEN_LAYER_SIZES",
+    "DEFAULT_LAM",
+    "DEFAULT_MAX_ITER",
+    "DEFAULT_OUTPUT_ACTIVATION",
+    "DEFAULT_PREDICTION",
+    "DEFAULT_REGRESSOR_OUTPUT",
+    "DEFAULT_RHO",
+    "DEFAULT_TOL",
+    "LiftedMLPClassifier",
+    "LiftedMLPRegressor",
+    "PREDICTIONS",
+    "REGRESSOR_OUTPUTS",
+]
+
+FloatArray = NDArray[np.floating[Any]]
+ActivationSpec = str | Activation | Sequence[str | Activation]
+
+# ---------------------------------------------------------------------------------- defaults
+DEFAULT_HIDDEN_LAYER_SIZES: tuple[int, ...] = (100,)
+"""Width of each hidden layer."""
+DEFAULT_ACTIVATION: str = "relu_fenchel"
+"""Hidden activation (a name in :data:`cvx_lifted.ACTIVATIONS`)."""
+DEFAULT_LAM: float = 1.0
+r"""Weight :math:`\lambda` of every layer's divergence."""
+DEFAULT_RHO: float = 1e-3
+r"""Squared-Frobenius penalty :math:`\rho` on every weight matrix."""
+DEFAULT_MAX_ITER: int = 20
+"""Maximum number of BCD sweeps."""
+DEFAULT_TOL: float = 1e-4
+"""Relative objective decrease of a sweep below which training stops."""
+DEFAULT_BACKEND: str = "auto"
+"""Block solvers: NumPy fast path where one exists, compiled CVXPY problems otherwise."""
+DEFAULT_CLASSIFIER_OUTPUT: str = "simplex_xent"
+"""Output head of the classifier (cross-entropy on the simplex, paper eq. 15)."""
+DEFAULT_REGRESSOR_OUTPUT: str = "squared"
+"""Output head of the regressor."""
+DEFAULT_OUTPUT_ACTIVATION: str = "identity"
+"""Output activation of the regressor's squared head."""
+DEFAULT_DTYPE: str = "float64"
+"""Floating type of weights and states."""
+DEFAULT_PREDICTION: str = "feedforward"
+"""Prediction rule: ``"feedforward"`` (paper eq. 2) or ``"lifted"`` (paper eq. 12)."""
+
+CLASSIFIER_OUTPUTS: tuple[str, ...] = ("simplex_xent", "squared", "softmax_xent")
+"""Output heads the classifier accepts."""
+REGRESSOR_OUTPUTS: tuple[str, ...] = ("squared",)
+"""Output heads the regressor accepts."""
+BACKENDS: tuple[str, ...] = ("auto", "numpy", "cvxpy")
+"""Values of ``backend``."""
+PREDICTIONS: tuple[str, ...] = ("feedforward", "lifted")
+"""Values of ``prediction``."""
+
+
+# ---------------------------------------------------------------------------------- checks
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_hidden_layer_sizes(value: Any) -> tuple[int, ...]:
+    """Return the hidden widths as a tuple of positive ints (an int means one layer)."""
+    if _is_int(value):
+        sizes: list[Any] = [value]
+    elif isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes)):
+        sizes = list(value)
+    else:
+        raise ValueError(
+            f"hidden_layer_sizes must be a positive int or a sequence of positive ints "
+            f"(one width per hidden layer), got {value!r}."
+        )
+    if not all(_is_int(s) and s >= 1 for s in sizes):
+        raise ValueError(
+            f"hidden_layer_sizes must contain positive ints only (one width per hidden layer), "
+            f"got {value!r}."
+        )
+    return tuple(int(s) for s in sizes)
+
+
+def _check_penalty(value: Any, name: str, n_layers: int, *, positive: bool) -> Any:
+    """Check a scalar or per-layer penalty weight; return it unchanged."""
+    bound = "> 0" if positive else ">= 0"
+    values = [value] if _is_real(value) else None
+    if values is None and isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str):
+        values = list(np.ravel(np.asarray(value, dtype=object)))
+        if np.ndim(value) != 1 or len(values) != n_layers:
+            raise ValueError(
+                f"{name} must be a number or a sequence of {n_layers} numbers (one per weight "
+                f"layer), got {value!r}."
+            )
+    if values is None or not all(_is_real(v) for v in values):
+        raise ValueError(f"{name} must be a number {bound} or a sequence of them, got {value!r}.")
+    arr = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0 if positive else arr < 0):
+        raise ValueError(f"{name} must be finite and {bound}, got {value!r}.")
+    return value
+
+
+def _check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
+    return value
+
+
+def _check_dtype(value: Any) -> np.dtype[Any]:
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {value!r}.")
+    return dtype
+
+
+def _check_activation(value: Any) -> None:
+    """Resolve ``activation`` (a name, an instance or one per hidden layer) or raise."""
+    items = [value] if isinstance(value, (str, Activation)) else value
+    if not isinstance(items, (Sequence, np.ndarray)):
+        raise ValueError(
+            f"activation must be a name, an Activation or a sequence of them (one per hidden "
+            f"layer), got {value!r}."
+        )
+    for item in items:
+        try:
+            get_activation(item)
+        except (ValueError, NotRepresentableError) as exc:
+            raise ValueError(f"activation={value!r} is not usable: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------- base class
+class _BaseLiftedMLP(BaseEstimator):
+    """Shared machinery; subclasses define ``__init__`` (the public parameters) and targets."""
+
+    # set by subclasses
+    _outputs: tuple[str, ...] = ()
+
+    # parameters every subclass has (declared for type checkers; set in __init__)
+    hidden_layer_sizes: Any
+    activation: Any
+    lam: Any
+    rho: Any
+    max_iter: Any
+    tol: Any
+    backend: Any
+    output: Any
+    random_state: Any
+    verbose: Any
+    dtype: Any
+    time_limit: Any
+    warm_start: Any
+    prediction: Any
+
+    def _output_activation(self) -> str | Activation | None:
+        return None
+
+    def _check_params(self) -> dict[str, Any]:
+        """Validate every hyper-parameter (called by ``fit``); return the normalised ones."""
+        hidden = _check_hidden_layer_sizes(self.hidden_layer_sizes)
+        n_layers = len(hidden) + 1
+        _check_activation(self.activation)
+        _check_penalty(self.lam, "lam", n_layers, positive=True)
+        _check_penalty(self.rho, "rho", n_layers, positive=False)
+        if not _is_int(self.max_iter) or self.max_iter < 1:
+            raise ValueError(f"max_iter must be a positive int, got {self.max_iter!r}.")
+        if not _is_real(self.tol) or not (np.isfinite(self.tol) and self.tol >= 0):
+            raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}.")
+        _check_choice(self.backend, "backend", BACKENDS)
+        _check_choice(self.output, "output", self._outputs)
+        _check_choice(self.prediction, "prediction", PREDICTIONS)
+        if self.time_limit is not None and not (
+            _is_real(self.time_limit) and np.isfinite(self.time_limit) and self.time_limit > 0
+        ):
+            raise ValueError(
+                f"time_limit must be None or a positive number of seconds, got {self.time_limit!r}."
+            )
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"warm_start must be True or False, got {self.warm_start!r}.")
+        # warm: continue from the previous fit (n_features_in_ and feature names are kept)
+        warm = bool(self.warm_start) and hasattr(self, "network_")
+        return {"hidden": hidden, "dtype": _check_dtype(self.dtype), "warm": warm}
+
+    def _build_network(
+        self, n_features: int, n_outputs: int, hidden: tuple[int, ...]
+    ) -> LiftedNetwork:
+        sizes = (n_features, *hidden, n_outputs)
+        output_activation = self._output_activation()
+        try:
+            return LiftedNetwork(
+                sizes,
+                activation=self.activation,
+                output=self.output,
+                output_activation=output_activation,
+                lam=self.lam,
+                rho=self.rho,
+                dtype=_check_dtype(self.dtype),
+            )
+        except NotRepresentableError as exc:
+            raise ValueError(
+                f"activation={self.activation!r} / output_activation={output_activation!r} has "
+                f"no convex-program form, so it cannot be trained: {exc}"
+            ) from exc
+
+    def _fit_network(
+        self, X: FloatArray, Y: FloatArray, hidden: tuple[int, ...], warm: bool
+    ) -> None:
+        """Build (or warm start) the network, train it on ``(X, Y)`` and set fitted attributes."""
+        network = self._build_network(X.shape[1], Y.shape[1], hidden)
+        if warm:
+            previous = self.network_
+            if previous.layer_sizes != network.layer_sizes:
+                raise ValueError(
+                    f"warm_start=True needs the same architecture as the previous fit: layer "
+                    f"sizes {list(previous.layer_sizes)} before, {list(network.layer_sizes)} "
+                    f"now (hidden_layer_sizes and the number of outputs must not change). Set "
+                    f"warm_start=False to train from scratch."
+                )
+            network.set_weights(previous.weights, previous.biases)
+            seed = None
+        else:
+            # an int seeds the Xavier initialisation; a RandomState instance is consumed
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        result = network.fit(
+            X,
+            Y,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            time_limit=self.time_limit,
+            backend=self.backend,
+            verbose=bool(self.verbose),
+            random_state=seed,
+            warm_start=warm,
+        )
+        self.network_ = network
+        self.coefs_ = [W.T for W in network.weights]
+        self.intercepts_ = list(network.biases)
+        self.n_iter_ = int(result.n_iter)
+        self.objective_curve_ = np.asarray(result.history.objective[1:], dtype=np.float64)
+        self.history_ = result.history
+        self.converged_ = bool(result.converged)
+        self.stop_reason_ = result.stop_reason
+        self.n_layers_ = len(network.layer_sizes)
+        self.n_outputs_ = int(Y.shape[1])
+        if not result.converged and result.stop_reason in ("max_iter", "time_limit"):
+            limit = (
+                f"max_iter={self.max_iter} sweeps"
+                if result.stop_reason == "max_iter"
+                else f"time_limit={self.time_limit} s"
+            )
+            warnings.warn(
+                f"{type(self).__name__}: block-coordinate descent stopped at {limit} before the "
+                f"relative objective decrease fell below tol={self.tol}; increase max_iter or "
+                f"time_limit for a tighter fit.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+
+    def _forward(self, X: ArrayLike) -> FloatArray:
+        """Validate ``X`` against the fit and return the network's output (2-D)."""
+        check_is_fitted(self, "network_")
+        prediction = _check_choice(self.prediction, "prediction", PREDICTIONS)
+        Xc = validate_data(self, X, reset=False, dtype=self.network_.dtype)
+        if prediction == "lifted":
+            return np.asarray(self.network_.predict_lifted(Xc, backend=self.backend))
+        return self.network_.predict(Xc)
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        tags.non_deterministic = False
+        return tags
+
+
+# ---------------------------------------------------------------------------------- classifier
+class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
+    r"""Lifted neural-network classifier trained by block-coordinate descent.
+
+    The network's activations are argmins of convex divergences, its hidden states are variables
+    of the training problem, and every block of the block-coordinate descent (weights, hidden
+    states, output) is a convex problem solved exactly (El Ghaoui et al., 2018). Labels are
+    encoded as one-hot rows with one column per class -- two columns for a binary problem, so
+    that the simplex heads apply.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default=(100,)
+        Width of each hidden layer; ``()`` means no hidden layer.
+    activation : str, Activation or sequence of them, default="relu_fenchel"
+        Hidden activation: a name in :data:`cvx_lifted.ACTIVATIONS`, an activation instance, or
+        one per hidden layer.
+    lam : float or sequence of float, default=1.0
+        :math:`\lambda > 0`, weight of each layer's divergence (a scalar, or one value per weight
+        layer, ``len(hidden_layer_sizes) + 1``).
+    rho : float or sequence of float, default=1e-3
+        :math:`\rho \ge 0`, squared-Frobenius penalty on each weight matrix.
+    max_iter : int, default=20
+        Maximum number of BCD sweeps.
+    tol : float, default=1e-4
+        Stop when the relative objective decrease of a sweep is below ``tol``.
+    backend : {"auto", "numpy", "cvxpy"}, default="auto"
+        Fast NumPy kernels where they exist (``"auto"``), only those (``"numpy"``), or compiled
+        CVXPY problems for every block (``"cvxpy"``; slow, for small problems).
+    output : {"simplex_xent", "squared", "softmax_xent"}, default="simplex_xent"
+        Output head: cross-entropy with the output state on the probability simplex (paper
+        eq. 15, sparsemax output), squared loss on one-hot targets, or softmax cross-entropy on
+        the last pre-activation (paper eq. 11).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the weight initialisation; an int gives reproducible fits.
+    verbose : bool, default=False
+        Show a progress bar with the objective.
+    dtype : {"float64", "float32"}, default="float64"
+        Floating type of weights and states.
+    time_limit : float, optional
+        Wall-time budget of a fit in seconds (checked after each sweep).
+    warm_start : bool, default=False
+        Start from the weights of the previous fit (same architecture and classes) instead of a
+        fresh initialisation.
+    prediction : {"feedforward", "lifted"}, default="feedforward"
+        Prediction rule: the feed-forward pass (paper eq. 2), or the lifted rule (paper eq. 12,
+        :meth:`~cvx_lifted.network.LiftedNetwork.predict_lifted`). The lifted rule is an
+        iterative solve whose stopping test covers the whole batch, so a row's prediction can
+        differ at the solver tolerance (about 1e-5) with the rows predicted alongside it.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, sorted.
+    coefs_ : list of ndarray
+        ``coefs_[i]`` of shape ``(n_in, n_out)``: weights of layer ``i`` in scikit-learn's MLP
+        convention (a transposed view of ``network_.weights[i]``).
+    intercepts_ : list of ndarray
+        ``intercepts_[i]`` of shape ``(n_out,)``.
+    n_iter_ : int
+        Number of BCD sweeps run by the last fit.
+    objective_curve_ : ndarray of shape (n_iter_,)
+        Lifted objective after each sweep of the last fit (the objective at the initial point is
+        ``history_.objective[0]``).
+    history_ : BCDHistory
+        Objective terms, timings and residuals of every sweep of the last fit.
+    converged_ : bool
+        Whether the last fit stopped on ``tol``.
+    stop_reason_ : str
+        ``"tol"``, ``"max_iter"`` or ``"time_limit"``.
+    network_ : LiftedNetwork
+        The trained network (the source of truth for predictions).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when ``X`` has string column names (e.g. a DataFrame).
+    n_outputs_ : int
+        Number of output units (the number of classes).
+    n_layers_ : int
+        Number of layers, input and output included.
+
+    See Also
+    --------
+    LiftedMLPRegressor : The regression counterpart.
+    cvx_lifted.network.LiftedNetwork : The underlying model.
+    sklearn.neural_network.MLPClassifier : The gradient-trained analogue.
+
+    Notes
+    -----
+    Inputs are not rescaled: standardise them (e.g. in a :class:`~sklearn.pipeline.Pipeline`
+    with :class:`~sklearn.preprocessing.StandardScaler`), as for any MLP. A
+    :class:`~sklearn.exceptions.ConvergenceWarning` is emitted when a fit stops on ``max_iter``
+    or ``time_limit``. Multilabel and multi-output targets are not supported.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from cvx_lifted import LiftedMLPClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = make_pipeline(
+    ...     StandardScaler(),
+    ...     LiftedMLPClassifier(hidden_layer_sizes=(16,), max_iter=10, random_state=0),
+    ... )
+    >>> clf.fit(X, y).score(X, y) > 0.9
+    True
+    >>> clf.predict_proba(X[:2]).sum(axis=1)
+    array([1., 1.])
+    """
+
+    _outputs = CLASSIFIER_OUTPUTS
+
+    def __init__(
+        self,
+        hidden_layer_sizes: int | Sequence[int] = DEFAULT_HIDDEN_LAYER_SIZES,
+        activation: ActivationSpec = DEFAULT_ACTIVATION,
+        lam: float | Sequence[float] = DEFAULT_LAM,
+        rho: float | Sequence[float] = DEFAULT_RHO,
+        max_iter: int = DEFAULT_MAX_ITER,
+        tol: float = DEFAULT_TOL,
+        backend: str = DEFAULT_BACKEND,
+        output: str = DEFAULT_CLASSIFIER_OUTPUT,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool = False,
+        dtype: str = DEFAULT_DTYPE,
+        time_limit: float | None = None,
+        warm_start: bool = False,
+        prediction: str = DEFAULT_PREDICTION,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.lam = lam
+        self.rho = rho
+        self.max_iter = max_iter
+        self.tol = tol
+        self.backend = backend
+        self.output = output
+        self.random_state = random_state
+        self.verbose = verbose
+        self.dtype = dtype
+        self.time_limit = time_limit
+        self.warm_start = warm_start
+        self.prediction = prediction
+
+    def fit(self, X: ArrayLike, y: ArrayLike) -> LiftedMLPClassifier:
+        """Train the network on ``(X, y)`` by block-coordinate descent.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,)
+            Class labels (any hashable values: ints, strings, ...); at least two classes.
+
+        Returns
+        -------
+        LiftedMLPClassifier
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            For invalid hyper-parameters, NaN/infinite or empty inputs, a single class, or
+            multilabel / multi-output targets.
+        """
+        params = self._check_params()
+        X, y = validate_data(
+            self, X, y, reset=not params["warm"], dtype=params["dtype"], multi_output=True
+        )
+        check_classification_targets(y)
+        target = type_of_target(y, input_name="y")
+        if target not in ("binary", "multiclass"):
+            raise ValueError(
+                f"{type(self).__name__} supports binary and multiclass targets only, got a "
+                f"{target!r} y of shape {np.shape(y)}; multilabel and multi-output "
+                f"classification are not supported (fit one classifier per output, e.g. with "
+                f"sklearn.multioutput.MultiOutputClassifier)."
+            )
+        y = column_or_1d(y, warn=True)
+        encoder = LabelEncoder()
+        codes = encoder.fit_transform(y)
+        classes = encoder.classes_
+        if len(classes) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes, but y holds only "
+                f"one class ({classes[0]!r})."
+            )
+        if params["warm"] and not np.array_equal(self.classes_, classes):
+            raise ValueError(
+                f"warm_start=True needs the same classes as the previous fit: "
+                f"{self.classes_.tolist()} before, {classes.tolist()} now."
+            )
+        Y = np.eye(len(classes), dtype=params["dtype"])[codes]
+        self._fit_network(X, Y, params["hidden"], params["warm"])
+        self.classes_ = classes
+        return self
+
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
+        """Return class probabilities: rows on the probability simplex.
+
+        The output of the ``"simplex_xent"`` head (sparsemax of the last pre-activation, or the
+        lifted output state), the softmax for ``"softmax_xent"``, and the Euclidean projection
+        of the output onto the simplex for ``"squared"``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Non-negative rows summing to one, columns ordered as ``classes_``.
+        """
+        out = np.asarray(self._forward(X), dtype=np.float64)
+        if self.network_.head.name == "softmax_xent":
+            out = np.clip(out, 0.0, None)
+            return out / out.sum(axis=1, keepdims=True)
+        # idempotent on the simplex: fixes the round-off of the lifted rule, projects "squared"
+        return np.asarray(project_simplex(out), dtype=np.float64)
+
+    def predict(self, X: ArrayLike) -> NDArray[Any]:
+        """Return the most probable class of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Labels from ``classes_`` (the arg-max of :meth:`predict_proba`).
+        """
+        proba = self.predict_proba(X)  # checks fitted-ness first
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = False
+        return tags
+
+
+# ---------------------------------------------------------------------------------- regressor
+class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
+    r"""Lifted neural-network regressor trained by block-coordinate descent.
+
+    The network's activations are argmins of convex divergences, its hidden states are variables
+    of the training problem, and every block of the block-coordinate descent (weights, hidden
+    states, output) is a convex problem solved exactly (El Ghaoui et al., 2018). The loss is the
+    squared error; several outputs are fitted jointly.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default=(100,)
+        Width of each hidden layer; ``()`` means no hidden layer.
+    activation : str, Activation or sequence of them, default="relu_fenchel"
+        Hidden activation: a name in :data:`cvx_lifted.ACTIVATIONS`, an activation instance, or
+        one per hidden layer.
+    lam : float or sequence of float, default=1.0
+        :math:`\lambda > 0`, weight of each layer's divergence (a scalar, or one value per weight
+        layer, ``len(hidden_layer_sizes) + 1``).
+    rho : float or sequence of float, default=1e-3
+        :math:`\rho \ge 0`, squared-Frobenius penalty on each weight matrix.
+    max_iter : int, default=20
+        Maximum number of BCD sweeps.
+    tol : float, default=1e-4
+        Stop when the relative objective decrease of a sweep is below ``tol``.
+    backend : {"auto", "numpy", "cvxpy"}, default="auto"
+        Fast NumPy kernels where they exist (``"auto"``), only those (``"numpy"``), or compiled
+        CVXPY problems for every block (``"cvxpy"``; slow, for small problems).
+    output : {"squared"}, default="squared"
+        Output head (squared loss).
+    output_activation : str or Activation, default="identity"
+        Activation of the output state: ``"identity"``, or e.g. ``"relu"`` for non-negative
+        targets.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the weight initialisation; an int gives reproducible fits.
+    verbose : bool, default=False
+        Show a progress bar with the objective.
+    dtype : {"float64", "float32"}, default="float64"
+        Floating type of weights and states.
+    time_limit : float, optional
+        Wall-time budget of a fit in seconds (checked after each sweep).
+    warm_start : bool, default=False
+        Start from the weights of the previous fit (same architecture) instead of a fresh
+        initialisation.
+    prediction : {"feedforward", "lifted"}, default="feedforward"
+        Prediction rule: the feed-forward pass (paper eq. 2), or the lifted rule (paper eq. 12,
+        :meth:`~cvx_lifted.network.LiftedNetwork.predict_lifted`). The lifted rule is an
+        iterative solve whose stopping test covers the whole batch, so a row's prediction can
+        differ at the solver tolerance (about 1e-5) with the rows predicted alongside it.
+
+    Attributes
+    ----------
+    coefs_ : list of ndarray
+        ``coefs_[i]`` of shape ``(n_in, n_out)``: weights of layer ``i`` in scikit-learn's MLP
+        convention (a transposed view of ``network_.weights[i]``).
+    intercepts_ : list of ndarray
+        ``intercepts_[i]`` of shape ``(n_out,)``.
+    n_iter_ : int
+        Number of BCD sweeps run by the last fit.
+    objective_curve_ : ndarray of shape (n_iter_,)
+        Lifted objective after each sweep of the last fit (the objective at the initial point is
+        ``history_.objective[0]``).
+    history_ : BCDHistory
+        Objective terms, timings and residuals of every sweep of the last fit.
+    converged_ : bool
+        Whether the last fit stopped on ``tol``.
+    stop_reason_ : str
+        ``"tol"``, ``"max_iter"`` or ``"time_limit"``.
+    network_ : LiftedNetwork
+        The trained network (the source of truth for predictions).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when ``X`` has string column names (e.g. a DataFrame).
+    n_outputs_ : int
+        Number of targets.
+    n_layers_ : int
+        Number of layers, input and output included.
+
+    See Also
+    --------
+    LiftedMLPClassifier : The classification counterpart.
+    cvx_lifted.network.LiftedNetwork : The underlying model.
+    sklearn.neural_network.MLPRegressor : The gradient-trained analogue.
+
+    Notes
+    -----
+    Neither inputs nor targets are rescaled: standardise them (e.g. with
+    :class:`~sklearn.preprocessing.StandardScaler` and
+    :class:`~sklearn.compose.TransformedTargetRegressor`), as for any MLP. A 1-D ``y`` gives
+    1-D predictions; a column vector ``y`` is raveled with a
+    :class:`~sklearn.exceptions.DataConversionWarning`, as in
+    :class:`~sklearn.neural_network.MLPRegressor`. A
+    :class:`~sklearn.exceptions.ConvergenceWarning` is emitted when a fit stops on ``max_iter``
+    or ``time_limit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from cvx_lifted import LiftedMLPRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-2, 2, (200, 1))
+    >>> y = np.abs(X[:, 0])
+    >>> reg = LiftedMLPRegressor(hidden_layer_sizes=(16,), max_iter=30, random_state=0)
+    >>> reg.fit(X, y).score(X, y) > 0.9
+    True
+    >>> reg.predict(X[:3]).shape
+    (3,)
+    """
+
+    _outputs = REGRESSOR_OUTPUTS
+
+    def __init__(
+        self,
+        hidden_layer_sizes: int | Sequence[int] = DEFAULT_HIDDEN_LAYER_SIZES,
+        activation: ActivationSpec = DEFAULT_ACTIVATION,
+        lam: float | Sequence[float] = DEFAULT_LAM,
+        rho: float | Sequence[float] = DEFAULT_RHO,
+        max_iter: int = DEFAULT_MAX_ITER,
+        tol: float = DEFAULT_TOL,
+        backend: str = DEFAULT_BACKEND,
+        output: str = DEFAULT_REGRESSOR_OUTPUT,
+        output_activation: str | Activation = DEFAULT_OUTPUT_ACTIVATION,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool = False,
+        dtype: str = DEFAULT_DTYPE,
+        time_limit: float | None = None,
+        warm_start: bool = False,
+        prediction: str = DEFAULT_PREDICTION,
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.lam = lam
+        self.rho = rho
+        self.max_iter = max_iter
+        self.tol = tol
+        self.backend = backend
+        self.output = output
+        self.output_activation = output_activation
+        self.random_state = random_state
+        self.verbose = verbose
+        self.dtype = dtype
+        self.time_limit = time_limit
+        self.warm_start = warm_start
+        self.prediction = prediction
+
+    def _output_activation(self) -> str | Activation | None:
+        return self.output_activation
+
+    def _check_params(self) -> dict[str, Any]:
+        params = super()._check_params()
+        try:
+            get_output("squared", activation=self.output_activation)
+        except (ValueError, NotRepresentableError) as exc:
+            raise ValueError(
+                f"output_activation={self.output_activation!r} is not usable: {exc}"
+            ) from exc
+        return params
+
+    def fit(self, X: ArrayLike, y: ArrayLike) -> LiftedMLPRegressor:
+        """Train the network on ``(X, y)`` by block-coordinate descent.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+
+        Returns
+        -------
+        LiftedMLPRegressor
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            For invalid hyper-parameters or NaN/infinite, empty or mis-shaped inputs.
+        """
+        params = self._check_params()
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=not params["warm"],
+            dtype=params["dtype"],
+            multi_output=True,
+            y_numeric=True,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        Y = np.asarray(y, dtype=params["dtype"]).reshape(X.shape[0], -1)
+        self._fit_network(X, Y, params["hidden"], params["warm"])
+        return self
+
+    def predict(self, X: ArrayLike) -> FloatArray:
+        """Return the network's predictions.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            1-D when the model was fitted on a single target.
+        """
+        out = self._forward(X)
+        return out.ravel() if self.n_outputs_ == 1 else out
+
+    def __sklearn_tags__(self) -> Tags:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
