@@ -1,0 +1,355 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The command line, through ``main([...])`` and through ``python -m cvx_lifted``."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.neural_network import MLPClassifier
+
+import cvx_lifted as cl
+from cvx_lifted import cli
+from cvx_lifted.activations import ACTIVATIONS
+from cvx_lifted.io import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["--hidden", "8", "--sweeps", "8", "--progress", "none"]
+
+
+def run(*args, cwd=None):
+    """Run ``python -m cvx_lifted ARGS`` in a fresh interpreter."""
+    env = dict(os.environ, PYTHONPATH=str(REPO), MPLBACKEND="Agg")
+    return subprocess.run(
+        [sys.executable, "-m", "cvx_lifted", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def one_line_error(err):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _blobs(labels, m_per=12, seed=0):
+    """Well separated 3-D blobs, one per label, with features on different scales."""
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for k, lab in enumerate(labels):
+        center = np.array([4.0 * k, -3.0 * k, 2.0 * (k % 2)])
+        X.append(center + 0.3 * rng.standard_normal((m_per, 3)))
+        y += [lab] * m_per
+    X = np.vstack(X) * [1.0, 10.0, 0.1]
+    order = rng.permutation(len(y))
+    return X[order], [y[i] for i in order]
+
+
+def _write_csv(path, X, y, header=("height", "weight", "age", "kind")):
+    lines = [",".join(header)] if header else []
+    lines += [
+        ",".join([*(repr(float(v)) for v in row), str(t)]) for row, t in zip(X, y, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _predicted(text):
+    lines = text.strip().splitlines()
+    return lines[0], lines[1:]
+
+
+# ------------------------------------------------------------------ list / verify / help
+def test_list(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["name", "divergence"]
+    assert set(out[1]) <= {"-", " "}
+    assert len(out) == len(ACTIVATIONS) + 2
+    assert any(line.startswith("relu_fenchel ") for line in out)
+
+
+def test_list_markdown(capsys):
+    assert cli.main(["list", "--markdown"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("| name |") and out[1].startswith("| --- |")
+    assert any(line.startswith("| `relu` |") for line in out)
+
+
+def test_verify_relu(capsys):
+    assert cli.main(["verify", "relu"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^ReLU\S*\s+PASS", out, re.M)
+    assert out.rstrip().endswith("1/1 activations within tolerance.")
+
+
+def test_verify_unknown(capsys):
+    assert cli.main(["verify", "nosuch"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "unknown activation 'nosuch'" in one_line_error(captured.err)
+
+
+@pytest.mark.parametrize("command", [None, *cli.COMMANDS])
+def test_help(capsys, command):
+    assert cli.main([command, "--help"] if command else ["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: cvx-lifted{' ' + command if command else ''}")
+
+
+def test_no_command_prints_help(capsys):
+    assert cli.main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_subprocess_list_and_verify():
+    listed = run("list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[0].split()[:2] == ["name", "divergence"]
+    ok = run("verify", "relu")
+    assert ok.returncode == 0, ok.stderr
+    assert "1/1 activations within tolerance." in ok.stdout
+    bad = run("verify", "nosuch")
+    assert bad.returncode == 2
+    assert one_line_error(bad.stderr).startswith("cvx-lifted verify: error: unknown activation")
+
+
+def test_subprocess_help_of_every_command():
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    procs = {
+        command: subprocess.Popen(
+            [sys.executable, "-m", "cvx_lifted", *([command] if command else []), "--help"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for command in [None, *cli.COMMANDS]
+    }
+    for command, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, (command, err)
+        assert out.startswith(f"usage: cvx-lifted{' ' + command if command else ''}")
+        assert err == ""
+
+
+# ------------------------------------------------------------------ train / predict
+def test_train_predict_string_labels_round_trip(tmp_path, capsys):
+    X, y = _blobs(["red", "green", "blue"])
+    data = _write_csv(tmp_path / "train.csv", X, y)
+    model = tmp_path / "m.cvxl"
+    assert cli.main(["train", str(data), "--out", str(model), *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "task: classify (detected" in out and "3 classes" in out
+    assert "train accuracy: 1.0000" in out
+    assert f"model saved to {model}" in out
+    saved = load_model(model)
+    assert saved.extra["classes"] == ["blue", "green", "red"]
+    assert saved.extra["feature_names"] == ["height", "weight", "age"]
+
+    # the training file itself (features selected by name, target column ignored)
+    assert cli.main(["predict", str(model), str(data)]) == 0
+    header, labels = _predicted(capsys.readouterr().out)
+    assert header == "kind" and labels == y
+
+    # features only, in another column order, no target
+    shuffled = tmp_path / "new.csv"
+    rows = ["age,height,weight"] + [f"{r[2]},{r[0]},{r[1]}" for r in X[:5].tolist()]
+    shuffled.write_text("\n".join(rows) + "\n")
+    out_file = tmp_path / "pred.csv"
+    assert cli.main(["predict", str(model), str(shuffled), "-o", str(out_file)]) == 0
+    assert "wrote 5 prediction(s)" in capsys.readouterr().out
+    assert _predicted(out_file.read_text()) == ("kind", y[:5])
+
+    assert cli.main(["predict", str(model), str(shuffled), "--proba"]) == 0
+    header, rows = _predicted(capsys.readouterr().out)
+    assert header == "blue,green,red"
+    P = np.array([[float(v) for v in r.split(",")] for r in rows])
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-9)
+    assert [["blue", "green", "red"][k] for k in P.argmax(axis=1)] == y[:5]
+
+
+def test_train_predict_integer_labels_without_header(tmp_path, capsys):
+    X, y = _blobs([3, 7, 11], seed=1)
+    data = _write_csv(tmp_path / "d.csv", X, y, header=None)
+    model = tmp_path / "ints"
+    assert cli.main(["train", str(data), "--out", str(model), *FAST, "--seed", "2"]) == 0
+    capsys.readouterr()
+    features = tmp_path / "x.csv"
+    features.write_text("\n".join(",".join(repr(v) for v in r) for r in X.tolist()) + "\n")
+    assert cli.main(["predict", f"{model}.cvxl", str(features), "--lifted"]) == 0
+    header, labels = _predicted(capsys.readouterr().out)
+    assert header == "label" and labels == [str(t) for t in y]
+
+
+def test_train_regression_and_npz(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 2)) * [1.0, 100.0]
+    target = 3.0 + 2.0 * X[:, 0] - 0.01 * X[:, 1] + 0.01 * rng.standard_normal(50)
+    np.savez(tmp_path / "reg.npz", X=X, y=target)
+    model = tmp_path / "reg.cvxl"
+    argv = ["train", str(tmp_path / "reg.npz"), "-o", str(model), *FAST, "--sweeps", "15"]
+    assert cli.main([*argv, "--validation-fraction", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "task: regress (detected" in out and "validation R^2" in out
+    r2 = float(re.search(r"train R\^2: ([-\d.]+)", out).group(1))
+    assert r2 > 0.9
+    np.savez(tmp_path / "new.npz", X=X[:4])
+    assert cli.main(["predict", str(model), str(tmp_path / "new.npz")]) == 0
+    header, values = _predicted(capsys.readouterr().out)
+    assert header == "prediction"
+    np.testing.assert_allclose([float(v) for v in values], cl.load(model).predict(X[:4]).ravel())
+    np.testing.assert_allclose([float(v) for v in values], target[:4], atol=0.5)
+
+
+def test_train_on_a_dataset_reports_test_accuracy(tmp_path, capsys):
+    model = tmp_path / "digits.cvxl"
+    argv = ["train", "digits", "--out", str(model), "--hidden", "20", "--sweeps", "3"]
+    assert cli.main([*argv, "--progress", "lines", "--plot", str(tmp_path / "p.png")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^  sweep   3  objective", out, re.M)
+    assert re.search(r"^test accuracy: 0\.\d{4}$", out, re.M)
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_subprocess_train_then_predict(tmp_path):
+    X, y = _blobs(["b", "a"], seed=3)
+    data = _write_csv(tmp_path / "train.csv", X, y)
+    proc = run("train", data, "--out", tmp_path / "m.cvxl", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "train accuracy: 1.0000" in proc.stdout
+    proc = run("predict", tmp_path / "m.cvxl", data)
+    assert proc.returncode == 0, proc.stderr
+    assert _predicted(proc.stdout) == ("kind", y)
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.fixture
+def files(tmp_path):
+    X, y = _blobs(["x", "y"], m_per=6)
+    _write_csv(tmp_path / "d.csv", X, y)
+    net = cl.LiftedNetwork([3, 4, 2], output="simplex_xent").initialize(0)
+    model = net.save(tmp_path / "m.cvxl")
+    (tmp_path / "ragged.csv").write_text("a,b,c\n1,2,3\n4,5\n")
+    (tmp_path / "two.csv").write_text("1,2\n3,4\n")
+    (tmp_path / "junk.cvxl").write_bytes(model.read_bytes()[:100])
+    return tmp_path
+
+
+BAD = [
+    (["train", "missing.csv", "--out", "m"], "neither a data file nor a dataset name"),
+    (["train", "ragged.csv", "--out", "m"], "line 3 has 2 columns, expected 3"),
+    (["train", "digitz", "--out", "m"], "neither a data file nor a dataset name"),
+    (["train", "d.csv", "--out", "m", "--activation", "nosuch"], "unknown activation 'nosuch'"),
+    (["train", "d.csv", "--out", "m", "--target", "zzz"], "no column named 'zzz'"),
+    (["train", "d.csv", "--out", "m", "--task", "regress"], "non-numeric values"),
+    (["train", "mnist", "--out", "m", "--data-dir", "nowhere"], "MNIST data not found"),
+    (["train", "d.csv"], "the following arguments are required: --out"),
+    (["train", "d.csv", "--out", "m", "--hidden", "0"], "expected a positive integer"),
+    (["train", "d.csv", "--out", "nodir/m.cvxl"], "does not exist"),
+    (["predict", "m.cvxl", "two.csv"], "has 2 feature column(s), the model expects 3"),
+    (["predict", "junk.cvxl", "d.csv"], "not a zip archive"),
+    (["predict", "nope.cvxl", "d.csv"], "no model file"),
+    (["predict", "m.cvxl", "ragged.csv"], "line 3 has 2 columns"),
+    (["predict", "m.cvxl", "missing.csv"], "no such data file"),
+    (["verify", "nosuch"], "unknown activation 'nosuch'"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line_and_exit_2(files, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(files)
+    monkeypatch.delenv("CVX_LIFTED_DATA", raising=False)
+    assert cli.main(argv) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert line.startswith(f"cvx-lifted {argv[0]}: error: ")
+    assert message in line
+
+
+def test_subprocess_bad_input(files):
+    proc = run("predict", "junk.cvxl", "d.csv", cwd=files)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "not a zip archive" in one_line_error(proc.stderr)
+    proc = run("train", "mnist", "--out", "m", "--data-dir", files / "none", cwd=files)
+    assert proc.returncode == 2
+    assert "MNIST data not found" in one_line_error(proc.stderr)
+
+
+# ------------------------------------------------------------------ demo
+def _accuracies(out):
+    lifted = float(re.search(r"lifted network \(feed-forward rule\)\s+([\d.]+)", out).group(1))
+    mlp = float(re.search(r"scikit-learn MLPClassifier\s+([\d.]+)", out).group(1))
+    return lifted, mlp
+
+
+class _ShortMLP:
+    """MLPClassifier with 20 epochs: fast, and it does not converge."""
+
+    def __new__(cls, **kw):
+        return MLPClassifier(max_iter=20, **kw)
+
+
+def test_demo_runs_and_reports_both_accuracies_honestly(tmp_path, capsys, monkeypatch):
+    import sklearn.neural_network
+
+    from cvx_lifted.datasets import load_digits
+
+    monkeypatch.setattr(sklearn.neural_network, "MLPClassifier", _ShortMLP)
+    argv = ["demo", "--sweeps", "2", "--hidden", "30", "--out", str(tmp_path / "out")]
+    assert cli.main([*argv, "--progress", "lines"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^  sweep   2  objective", out, re.M)
+    assert "did NOT converge within max_iter=20 epochs" in out
+    lifted, mlp = _accuracies(out)
+
+    # the same computations, done independently
+    X_tr, y_tr, X_te, y_te = load_digits()
+    net = cl.LiftedNetwork(
+        [64, 30, 10], activation=cli.DEMO_ACTIVATION, output=cli.DEMO_OUTPUT,
+        lam=cli.DEMO_LAM, rho=cli.DEMO_RHO,
+    )  # fmt: skip
+    net.fit(X_tr, np.eye(10)[y_tr], max_iter=2, random_state=cli.DEMO_SEED)
+    assert lifted == pytest.approx(np.mean(net.predict(X_te).argmax(1) == y_te), abs=6e-5)
+    ref = MLPClassifier(hidden_layer_sizes=(30,), max_iter=20, random_state=cli.DEMO_SEED)
+    with pytest.warns(Warning):
+        ref.fit(X_tr, y_tr)
+    assert mlp == pytest.approx(ref.score(X_te, y_te), abs=6e-5)
+    plot = tmp_path / "out" / cli.DEMO_PLOT
+    assert f"plot saved to {plot}" in out
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_demo_default_settings_reach_90_percent(capsys):
+    assert cli.main(["demo", "--no-plot", "--progress", "none"]) == 0
+    out = capsys.readouterr().out
+    lifted, mlp = _accuracies(out)
+    assert lifted >= 0.90, out
+    assert 0.0 <= mlp <= 1.0
+    assert "plot saved" not in out
+
+
+# ------------------------------------------------------------------ helpers a Python user may call
+@pytest.mark.parametrize("output", ["simplex_xent", "squared"])
+def test_folding_standardization_keeps_predictions(output):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 3)) * [1.0, 50.0, 0.01] + [3.0, -20.0, 1.0]
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    net = cl.LiftedNetwork([3, 4, 2], output=output).initialize(1)
+    before = net.predict((X - mean) / scale)
+    cli.fold_input_standardization(net, mean, scale)
+    np.testing.assert_allclose(net.predict(X), before, rtol=1e-12, atol=1e-12)
+    if output == "squared":
+        y_mean, y_scale = np.array([5.0, -1.0]), np.array([10.0, 0.5])
+        cli.fold_output_standardization(net, y_mean, y_scale)
+        np.testing.assert_allclose(net.predict(X), before * y_scale + y_mean, rtol=1e-12)
+    else:
+        with pytest.raises(ValueError, match="identity"):
+            cli.fold_output_standardization(net, np.zeros(2), np.ones(2))
