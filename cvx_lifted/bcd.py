@@ -540,14 +540,7 @@ class BCDSolver:
         BCDResult
         """
         X0, Ymat = self._validate(X, Y)
-        limit = self.blas_threads
-        if limit == "auto":
-            limit = 1 if X0.shape[0] * max(self.network.layer_sizes) < 4e6 else None
-        if limit is None:
-            return self._run(X0, Ymat, random_state, warm_start)
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=int(limit), user_api="blas"):
+        with blas_limits(self.blas_threads, X0.shape[0], self.network.layer_sizes):
             return self._run(X0, Ymat, random_state, warm_start)
 
     def _run(
@@ -670,6 +663,24 @@ class BCDSolver:
             history.validation.append(float(metric(self.network, *val)))
 
 
+def blas_limits(setting: int | str | None, n_rows: int, layer_sizes: Any) -> Any:
+    """Return a context manager that sets the BLAS threads for a problem of this size.
+
+    ``"auto"``: one thread when ``n_rows * max(layer_sizes) < 4e6`` (small matrices, where extra
+    threads only cost), otherwise unchanged; an integer: that many; ``None``: unchanged.
+    """
+    import contextlib
+
+    limit = setting
+    if limit == "auto":
+        limit = 1 if n_rows * max(layer_sizes) < 4e6 else None
+    if limit is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=int(limit), user_api="blas")
+
+
 def default_metric(network: LiftedNetwork, X: FloatArray, Y: ArrayLike) -> float:
     """Score a network: accuracy for classification, :math:`R^2` for regression (feed-forward).
 
@@ -734,6 +745,13 @@ def lifted_predict(
     states : list of numpy.ndarray
         The optimal hidden states (and output state).
     """
+    with blas_limits("auto", X.shape[0], network.layer_sizes):
+        return _lifted_predict(network, X, backend, tol, max_iter)
+
+
+def _lifted_predict(
+    network: LiftedNetwork, X: FloatArray, backend: Backend, tol: float, max_iter: int
+) -> tuple[FloatArray, list[FloatArray]]:
     solver = BCDSolver(network, backend=backend, state_tol=min(1e-10, tol))
     all_states = solver.initial_states(X)
     head = network.head

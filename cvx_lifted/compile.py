@@ -179,11 +179,14 @@ def _describe(node: Any, dpp: bool) -> str:
     kinds = ", ".join(f"`{a}` ({_curvature(a)})" for a in args)
     atom = type(node).__name__
     if dpp:
+        params = sorted({p.name() for a in args for p in getattr(a, "parameters", lambda: [])()})
+        which = f" ({', '.join(params)})" if params else ""
         return (
-            f"`{node}` is not DPP: in a compiled problem the parameters (here the data u and the "
-            f"weights) may enter only affinely, and may multiply only parameter-free expressions; "
-            f"{atom} receives {kinds}. Precompute the parameter-dependent part as a single "
-            f"Parameter, or keep parameters out of non-affine atoms."
+            f"`{node}` is not DPP: in a compiled problem the parameters{which} may enter only "
+            f"affinely, and a product may involve parameters in one factor only; here {atom} "
+            f"combines {', '.join(f'`{a}`' for a in args)}. Precompute the parameter-dependent "
+            f"part as a single Parameter (e.g. sqrt(lam) * u), or keep parameters out of "
+            f"non-affine atoms."
         )
     if atom in ("multiply", "MulExpression") and len(args) == 2:
         return (

@@ -137,3 +137,15 @@ def test_ridge_bad_input():
         r.solve(np.array([[1.0], [np.inf], [0.0]]))
     with pytest.raises(ValueError, match="W"):
         r.objective(np.ones((2, 3)), np.ones(2), np.ones((3, 2)))
+
+
+def test_float32_uncentred_data_is_not_singular():
+    """Mean 100, unit spread: a float32 Gram loses the intercept's Schur complement to rounding."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(loc=100.0, size=(100, 2)).astype(np.float32)
+    T = (X[:, :1] - 100.0) * 2.0 + 1.0
+    W, b = Ridge(X, 1e-3).solve(T)
+    W64, b64 = Ridge(X.astype(np.float64), 1e-3).solve(T.astype(np.float64))
+    assert W.dtype == np.float32
+    np.testing.assert_allclose(W, W64, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(b, b64, rtol=1e-3, atol=1e-2)

@@ -96,7 +96,16 @@ class Ridge:
         self.fit_intercept = bool(fit_intercept)
         self.X = X_arr
         t0 = time.perf_counter()
-        gram = (X_arr.T @ X_arr).astype(np.float64, copy=False)  # SYRK (numpy detects X.T @ X)
+        if X_arr.dtype == np.float64:
+            gram = X_arr.T @ X_arr  # SYRK (numpy detects X.T @ X)
+        else:
+            # float32 Grams of uncentred data lose the Schur complement of the intercept block to
+            # rounding (a singular system for data with mean 100 and unit spread): accumulate in
+            # float64, a chunk of rows at a time so that X is never copied whole
+            gram = np.zeros((p, p))
+            for s in range(0, m, 8192):
+                chunk = X_arr[s : s + 8192].astype(np.float64)
+                gram += chunk.T @ chunk
         k = p + 1 if self.fit_intercept else p
         A = np.empty((k, k), dtype=np.float64)
         A[:p, :p] = gram
