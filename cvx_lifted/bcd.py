@@ -242,7 +242,9 @@ class BCDSolver:
         fast: dict[str, bool] = {}
         for layer in range(net.n_layers):
             act = net.divergence_of(layer)
-            fast[f"W{layer}"] = act is None or act.weight_step in _FAST_WEIGHT_STEPS
+            ok = act is None or act.weight_step in _FAST_WEIGHT_STEPS
+            # the fast weight steps are ridge-type: they need the l2 penalty with rho > 0
+            fast[f"W{layer}"] = ok and net.penalty == "l2" and net.rho[layer] > 0
         for layer in range(1, L + 1):
             prev = net.activations[layer - 1]
             following = net.divergence_of(layer)
@@ -350,6 +352,7 @@ class BCDSolver:
                     lam,
                     rho,
                     softmax=act is None,
+                    penalty=net.penalty_expr,
                     accuracy=self.accuracy,
                     solvers=self.solvers,
                     what=f"weight step of layer {layer}",

@@ -176,7 +176,8 @@ def _run_list(args: argparse.Namespace) -> int:
         print("| " + " | ".join(header) + " |")
         print("|" + "|".join(" --- " for _ in header) + "|")
         for r in rows:
-            cells = (f"`{c}`" if i < 4 else c for i, c in enumerate(r))
+            # a pipe splits a table cell even inside backticks in GitHub Markdown: escape it
+            cells = ((f"`{c}`" if i < 4 else c).replace("|", "\\|") for i, c in enumerate(r))
             print("| " + " | ".join(cells) + " |")
         return EXIT_OK
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]

@@ -637,6 +637,7 @@ def weight_step_problem(
     rho: float,
     *,
     softmax: bool = False,
+    penalty: Any = None,
     accuracy: Accuracy = "default",
     solvers: Sequence[str] | None = None,
     what: str = "weight step",
@@ -659,6 +660,9 @@ def weight_step_problem(
         Penalty weights (baked in: a parameter times a data-dependent term is not DPP).
     softmax : bool, default=False
         Use the softmax cross-entropy instead of a divergence.
+    penalty : callable, optional
+        ``W -> cvxpy.Expression``, the penalty :math:`\pi(W)` that ``rho`` multiplies; default
+        :math:`\tfrac12\|W\|_F^2`.
     accuracy : {"default", "tight"}
     solvers : sequence of str, optional
     what : str
@@ -686,7 +690,8 @@ def weight_step_problem(
         weight = float(lam) / m
     objective = weight * data
     if rho > 0:
-        objective = objective + 0.5 * float(rho) * cp.sum_squares(W)
+        pi = 0.5 * cp.sum_squares(W) if penalty is None else penalty(W)
+        objective = objective + float(rho) * pi
     return CompiledProblem(
         objective,
         constraints,

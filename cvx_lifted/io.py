@@ -508,6 +508,9 @@ def _build_network(arch: dict[str, Any], path: Path) -> LiftedNetwork:
     try:
         acts = [get_activation(a["name"], **a["params"]) for a in arch["activations"]]
         head = get_output(arch["output"]["name"], **arch["output"]["params"])
+        # a custom penalty callable is not stored (nothing executable is); it only matters for
+        # further training, so the loaded network falls back to the l2 penalty
+        penalty = arch.get("penalty", "l2")
         return LiftedNetwork(
             arch["layer_sizes"],
             activation=acts,
@@ -515,6 +518,7 @@ def _build_network(arch: dict[str, Any], path: Path) -> LiftedNetwork:
             lam=arch["lam"],
             rho=arch["rho"],
             dtype=np.dtype(arch["dtype"]),
+            penalty=penalty if penalty in ("l2", "l1") else "l2",
         )
     except (ValueError, TypeError, NotImplementedError) as exc:
         raise _bad(path, f"the stored architecture is invalid ({exc})") from None

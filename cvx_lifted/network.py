@@ -10,7 +10,7 @@ variables :math:`X_1, \dots, X_L` (hidden) and, for heads with an output state,
 
     \min_{W, b, X}\ \frac1m\Big[\mathcal L(Y, X_{L+1})
         + \sum_{l=0}^{L} \lambda_{l+1} D_l(U_l, X_{l+1})\Big]
-        + \sum_{l=0}^{L} \frac{\rho_l}{2}\|W_l\|_F^2 .
+        + \sum_{l=0}^{L} \rho_l\,\pi(W_l), \qquad \pi(W) = \tfrac12\|W\|_F^2 \text{ by default}.
 
 The data terms are averaged over samples, so :math:`\lambda` and :math:`\rho` do not depend on
 :math:`m`; biases are not penalised. By the rescaling argument of §3
@@ -25,7 +25,7 @@ positively homogeneous activations such as ReLU; a scalar ``lam`` broadcasts.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +119,13 @@ class LiftedNetwork:
     lam : float or sequence, default=1.0
         :math:`\lambda_{l+1} > 0` weighting the divergence of each layer ``l = 0..L``.
     rho : float or sequence, default=1e-3
-        :math:`\rho_l \ge 0`, squared-Frobenius penalty on each weight matrix.
+        :math:`\rho_l \ge 0`, weight of the penalty on each weight matrix.
+    penalty : {"l2", "l1"} or callable, default="l2"
+        :math:`\pi(W)`: ``"l2"`` is :math:`\tfrac12\|W\|_F^2` (ridge weight steps, fast path);
+        ``"l1"`` is :math:`\sum|W_{ij}|`; a callable ``W -> cvxpy.Expression`` (convex in the
+        variable ``W``) gives any other convex penalty. Penalties other than ``"l2"`` make every
+        weight step a compiled CVXPY problem (paper eq. 3: "penalty functions which can be used
+        to encode convex constraints, network structure, etc.").
     dtype : {numpy.float64, numpy.float32}, default=numpy.float64
         Floating type of weights and states.
 
@@ -153,6 +159,7 @@ class LiftedNetwork:
         lam: float | Sequence[float] = 1.0,
         rho: float | Sequence[float] = 1e-3,
         dtype: Any = np.float64,
+        penalty: str | Callable[[Any], Any] = "l2",
     ) -> None:
         sizes = list(layer_sizes)
         if len(sizes) < 2 or any(int(s) != s or s < 1 for s in sizes):
@@ -198,6 +205,11 @@ class LiftedNetwork:
         n_layers = n_hidden + 1
         self.lam = _per_layer(lam, n_layers, "lam", positive=True)
         self.rho = _per_layer(rho, n_layers, "rho", positive=False)
+        if not (penalty in ("l2", "l1") or callable(penalty)):
+            raise ValueError(
+                f"penalty must be 'l2', 'l1' or a callable W -> cvxpy expression, got {penalty!r}."
+            )
+        self.penalty = penalty
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}.")
@@ -411,10 +423,35 @@ class LiftedNetwork:
         else:
             out["loss"] = self.head.loss(Ymat, self.preactivation(self.n_hidden, Xs[-1])) / m
         out["penalty"] = float(
-            sum(0.5 * r * float(np.vdot(W, W)) for r, W in zip(self.rho, self.weights, strict=True))
+            sum(r * self.penalty_value(W) for r, W in zip(self.rho, self.weights, strict=True))
         )
         out["total"] = float(sum(out.values()))
         return out if terms else out["total"]
+
+    def penalty_value(self, W: ArrayLike) -> float:
+        r"""Evaluate the weight penalty :math:`\pi(W)` (without the factor :math:`\rho`)."""
+        W = np.asarray(W, dtype=np.float64)
+        if self.penalty == "l2":
+            return 0.5 * float(np.vdot(W, W))
+        if self.penalty == "l1":
+            return float(np.abs(W).sum())
+        import cvxpy as cp
+
+        value = self.penalty_expr(cp.Constant(W)).value
+        return float("inf") if value is None else float(value)
+
+    def penalty_expr(self, W: Any) -> Any:
+        r"""Return :math:`\pi(W)` as a CVXPY expression of ``W``."""
+        import cvxpy as cp
+
+        if self.penalty == "l2":
+            return 0.5 * cp.sum_squares(W)
+        if self.penalty == "l1":
+            return cp.sum(cp.abs(W))
+        expr = self.penalty(W)  # type: ignore[operator]
+        if not isinstance(expr, cp.Expression) or expr.size != 1:
+            raise ValueError("a penalty callable must return a scalar CVXPY expression of W.")
+        return expr
 
     # ------------------------------------------------------------------ training
     def fit(self, X: ArrayLike, Y: ArrayLike, **options: Any) -> BCDResult:
@@ -466,6 +503,7 @@ class LiftedNetwork:
             "output": {"name": self.head.name, "params": self.head.params},
             "lam": self.lam.tolist(),
             "rho": self.rho.tolist(),
+            "penalty": self.penalty if isinstance(self.penalty, str) else "custom",
             "dtype": self.dtype.name,
         }
 

@@ -311,3 +311,38 @@ def test_large_compiled_weight_step_warns(monkeypatch):
     net = LiftedNetwork([60, 300, 30], activation="sigmoid")
     with pytest.warns(RuntimeWarning, match="slow and memory-hungry"), pytest.raises(Stop):
         net.fit(X, X[:, :30] ** 2, max_iter=1)
+
+
+def test_l1_and_custom_penalties_go_through_the_compiled_path():
+    import cvxpy as cp
+
+    X, Y, _ = _data(m=30, q=1, seed=5)
+    sparse = LiftedNetwork([3, 6, 1], rho=0.05, penalty="l1")
+    res = sparse.fit(X, Y, max_iter=4, tol=0, random_state=0, track_blocks=True)
+    assert res.history.paths["W0"] == "cvxpy" and res.history.paths["X1"] == "numpy"
+    values = [res.history.objective[0]] + [v for _, _, v in res.history.blocks]
+    assert np.all(np.diff(values) <= 1e-7 * (1 + values[0]))
+    ridge = LiftedNetwork([3, 6, 1], rho=0.05)
+    ridge.fit(X, Y, max_iter=4, tol=0, random_state=0)
+    # the l1 penalty zeroes weights exactly (to solver precision); the l2 one does not
+    assert np.mean(np.abs(sparse.weights[0]) < 1e-6) > np.mean(np.abs(ridge.weights[0]) < 1e-6)
+    assert res.history.terms[-1]["penalty"] == pytest.approx(
+        0.05 * sum(np.abs(W).sum() for W in sparse.weights), rel=1e-12
+    )
+    boxed = LiftedNetwork(
+        [3, 6, 1], rho=1.0, penalty=lambda W: 1e3 * cp.sum(cp.pos(cp.abs(W) - 0.2))
+    )
+    boxed.fit(X, Y, max_iter=3, random_state=0)
+    assert max(np.abs(W).max() for W in boxed.weights) <= 0.2 + 1e-3
+    with pytest.raises(ValueError, match="penalty must be"):
+        LiftedNetwork([3, 6, 1], penalty="l3")
+
+
+def test_rho_zero_uses_the_compiled_weight_step():
+    X, Y, _ = _data(m=20, q=1)
+    net = LiftedNetwork([3, 4, 1], rho=0.0)
+    assert BCDSolver(net).paths["W0"] == "cvxpy"
+    with pytest.raises(ValueError, match="no fast path"):
+        BCDSolver(net, backend="numpy")
+    res = net.fit(X, Y, max_iter=2, random_state=0)
+    assert res.history.objective[-1] < res.history.objective[0]

@@ -468,3 +468,17 @@ def test_infer_task_and_split():
     assert clio.train_validation_split(X, y, 0.0)[2] is None
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         clio.train_validation_split(X, y, 1.0)
+
+
+def test_penalty_round_trips(tmp_path):
+    import cvxpy as cp
+
+    from cvx_lifted import LiftedNetwork, load
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 3))
+    for penalty, expected in (("l1", "l1"), (lambda W: cp.sum_squares(W), "l2")):
+        net = LiftedNetwork([3, 4, 1], penalty=penalty).initialize(0)
+        loaded = load(net.save(tmp_path / "p.cvxl"))
+        assert loaded.penalty == expected
+        np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
