@@ -70,9 +70,11 @@ def _kkt_residual(Z, U, W, b, coupling, a, c, lo, hi):
 
 
 @pytest.mark.parametrize("kind", ["l2", "relu", "softmax"])
-@pytest.mark.parametrize("method", ["newton", "fista"])
+@pytest.mark.parametrize("method", ["newton", "fista", "dual"])
 @pytest.mark.parametrize(("scale", "box"), [(0.5, BOXES[0]), (3.0, BOXES[1]), (1.0, BOXES[2])])
 def test_state_step_vs_cvxpy(kind, method, scale, box):
+    if method == "dual" and kind != "l2":
+        pytest.skip("the dual method is for the L2 coupling only")
     lo, hi = box
     U, W, b, T, Y = _problem(6, 7, 4, scale, seed=hash((kind, scale)) % 1000)
     a, c = 0.8, 2.5
@@ -93,7 +95,7 @@ def test_unconstrained_l2_closed_form():
     a, c = 1.3, 0.6
     H = a * np.eye(6) + c * W.T @ W
     Z_exact = np.linalg.solve(H, (a * U + c * (T - b) @ W).T).T
-    for method in ("newton", "fista"):
+    for method in ("newton", "fista", "dual"):
         Z = state_step(U, W, b, L2Coupling(T), a, c, method=method, tol=1e-13)
         np.testing.assert_allclose(Z, Z_exact, atol=1e-11)
 
@@ -118,7 +120,11 @@ def test_fista_with_shared_hessian_route():
 def test_auto_method_choice():
     U, W, b, T, _ = _problem(3, 40, 4, 1.0, seed=4)
     _, info = state_step(U, W, b, L2Coupling(T), 1.0, 1.0, 0.0, np.inf, return_info=True)
+    assert info["method"] == "dual"
+    _, info = state_step(U, W, b, ReluFenchelCoupling(T), 1.0, 1.0, 0.0, np.inf, return_info=True)
     assert info["method"] == "newton"
+    with pytest.raises(ValueError, match="L2Coupling"):
+        state_step(U, W, b, ReluFenchelCoupling(T), 1.0, 1.0, method="dual")
     rng = np.random.default_rng(4)
     W40 = rng.normal(size=(40, 40)) / 40
     T40 = np.abs(rng.normal(size=(3, 40)))
@@ -129,8 +135,10 @@ def test_auto_method_choice():
 
 
 @pytest.mark.parametrize("kind", ["l2", "relu", "softmax"])
-@pytest.mark.parametrize("method", ["newton", "fista"])
+@pytest.mark.parametrize("method", ["newton", "fista", "dual"])
 def test_monotone_and_warm_start(kind, method):
+    if method == "dual" and kind != "l2":
+        pytest.skip("the dual method is for the L2 coupling only")
     U, W, b, T, Y = _problem(20, 6, 3, 2.0, seed=5)
     cpl = _coupling(kind, T, Y)
     a, c, lo, hi = 0.3, 4.0, 0.0, 1.0

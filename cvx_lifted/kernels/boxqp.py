@@ -30,7 +30,13 @@ Methods and why (measured with ``benchmarks/bench_kernels.py``, one BLAS thread)
   GEMM with the precomputed :math:`H` (at p = q = 300 that route took 140 s against 185 s for the
   thin GEMMs, m = 60,000, 68 iterations); but the number of iterations grows like
   :math:`\sqrt{L/a}`.
-* ``"auto"`` (default) picks ``"newton"`` for :math:`q \le 32` and ``"fista"`` otherwise. Measured
+* ``"dual"`` (:class:`L2Coupling` only): semismooth Newton on the concave dual in
+  :math:`y \in \mathbb R^q` (:math:`z(y) = \mathrm{clip}(u + W^\top y/a)`), the same
+  :math:`q\times q` systems but far fewer passes over the :math:`m\times p` data per step.
+  Measured at m = 60,000, p = 300, q = 10, c = 3, one thread: 4.4 s vs 6.0 s for ``"newton"``
+  (ReLU box), 3.9 s vs 7.8 s (box [-1, 1]), warm started 1.7 s vs 2.4 s.
+* ``"auto"`` (default) picks ``"dual"`` for :class:`L2Coupling` and ``"newton"`` for the other
+  couplings when :math:`q \le 32` and ``"fista"`` otherwise. Measured
   (one thread, Fashion-MNIST ReLU features, p = 300, a = 1, L2 coupling, tol 1e-8): at m = 60,000,
   q = 10, Newton 4.5 s (1.4 iterations per row on average) versus FISTA 28.4 s (16.9), and with
   c = 10 Newton 6.5 s versus FISTA 44 s (74 iterations); at m = 4,000 the two cross between q = 32
@@ -687,6 +693,146 @@ def _newton_chunk(
 
 
 # --------------------------------------------------------------------------------------------------
+def _dual_chunk(
+    prob: _Problem, U: NDArray, T: NDArray, Z0: NDArray
+) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray, NDArray]:
+    r"""Semismooth Newton on the dual of the box QP with an :class:`L2Coupling` (small ``q``).
+
+    With :math:`r = t - b`, the row problem
+    :math:`\min_{lo\le z\le hi} \tfrac a2\|z-u\|^2 + \tfrac c2\|r - Wz\|^2` has the concave dual
+
+    .. math::
+        g(y) = y^\top r - \tfrac1{2c}\|y\|^2 + \tfrac a2\|z(y) - u\|^2 - y^\top W z(y),
+        \qquad z(y) = \operatorname{clip}(u + W^\top y / a, lo, hi),
+
+    in :math:`y \in \mathbb R^q`, with :math:`\nabla g = r - y/c - Wz(y)` and generalised Hessian
+    :math:`-(I/c + W_F W_F^\top / a)` (:math:`F` the coordinates strictly inside the box). Each
+    Newton step solves one :math:`q\times q` system per row; it costs two thin GEMMs, one GEMM of
+    the free mask with the column products of :math:`W`, and a few in-place passes over the data.
+    The start :math:`y_0 = c(r - Wz_0)` is exact at the solution, so warm starts take one or two
+    steps. A row stops on the primal residual of :math:`z(y)` (the test every method uses), which
+    is evaluated only once the dual gradient is small.
+    """
+    n = U.shape[0]
+    a, c, lo, hi = prob.a, prob.c, prob.lo, prob.hi
+    W, WT = prob.W, prob.WT
+    iu, ju, prod = prob.pairs()
+    q = W.shape[0]
+    sigma = 1e-4
+    has_lo, has_hi = bool(np.isfinite(lo)), bool(np.isfinite(hi))
+    R = T - prob.b
+    z0 = _clip(Z0, lo, hi)
+    V0 = z0 @ WT
+    E0 = R - V0
+    D0 = z0 - U
+    f_start = 0.5 * a * _rowdot(D0, D0) + 0.5 * c * _rowdot(E0, E0)
+    del D0
+    y = c * E0
+    n_iter = np.zeros(n, dtype=np.int64)
+    res_out = np.full(n, np.inf)
+    conv = np.zeros(n, dtype=bool)
+    final = np.empty_like(z0)
+    f_final = f_start.copy()
+    # dual-gradient level below which the primal test is worth its GEMM; tightened per row if the
+    # primal test still fails there
+    gtol = prob.tol * (1.0 + np.max(np.abs(R), axis=1))
+
+    def evaluate(yy: NDArray, uu: NDArray, rr: NDArray) -> tuple[NDArray, ...]:
+        zz = yy @ W
+        zz *= 1.0 / a
+        zz += uu
+        if has_lo and has_hi:
+            free = (zz > lo) & (zz < hi)
+        elif has_lo:
+            free = zz > lo
+        elif has_hi:
+            free = zz < hi
+        else:
+            free = None
+        if has_lo or has_hi:
+            np.clip(zz, lo, hi, out=zz)
+        VV = zz @ WT
+        Dz = zz - uu
+        phi = _rowdot(yy, rr) - _rowdot(yy, yy) / (2.0 * c) + 0.5 * a * _rowdot(Dz, Dz)
+        phi -= _rowdot(yy, VV)
+        return free, zz, VV, phi
+
+    idx = np.arange(n)
+    Ua, Ra, gt = U, R, gtol
+    free, z, V, phi = evaluate(y, Ua, Ra)
+    eye = np.eye(q) / c
+    for it in range(prob.max_iter + 1):
+        E = Ra - V
+        g = E - y / c  # dual gradient r - y/c - Wz(y)
+        small = np.max(np.abs(g), axis=1) <= gt
+        last = it == prob.max_iter
+        exiting = np.zeros(idx.size, dtype=bool)
+        check = np.flatnonzero(small | last)
+        if check.size:
+            zc, Ec, Uc = z[check], E[check], Ua[check]
+            grad_p = (-c * Ec) @ W
+            Dc = zc - Uc
+            grad_p += a * Dc
+            res, thr = prob.residual(zc, grad_p)
+            rows = idx[check]
+            n_iter[rows] = it
+            res_out[rows] = res
+            done = res <= thr
+            conv[rows[done]] = True
+            leave = done | last
+            exiting[check[leave]] = True
+            final[rows[leave]] = zc[leave]
+            f_final[rows[leave]] = 0.5 * a * _rowdot(Dc[leave], Dc[leave]) + 0.5 * c * _rowdot(
+                Ec[leave], Ec[leave]
+            )
+            gt = gt.copy()
+            gt[check[~done]] *= 1e-2  # the dual gradient was not yet small enough for these
+        if exiting.any():
+            if exiting.all():
+                break
+            keep = ~exiting
+            idx = idx[keep]
+            Ua, Ra, gt, y, z, V, phi, g = (
+                Ua[keep], Ra[keep], gt[keep], y[keep], z[keep], V[keep], phi[keep], g[keep]
+            )  # fmt: skip
+            free = None if free is None else free[keep]
+        na = idx.size
+        pairs = (np.ones(z.shape) if free is None else free.astype(np.float64)) @ prod
+        pairs *= 1.0 / a
+        M = np.empty((na, q, q))
+        M[:, iu, ju] = pairs
+        M[:, ju, iu] = pairs
+        M += eye
+        d = _batched_spd_solve(M, g)
+        slope = _rowdot(g, d)  # > 0: an ascent direction of the concave dual
+        yt = y + d
+        ft, zt, Vt, pt = evaluate(yt, Ua, Ra)
+        bad = np.flatnonzero(pt < phi + sigma * slope)
+        tau = 1.0
+        for _ in range(40):  # backtracking, only for the rows that did not accept the full step
+            if bad.size == 0:
+                break
+            tau *= 0.5
+            yb = y[bad] + tau * d[bad]
+            fb, zb, Vb, pb = evaluate(yb, Ua[bad], Ra[bad])
+            ok = pb >= phi[bad] + sigma * tau * slope[bad]
+            acc = bad[ok]
+            yt[acc], zt[acc], Vt[acc], pt[acc] = yb[ok], zb[ok], Vb[ok], pb[ok]
+            if ft is not None:
+                ft[acc] = fb[ok]
+            bad = bad[~ok]
+        if bad.size:  # no ascent possible in floating point: stay (the primal test decides)
+            yt[bad], zt[bad], Vt[bad], pt[bad] = y[bad], z[bad], V[bad], phi[bad]
+            if ft is not None:
+                ft[bad] = free[bad]
+        y, free, z, V, phi = yt, ft, zt, Vt, pt
+    worse = f_final > f_start
+    if worse.any():  # never return a point worse than the (projected) start
+        final[worse] = z0[worse]
+        f_final[worse] = f_start[worse]
+    return final, n_iter, res_out, conv, f_start, f_final.copy()
+
+
 # Public entry point
 # --------------------------------------------------------------------------------------------------
 
@@ -763,8 +909,8 @@ def state_step(
     max_iter : int, default 1000
         Safety cap on iterations per row; rows that reach it are returned (no warning) with
         ``info['converged']`` false.
-    method : {"auto", "newton", "fista"}, default "auto"
-        Algorithm.
+    method : {"auto", "dual", "newton", "fista"}, default "auto"
+        Algorithm (``"dual"`` needs an :class:`L2Coupling`).
     chunk_rows : int, optional
         Rows processed together; default ``max(64, 2**17 // p)`` (about 1 MB per float64 array).
     return_info : bool, default False
@@ -812,8 +958,8 @@ def state_step(
     if chunk_rows is None:
         chunk_rows = max(64, 2**17 // max(p, 1))
     chunk_rows = positive_int(chunk_rows, "chunk_rows")
-    if method not in ("auto", "newton", "fista"):
-        raise ValueError(f"method must be 'auto', 'newton' or 'fista', got {method!r}")
+    if method not in ("auto", "dual", "newton", "fista"):
+        raise ValueError(f"method must be 'auto', 'dual', 'newton' or 'fista', got {method!r}")
     if Z0 is not None:
         Z0_arr = as_float_array(Z0, "Z0", ndim=2)
         if Z0_arr.shape != (m, p):
@@ -828,7 +974,15 @@ def state_step(
     sigma_max_sq = max(float(np.linalg.eigvalsh(gram_small)[-1]), 0.0)  # ||W||_2^2
     L = a_f + c_f * coupling.lipschitz * sigma_max_sq
     L *= 1.0 + 1e-12  # guard rounding in the eigenvalue
-    chosen = method if method != "auto" else ("newton" if q <= _NEWTON_MAX_Q else "fista")
+    if method == "auto":
+        if q > _NEWTON_MAX_Q:
+            chosen = "fista"
+        else:
+            chosen = "dual" if isinstance(coupling, L2Coupling) else "newton"
+    else:
+        chosen = method
+    if chosen == "dual" and not isinstance(coupling, L2Coupling):
+        raise ValueError("method='dual' needs an L2Coupling (the dual is explicit only for it)")
 
     Z = np.empty((m, p), dtype=out_dtype)
     n_iter = np.zeros(m, dtype=np.int64)
@@ -841,7 +995,9 @@ def state_step(
         chosen = "closed_form"
     else:
         prob = _Problem(W64, b64, coupling, a_f, c_f, lo_f, hi_f, L, tol_f, max_iter)
-        if chosen == "newton":
+        if chosen == "dual":
+            solver = _dual_chunk
+        elif chosen == "newton":
             solver = _newton_chunk
         elif isinstance(coupling, L2Coupling) and p < 2 * q:
             solver = _fista_gram_chunk
