@@ -369,9 +369,9 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
         fresh initialisation.
     prediction : {"feedforward", "lifted"}, default="feedforward"
         Prediction rule: the feed-forward pass (paper eq. 2), or the lifted rule (paper eq. 12,
-        :meth:`~cvx_lifted.network.LiftedNetwork.predict_lifted`). The lifted rule is an
-        iterative solve whose stopping test covers the whole batch, so a row's prediction can
-        differ at the solver tolerance (about 1e-5) with the rows predicted alongside it.
+        :meth:`~cvx_lifted.network.LiftedNetwork.predict_lifted`), an iterative solve in which
+        each row stops on its own test, so that a row's prediction does not depend on the rows
+        predicted alongside it.
 
     Attributes
     ----------
@@ -613,9 +613,9 @@ class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
         initialisation.
     prediction : {"feedforward", "lifted"}, default="feedforward"
         Prediction rule: the feed-forward pass (paper eq. 2), or the lifted rule (paper eq. 12,
-        :meth:`~cvx_lifted.network.LiftedNetwork.predict_lifted`). The lifted rule is an
-        iterative solve whose stopping test covers the whole batch, so a row's prediction can
-        differ at the solver tolerance (about 1e-5) with the rows predicted alongside it.
+        :meth:`~cvx_lifted.network.LiftedNetwork.predict_lifted`), an iterative solve in which
+        each row stops on its own test, so that a row's prediction does not depend on the rows
+        predicted alongside it.
 
     Attributes
     ----------

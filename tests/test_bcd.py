@@ -346,3 +346,12 @@ def test_rho_zero_uses_the_compiled_weight_step():
         BCDSolver(net, backend="numpy")
     res = net.fit(X, Y, max_iter=2, random_state=0)
     assert res.history.objective[-1] < res.history.objective[0]
+
+
+def test_lifted_rule_does_not_depend_on_the_batch():
+    X, Y, _ = _data(m=40, q=2, seed=8)
+    net = LiftedNetwork([3, 6, 6, 2], activation="relu", lam=1.0)
+    net.fit(X, Y, max_iter=4, random_state=1)
+    full = net.predict_lifted(X)
+    for rows in (slice(0, 5), slice(17, 18), [3, 30, 11]):
+        np.testing.assert_allclose(net.predict_lifted(X[rows]), full[rows], atol=1e-10)
