@@ -45,7 +45,7 @@ class VerificationReport:
     Attributes
     ----------
     activation : str
-        Activation name (with parameters, as ``repr``).
+        Activation registry name, with its parameters if any (``leaky_relu(alpha=0.3)``).
     n_rows, n_features : int
         Shape of the inputs checked.
     max_abs_error, max_rel_error : float
@@ -99,6 +99,13 @@ class VerificationReport:
             f"[{self.status}], compile {self.compile_seconds * 1e3:.0f} ms, "
             f"{self.solve_seconds / max(self.n_solves, 1) * 1e3:.2f} ms/solve"
         )
+
+
+def _label(act: Activation) -> str:
+    """Registry name, with the parameters when there are any: ``leaky_relu(alpha=0.3)``."""
+    if not act.params:
+        return act.name
+    return f"{act.name}(" + ", ".join(f"{k}={v!r}" for k, v in act.params.items()) + ")"
 
 
 def _feature_count(act: Activation, preferred: int = 4) -> int:
@@ -229,7 +236,7 @@ def verify(
     if cf_viol > 1e-9:
         reasons.append(f"closed form leaves the domain by {cf_viol:.1e}")
     return VerificationReport(
-        activation=repr(act),
+        activation=_label(act),
         n_rows=U.shape[0],
         n_features=U.shape[1],
         max_abs_error=float(np.max(abs_err)),

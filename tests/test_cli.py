@@ -87,7 +87,7 @@ def test_list_markdown(capsys):
 def test_verify_relu(capsys):
     assert cli.main(["verify", "relu"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^ReLU\S*\s+PASS", out, re.M)
+    assert re.search(r"^relu\s+PASS", out, re.M)
     assert out.rstrip().endswith("1/1 activations within tolerance.")
 
 

@@ -25,7 +25,7 @@ EXPECTED = {
     ),
     "custom_activation.py": (
         [
-            "verify: Custom_soft_threshold(): PASS",
+            "verify: soft_threshold: PASS",
             "objective never increased: True",
             "NonConvexError:",
         ],
