@@ -250,3 +250,19 @@ def test_bad_input(kwargs, match):
         state_step(**args)
     with pytest.raises(ValueError, match="T"):
         L2Coupling(np.array([[np.inf]]))
+
+
+def test_dual_hands_stalled_rows_to_the_primal_newton_method(monkeypatch):
+    # With no dual steps allowed, every row that is not already optimal at its start "stalls"
+    # and must be finished by the primal Newton fallback -- to the same answer and residual.
+    import cvx_lifted.kernels.boxqp as boxqp
+
+    U, W, b, T, _ = _problem(40, 12, 4, 1.0, seed=5)
+    args = (U, W, b, L2Coupling(T), 0.7, 1.9, 0.0, np.inf)
+    Z_ref, info_ref = state_step(*args, method="newton", tol=1e-11, return_info=True)
+    monkeypatch.setattr(boxqp, "_DUAL_MAX_ITER", 0)
+    Z, info = state_step(*args, method="dual", tol=1e-11, return_info=True)
+    assert info["method"] == "dual"
+    assert info["converged"].all() and (info["n_iter"] >= 1).all()
+    np.testing.assert_allclose(Z, Z_ref, atol=1e-10)
+    assert _kkt_residual(Z, *args) < 1e-9
