@@ -111,6 +111,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -1112,6 +1122,18 @@ def _run_predict(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_reproduce(sub: argparse._SubParsersAction) -> None:
+    from cvx_lifted.experiments import add_reproduce_parser
+
+    add_reproduce_parser(sub)
+
+
+def _run_reproduce(args: argparse.Namespace) -> int:
+    from cvx_lifted.experiments import run_reproduce
+
+    return run_reproduce(args)
+
+
 COMMANDS: dict[
     str,
     tuple[Callable[[argparse._SubParsersAction], None], Callable[[argparse.Namespace], int]],
@@ -1121,6 +1143,7 @@ COMMANDS: dict[
     "demo": (_add_demo, _run_demo),
     "train": (_add_train, _run_train),
     "predict": (_add_predict, _run_predict),
+    "reproduce": (_add_reproduce, _run_reproduce),
 }
 """Subcommand name -> (add its parser, run it). Add an entry to add a subcommand."""
 
