@@ -42,6 +42,8 @@ its default ones before the next solver is tried.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -110,6 +112,17 @@ SOLVER_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
 
 _FEASIBILITY_TOL: dict[str, float] = {"default": 1e-5, "tight": 1e-7}
 _INACCURATE_RESIDUAL = 1e-7
+
+
+def _quiet_polishing(opts: Mapping[str, Any]) -> contextlib.AbstractContextManager[Any]:
+    """Swallow OSQP's unconditional "Polishing not needed" line (osqp/osqp#785) when polishing.
+
+    OSQP 1.x prints it through Python's ``sys.stdout`` on every polished solve with an empty
+    active set, even with ``verbose=False``; verification would print it once per row.
+    """
+    if opts.get("polishing"):
+        return contextlib.redirect_stdout(io.StringIO())
+    return contextlib.nullcontext()
 
 
 def problem_class(problem: cp.Problem) -> str:
@@ -470,7 +483,7 @@ class CompiledProblem:
         for solver, mode in tries:
             opts = dict(SOLVER_SETTINGS[mode].get(solver, {}))
             try:
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), _quiet_polishing(opts):
                     # statuses are checked below; CVXPY's "may be inaccurate" warning is noise
                     warnings.simplefilter("ignore", UserWarning)
                     self.problem.solve(solver=solver, warm_start=True, **opts)

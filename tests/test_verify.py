@@ -107,3 +107,11 @@ def test_verify_all_and_table():
 def test_rel_error_is_relative_with_offset():
     assert rel_error(1e-9, 0.0) == pytest.approx(1e-9)
     assert rel_error(101.0, 100.0) == pytest.approx(1 / 101)
+
+
+def test_verification_prints_nothing(capsys):
+    # OSQP 1.x prints "Polishing not needed ..." on every polished solve with no active set
+    # (osqp/osqp#785); verification polishes, so it must keep that line out of the user's output.
+    report = cl.verify("identity")
+    assert report.passed
+    assert capsys.readouterr().out == ""
