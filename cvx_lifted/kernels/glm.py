@@ -26,8 +26,18 @@ loss :math:`\tfrac12(u-t)^2 - \tfrac12 u^2 = -ut` is linear), so plain MM conver
 the missing information, and the Newton model keeps changing with the sign pattern. Both remaining
 methods reuse the Cholesky factor :math:`R` of the plain ReLU W-step (:math:`A = R^\top R`): L-BFGS
 runs on :math:`\Phi = R\Theta`, in which the Hessian is between 0 and :math:`I`. L-BFGS needs the
-fewest GEMMs at every tolerance and is the default; the accelerated MM is kept as
-``method="amm"``.
+fewest GEMMs at every tolerance; the accelerated MM is kept as ``method="amm"``.
+
+The default, ``method="lbfgs"``, goes further: the problem separates over the columns, so each
+column runs its own L-BFGS recursion and its own backtracking line search, and the objective along
+a line is evaluated from the image of the direction (one GEMM per iteration instead of two per
+function evaluation). Measured on the same data (m = 10,000 rows, warm start at the ridge solution,
+one BLAS thread; scipy's L-BFGS-B is ``method="scipy"``): after 3 iterations 2.2 s vs 2.9 s
+(relative gradient 3.0e-3 vs 1.8e-3), after 10 iterations 6.2 s vs 6.6 s (5.0e-5 vs 3.4e-4); it
+also converges to 1e-12 where scipy's line search stalls near 1e-9. Inside BCD on MNIST-10k
+(784-300-10, λ = 1, 10 sweeps of 3 iterations) the W0 blocks took 12.2 s instead of 16.3 s and
+ended at a lower lifted objective (0.06346 vs 0.06494), with the same validation accuracy
+(0.9356).
 """
 
 from __future__ import annotations
@@ -154,6 +164,180 @@ def _lbfgs_preconditioned(
     return theta, info
 
 
+def _colsum(A: NDArray, B: NDArray) -> NDArray[np.float64]:
+    r"""Column-wise inner products :math:`\sum_i a_{ij} b_{ij}`."""
+    return np.einsum("ij,ij->j", A, B, dtype=np.float64)
+
+
+def _relu_line_cols(
+    U: NDArray[np.floating],
+    V: NDArray[np.floating],
+    T: NDArray[np.floating],
+    t: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""Per-column data term :math:`\sum_i \tfrac12\max(u + tv, 0)^2 - (u + tv)t_{ij}` at steps
+    ``t`` and its derivative in ``t``, in one pass over ``U``."""  # noqa: D205, D209
+    Ut = U + V * t.astype(U.dtype)
+    lin = _colsum(Ut, T)
+    np.maximum(Ut, 0.0, out=Ut)
+    value = 0.5 * _colsum(Ut, Ut) - lin
+    Ut -= T
+    return value, _colsum(V, Ut)
+
+
+def _relu_armijo_step(
+    U: NDArray[np.floating],
+    V: NDArray[np.floating],
+    T: NDArray[np.floating],
+    f0: NDArray[np.float64],
+    ww: NDArray[np.float64],
+    wd: NDArray[np.float64],
+    dd: NDArray[np.float64],
+    slope0: NDArray[np.float64],
+    alpha: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""Per-column line search from the unit step; returns the steps and the new objectives.
+
+    Column :math:`j` of the objective along the line is the convex function
+    :math:`\varphi_j(t) = \sum_i \tfrac12\max(u_{ij} + tv_{ij}, 0)^2 - (u_{ij} + tv_{ij})t_{ij}
+    + \tfrac\alpha2\|w_j + td_j\|^2` (``f0`` :math:`= \varphi_j(0)`, ``slope0``
+    :math:`= \varphi_j'(0) < 0`, ``ww``, ``wd``, ``dd`` the column products of the weight part).
+    A step is accepted when it decreases the objective sufficiently (Armijo,
+    :math:`\varphi_j(t) \le \varphi_j(0) + 10^{-4} t \varphi_j'(0)`) or when
+    :math:`\varphi_j'(t) \le 0` (then :math:`\varphi_j` decreases on all of :math:`[0, t]`: a test
+    that stays exact when the decrease is below the rounding of :math:`\varphi_j`). Otherwise the
+    step moves to the root of the secant of :math:`\varphi_j'` (exact for a quadratic), kept in
+    :math:`[0.05t, 0.95t]`. Each trial is one pass over ``U``; the unit step is usually accepted.
+    Columns that find no acceptable step keep :math:`t_j = 0`: the objective never increases.
+    """
+    q = U.shape[1]
+    t = np.ones(q)
+    active = slope0 < 0
+    step = np.zeros(q)
+    f_new = f0.copy()
+    for _ in range(40):
+        if not active.any():
+            break
+        tt = np.where(active, t, 0.0)
+        f, d1 = _relu_line_cols(U, V, T, tt)
+        f += 0.5 * alpha * (ww + 2 * tt * wd + tt * tt * dd)
+        d1 += alpha * (wd + tt * dd)
+        ok = active & ((f <= f0 + 1e-4 * tt * slope0) | (d1 <= 0))
+        step[ok], f_new[ok] = t[ok], f[ok]
+        active &= ~ok
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t_sec = t * slope0 / (slope0 - d1)
+        t = np.where(active, np.clip(np.nan_to_num(t_sec, nan=0.5 * t), 0.05 * t, 0.95 * t), t)
+        active &= t > 1e-30
+    return step, f_new
+
+
+def _lbfgs_columns_relu(
+    image_dir: Callable[[NDArray[np.float64]], NDArray[np.floating]],
+    moments: Callable[[NDArray[np.floating]], NDArray[np.float64]],
+    T: NDArray[np.floating],
+    alpha: float,
+    theta0: NDArray[np.float64],
+    U0: NDArray[np.floating],
+    R: NDArray[np.float64],
+    g_scale: float,
+    tol: float,
+    max_iter: int,
+    memory: int = 8,
+) -> tuple[NDArray[np.float64], dict[str, Any]]:
+    r"""Column-wise L-BFGS for the Fenchel–Young ReLU W-step (the default method).
+
+    The problem separates over the :math:`q` columns of :math:`\Theta`; every column runs its own
+    L-BFGS recursion (vectorised across columns) in the preconditioned variables
+    :math:`\Phi = R\Theta`, with its own initial scaling and its own Armijo backtracking
+    (:func:`_relu_armijo_step`). Since the objective is evaluated along the line from the image
+    :math:`U` and the image :math:`V` of the direction, an iteration costs two GEMMs (the
+    direction's image and the gradient's moments) and usually one pass over :math:`U`, against two
+    GEMMs per *function evaluation* for a generic L-BFGS.
+    """
+    p = theta0.shape[0] - 1
+
+    def gradient(U: NDArray[np.floating], theta: NDArray[np.float64]) -> NDArray[np.float64]:
+        G = moments(np.maximum(U, 0.0) - T)
+        G[:p] += alpha * theta[:p]
+        return G
+
+    def objective(U: NDArray[np.floating], theta: NDArray[np.float64]) -> float:
+        return float(_relu_fy_cols(U, T, theta[:p].T, alpha).sum())
+
+    def precondition(G: NDArray[np.float64]) -> NDArray[np.float64]:
+        return scipy.linalg.solve_triangular(R, G, trans="T", check_finite=False)
+
+    theta = theta0.copy()
+    U = U0.copy()
+    f_cols = _relu_fy_cols(U, T, theta[:p].T, alpha)
+    F_start = float(f_cols.sum())
+    g = gradient(U, theta)
+    grad_rel = float(np.linalg.norm(g)) / g_scale
+    gP = precondition(g)
+    pairs: list[tuple[NDArray, NDArray, NDArray]] = []
+    n_iter = 0
+    while grad_rel > tol and n_iter < max_iter:
+        r = gP.copy()
+        coefs = []
+        for s, y, rho in reversed(pairs):
+            a = rho * _colsum(s, r)
+            r -= a * y
+            coefs.append(a)
+        if pairs:
+            s, y, _ = pairs[-1]
+            yy = _colsum(y, y)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gamma = np.where(yy > 0, _colsum(s, y) / yy, 1.0)
+            r *= gamma
+        for (s, y, rho), a in zip(pairs, reversed(coefs), strict=True):
+            r += s * (a - rho * _colsum(y, r))
+        dP = -r
+        slope = _colsum(dP, gP)
+        bad = ~(slope < 0)
+        if bad.any():  # not a descent direction for some columns: steepest descent there
+            dP[:, bad] = -gP[:, bad]
+            slope[bad] = -_colsum(gP[:, bad], gP[:, bad])
+        D = scipy.linalg.solve_triangular(R, dP, check_finite=False)
+        V = image_dir(D)
+        t, f_cols = _relu_armijo_step(
+            U,
+            V,
+            T,
+            f_cols,
+            _colsum(theta[:p], theta[:p]),
+            _colsum(theta[:p], D[:p]),
+            _colsum(D[:p], D[:p]),
+            slope,
+            alpha,
+        )
+        theta += D * t
+        U += V * t.astype(U.dtype)
+        g = gradient(U, theta)
+        gP_new = precondition(g)
+        s_new, y_new = dP * t, gP_new - gP
+        sy = _colsum(s_new, y_new)
+        with np.errstate(divide="ignore"):
+            rho_new = np.where(sy > 1e-300, 1.0 / sy, 0.0)
+        pairs.append((s_new, y_new, rho_new))
+        if len(pairs) > memory:
+            pairs.pop(0)
+        gP = gP_new
+        grad_rel = float(np.linalg.norm(g)) / g_scale
+        n_iter += 1
+    F = objective(U, theta)
+    info = {
+        "n_iter": n_iter,
+        "grad_norm": grad_rel,
+        "converged": bool(grad_rel <= tol),
+        "objective": F,
+        "objective_start": F_start,
+    }
+    if F > F_start:  # rounding only (every accepted step decreases its column): keep the start
+        return theta0, {**info, "objective": F_start}
+    return theta, info
+
+
 def relu_fenchel_wstep(
     X: ArrayLike,
     T: ArrayLike,
@@ -184,14 +368,17 @@ def relu_fenchel_wstep(
     :math:`\sum \tfrac12 (u - t)^2 - \tfrac12 \min(u, 0)^2` up to a constant: a smooth,
     piecewise-quadratic convex problem.
 
-    Method (see the module docstring for the measurements behind the choice). Both methods use the
+    Method (see the module docstring for the measurements behind the choice). All methods use the
     augmented Gram :math:`A = R^\top R` of the plain ReLU W-step (pass its :class:`Ridge` to reuse
     the factor), because the curvature of :math:`\tfrac12\max(u,0)^2` is at most 1, so
     :math:`0 \preceq \nabla^2 F \preceq A`.
 
-    * ``"lbfgs"`` (default): L-BFGS-B (:func:`scipy.optimize.minimize`) on
-      :math:`\Phi = R\Theta`, :math:`\Theta = [W^\top; b^\top]`, warm-started at
-      :math:`(W_0, b_0)`. Each evaluation costs two GEMMs and two triangular solves.
+    * ``"lbfgs"`` (default): L-BFGS on :math:`\Phi = R\Theta`, :math:`\Theta = [W^\top; b^\top]`,
+      warm-started at :math:`(W_0, b_0)`, one recursion and one Armijo line search per column;
+      the image of the direction makes the line search GEMM-free, so an iteration costs two GEMMs
+      and two triangular solves.
+    * ``"scipy"``: L-BFGS-B (:func:`scipy.optimize.minimize`) on the same variables, all columns
+      together; each function evaluation costs two GEMMs and two triangular solves.
     * ``"amm"``: majorisation–minimisation accelerated in the :math:`A`-metric. The quadratic
       majoriser at :math:`U_k` turns the problem into the ridge regression with targets
       :math:`T + \min(U_k, 0)`; an MM step is :math:`\Theta - A^{-1}\nabla F(\Theta)`, so Nesterov
@@ -223,11 +410,11 @@ def relu_fenchel_wstep(
         A :class:`Ridge` built on the same ``X`` with the same ``alpha`` and ``fit_intercept=True``
         (the factor of the plain ReLU W-step); built here when omitted.
     tol : float, default 1e-4
-        Relative gradient tolerance (``"lbfgs"`` stalls near 1e-9, where its line search needs
-        decreases below rounding; ``"amm"`` reaches 1e-12).
+        Relative gradient tolerance (``"scipy"`` stalls near 1e-9, where its line search needs
+        decreases below rounding; ``"lbfgs"`` and ``"amm"`` reach 1e-12).
     max_iter : int, default 500
         Safety cap on iterations; ``info['converged']`` is false when it is reached.
-    method : {"lbfgs", "amm"}, default "lbfgs"
+    method : {"lbfgs", "scipy", "amm"}, default "lbfgs"
         Algorithm.
     return_info : bool, default False
         Also return a dict with ``n_iter``, ``grad_norm`` (relative), ``converged``, ``objective``
@@ -257,8 +444,8 @@ def relu_fenchel_wstep(
     W, b = _check_weights(W0, b0, q, p)
     tol_f = positive_scalar(tol, "tol")
     max_iter = positive_int(max_iter, "max_iter")
-    if method not in ("lbfgs", "amm"):
-        raise ValueError(f"method must be 'lbfgs' or 'amm', got {method!r}")
+    if method not in ("lbfgs", "scipy", "amm"):
+        raise ValueError(f"method must be 'lbfgs', 'scipy' or 'amm', got {method!r}")
     if ridge is None:
         ridge = Ridge(X_arr, alpha_f)
     elif not isinstance(ridge, Ridge):
@@ -285,6 +472,19 @@ def relu_fenchel_wstep(
     theta0 = np.vstack([W.T, b[None, :]])
 
     if method == "lbfgs":
+        theta, info = _lbfgs_columns_relu(
+            image,
+            moments,
+            T_arr,
+            alpha_f,
+            theta0,
+            image(theta0),
+            np.triu(ridge.factor[0]),
+            g_scale,
+            tol_f,
+            max_iter,
+        )
+    elif method == "scipy":
 
         def obj_grad(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
             U = image(theta)
