@@ -177,7 +177,8 @@ def _relu_line_cols(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     r"""Per-column data term :math:`\sum_i \tfrac12\max(u + tv, 0)^2 - (u + tv)t_{ij}` at steps
     ``t`` and its derivative in ``t``, in one pass over ``U``."""  # noqa: D205, D209
-    Ut = U + V * t.astype(U.dtype)
+    Ut = V * t.astype(U.dtype)
+    Ut += U
     lin = _colsum(Ut, T)
     np.maximum(Ut, 0.0, out=Ut)
     value = 0.5 * _colsum(Ut, Ut) - lin
@@ -258,7 +259,10 @@ def _lbfgs_columns_relu(
     p = theta0.shape[0] - 1
 
     def gradient(U: NDArray[np.floating], theta: NDArray[np.float64]) -> NDArray[np.float64]:
-        G = moments(np.maximum(U, 0.0) - T)
+        Z = np.maximum(U, 0.0)
+        Z -= T
+        G = moments(Z)
+        del Z
         G[:p] += alpha * theta[:p]
         return G
 
@@ -269,7 +273,7 @@ def _lbfgs_columns_relu(
         return scipy.linalg.solve_triangular(R, G, trans="T", check_finite=False)
 
     theta = theta0.copy()
-    U = U0.copy()
+    U = U0  # updated in place (the caller passes a fresh image)
     f_cols = _relu_fy_cols(U, T, theta[:p].T, alpha)
     F_start = float(f_cols.sum())
     g = gradient(U, theta)
@@ -312,7 +316,9 @@ def _lbfgs_columns_relu(
             alpha,
         )
         theta += D * t
-        U += V * t.astype(U.dtype)
+        V *= t.astype(U.dtype)  # in place: V is not needed any more
+        U += V
+        del V
         g = gradient(U, theta)
         gP_new = precondition(g)
         s_new, y_new = dP * t, gP_new - gP
