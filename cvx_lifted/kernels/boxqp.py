@@ -242,25 +242,37 @@ def _clip(Z: NDArray, lo: float, hi: float, out: NDArray | None = None) -> NDArr
 
 
 def _batched_spd_solve(K: NDArray, r: NDArray) -> NDArray:
-    """Solve ``K[i] x[i] = r[i]`` for SPD ``K`` of shape ``(n, q, q)`` (Cholesky, loops over q)."""
-    n, q, _ = K.shape
-    Lm = np.zeros_like(K)
-    for j in range(q):
-        row = Lm[:, j, :j]
-        d = K[:, j, j] - np.einsum("ij,ij->i", row, row)
-        d = np.sqrt(np.maximum(d, np.finfo(np.float64).tiny))
-        Lm[:, j, j] = d
+    """Solve ``K[i] x[i] = r[i]``, SPD ``K`` of shape ``(n, q, q)``, ``r`` of shape ``(n, q)``."""
+    return _cholesky_solve_qqn(np.ascontiguousarray(K.transpose(1, 2, 0)), r.T).T
+
+
+def _cholesky_solve_qqn(A: NDArray, r: NDArray) -> NDArray:
+    """Solve ``A[:, :, i] x[:, i] = r[:, i]`` for SPD ``A`` of shape ``(q, q, n)`` (overwritten).
+
+    Cholesky with loops over ``q``, vectorised over the ``n`` systems. The ``(q, q, n)`` layout
+    makes every operation run along contiguous rows: 2.5-5x faster than on ``(n, q, q)`` at
+    q = 10. Only the lower triangle of ``A`` is read; it is overwritten by the factor.
+    """
+    q = A.shape[0]
+    x = np.array(r, dtype=np.float64, order="C")  # (q, n)
+    tiny = np.finfo(np.float64).tiny
+    for j in range(q):  # the lower triangle of A becomes the Cholesky factor L
+        if j:
+            A[j, j] -= np.einsum("kn,kn->n", A[j, :j], A[j, :j])
+        np.maximum(A[j, j], tiny, out=A[j, j])
+        np.sqrt(A[j, j], out=A[j, j])
         if j + 1 < q:
-            below = Lm[:, j + 1 :, :j]
-            Lm[:, j + 1 :, j] = (K[:, j + 1 :, j] - np.einsum("ikl,il->ik", below, row)) / d[
-                :, None
-            ]
-    y = np.empty_like(r)
-    for j in range(q):
-        y[:, j] = (r[:, j] - np.einsum("ik,ik->i", Lm[:, j, :j], y[:, :j])) / Lm[:, j, j]
-    x = np.empty_like(r)
-    for j in range(q - 1, -1, -1):
-        x[:, j] = (y[:, j] - np.einsum("ik,ik->i", Lm[:, j + 1 :, j], x[:, j + 1 :])) / Lm[:, j, j]
+            if j:
+                A[j + 1 :, j] -= np.einsum("ikn,kn->in", A[j + 1 :, :j], A[j, :j])
+            A[j + 1 :, j] /= A[j, j]
+    for j in range(q):  # L y = r
+        if j:
+            x[j] -= np.einsum("kn,kn->n", A[j, :j], x[:j])
+        x[j] /= A[j, j]
+    for j in range(q - 1, -1, -1):  # L^T x = y
+        if j + 1 < q:
+            x[j] -= np.einsum("kn,kn->n", A[j + 1 :, j], x[j + 1 :])
+        x[j] /= A[j, j]
     return x
 
 
@@ -767,7 +779,7 @@ def _dual_chunk(
     idx = np.arange(n)
     Ua, Ra, gt = U, R, gtol
     free, z, V, phi = evaluate(y, Ua, Ra)
-    eye = np.eye(q) / c
+    diag = np.arange(q)
     max_iter = min(prob.max_iter, _DUAL_MAX_ITER)
     for it in range(max_iter + 1):
         E = Ra - V
@@ -805,13 +817,12 @@ def _dual_chunk(
             )  # fmt: skip
             free = None if free is None else free[keep]
         na = idx.size
-        pairs = (np.ones(z.shape) if free is None else free.astype(np.float64)) @ prod
-        pairs *= 1.0 / a
-        M = np.empty((na, q, q))
-        M[:, iu, ju] = pairs
-        M[:, ju, iu] = pairs
-        M += eye
-        d = _batched_spd_solve(M, g)
+        pairsT = prod.T @ (np.ones(z.shape) if free is None else free.astype(np.float64)).T
+        pairsT *= 1.0 / a
+        M = np.empty((q, q, na))  # the (q, q, n) layout of _cholesky_solve_qqn; lower triangle
+        M[ju, iu] = pairsT
+        M[diag, diag] += 1.0 / c
+        d = _cholesky_solve_qqn(M, g.T).T
         slope = _rowdot(g, d)  # > 0: an ascent direction of the concave dual
         yt = y + d
         ft, zt, Vt, pt = evaluate(yt, Ua, Ra)
