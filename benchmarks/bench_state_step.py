@@ -13,7 +13,7 @@ with :math:`p` = ``--width`` (100) hidden units and :math:`q` = ``--next-width``
 
 * by the fast kernel ``cvx_lifted.kernels.state_step`` on ``--rows`` rows (60,000), in chunks
   of ``--chunk-size`` rows as ``BCDSolver`` does, warm started from ``relu(U)``;
-* by ``cvx_lifted.compile.state_step_problem`` compiled once per batch size (16 and 64) and
+* by ``cvx_lifted.compile.state_step_problem`` compiled once per batch size (1, 16 and 64) and
   re-solved batch after batch on the first ``--cvxpy-rows`` rows (512) of the same inputs, as
   ``BCDSolver``'s generic path does (one warm-up pass is not timed; compile time is reported
   apart).
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--rows", type=int, default=None, help="kernel rows (default 60000)")
     p.add_argument("--cvxpy-rows", type=int, default=None, help="CVXPY rows (default 512)")
     p.add_argument(
-        "--batches", type=int, nargs="+", default=[16, 64], help="CVXPY batch sizes (default 16 64)"
+        "--batches", type=int, nargs="+", default=[1, 16, 64], help="CVXPY batch sizes (1 16 64)"
     )
     p.add_argument("--width", type=int, default=100, help="hidden width p (default 100)")
     p.add_argument("--next-width", type=int, default=10, help="next width q (default 10)")
