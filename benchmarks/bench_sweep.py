@@ -22,8 +22,8 @@ same dtype; the float32 epoch is shown too), medians over rounds of per-round ra
 
 BLAS and torch run on one thread (``--threads``). Run from the repository root::
 
-    CVX_LIFTED_DATA=/work/shared/data PYTHONPATH=. python benchmarks/bench_sweep.py --quick
-    CVX_LIFTED_DATA=/work/shared/data PYTHONPATH=. python benchmarks/bench_sweep.py
+    CVX_LIFTED_DATA=../shared/data PYTHONPATH=. python benchmarks/bench_sweep.py --quick
+    CVX_LIFTED_DATA=../shared/data PYTHONPATH=. python benchmarks/bench_sweep.py
 
 Writes ``benchmarks/results/bench_sweep.json`` (or ``--out``).
 """
