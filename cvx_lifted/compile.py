@@ -114,13 +114,14 @@ _FEASIBILITY_TOL: dict[str, float] = {"default": 1e-5, "tight": 1e-7}
 _INACCURATE_RESIDUAL = 1e-7
 
 
-def _quiet_polishing(opts: Mapping[str, Any]) -> contextlib.AbstractContextManager[Any]:
-    """Swallow OSQP's unconditional "Polishing not needed" line (osqp/osqp#785) when polishing.
+def _quiet_osqp(solver: str) -> contextlib.AbstractContextManager[Any]:
+    """Swallow OSQP's unconditional "Polishing not needed" line (osqp/osqp#785).
 
-    OSQP 1.x prints it through Python's ``sys.stdout`` on every polished solve with an empty
-    active set, even with ``verbose=False``; verification would print it once per row.
+    OSQP 1.x prints it through Python's ``sys.stdout`` whenever it polishes (CVXPY turns
+    polishing on by default) and finds an empty active set, even with ``verbose=False``;
+    verification and the compiled BCD blocks would print it once per solve.
     """
-    if opts.get("polishing"):
+    if solver == "OSQP":
         return contextlib.redirect_stdout(io.StringIO())
     return contextlib.nullcontext()
 
@@ -483,7 +484,7 @@ class CompiledProblem:
         for solver, mode in tries:
             opts = dict(SOLVER_SETTINGS[mode].get(solver, {}))
             try:
-                with warnings.catch_warnings(), _quiet_polishing(opts):
+                with warnings.catch_warnings(), _quiet_osqp(solver):
                     # statuses are checked below; CVXPY's "may be inaccurate" warning is noise
                     warnings.simplefilter("ignore", UserWarning)
                     self.problem.solve(solver=solver, warm_start=True, **opts)

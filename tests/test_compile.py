@@ -164,3 +164,15 @@ def test_pooling_argmin_has_fewer_outputs():
     argmin = CompiledArgmin("max_pool", 6, accuracy="tight")
     U = np.array([[1.0, 2.0, -1.0, -3.0, 5.0, 5.0]])
     assert_allclose_rel(argmin(U), [[2.0, -1.0, 5.0]], 1e-6, "max_pool")
+
+
+def test_osqp_solves_print_nothing(capsys):
+    # OSQP 1.x prints "Polishing not needed ..." when it polishes (CVXPY's default) and finds no
+    # active set (osqp/osqp#785): the identity's argmin never has one.
+    inst = CompiledArgmin(get_activation("identity"), 10, 4)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        U = rng.normal(size=(4, 10))
+        np.testing.assert_allclose(inst(U), U, atol=1e-5)
+    assert inst.stats.solver == "OSQP"
+    assert capsys.readouterr().out == ""
