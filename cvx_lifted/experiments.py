@@ -436,24 +436,21 @@ def _first_reaching(curve: np.ndarray, target: float) -> int | None:
 
 # ------------------------------------------------------------------------------ phases
 def _save_weights(path: Path, network: Any) -> None:
+    """Cache a lifted network as a model file (atomic, :meth:`LiftedNetwork.save`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {f"W{i}": W for i, W in enumerate(network.weights)}
-    arrays.update({f"b{i}": b for i, b in enumerate(network.biases)})
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    network.save(path)
 
 
 def _load_weights(path: Path, network: Any) -> bool:
+    """Copy the weights of a cached model file into ``network``; False if absent or unreadable."""
+    from cvx_lifted.io import load_network
+
     if not path.exists():
         return False
     try:
-        with np.load(path) as data:
-            n = network.n_layers
-            network.set_weights(
-                [data[f"W{i}"] for i in range(n)], [data[f"b{i}"] for i in range(n)]
-            )
-    except (OSError, KeyError, ValueError):
+        cached = load_network(path)
+        network.set_weights(cached.weights, cached.biases)
+    except (OSError, ValueError):  # ModelFileError is a ValueError
         return False
     return True
 
@@ -972,7 +969,7 @@ class _Experiment:
         return net, record
 
     def weights_path(self, arch: str, seed: int) -> Path:
-        return self.cache / self.dataset / f"{arch}_seed{seed}_{self.pretrain_fp}.npz"
+        return self.cache / self.dataset / f"{arch}_seed{seed}_{self.pretrain_fp}.cvxl"
 
     def lifted_network(self, hidden: tuple[int, ...], seed: int) -> Any:
         """Load the cached lifted weights, or refit (deterministic) when the cache is gone."""
@@ -1742,7 +1739,7 @@ def study_lifted_init(
                     "lr": None,
                     "fingerprint": fp,
                 }
-                weights = out / "cache" / f"{arch}_{head}_seed{seed}_{fp}.npz"
+                weights = out / "cache" / f"{arch}_{head}_seed{seed}_{fp}.cvxl"
                 pre = store.get(**pre_id)
                 net = _lifted_network(sizes, cfg)
                 if pre is None or not _load_weights(weights, net):

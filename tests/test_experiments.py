@@ -213,29 +213,18 @@ def test_cli_main_if_wired(tmp_path, tiny_loader, capsys):
 
 
 def test_study_on_the_validation_split(tmp_path, tiny_loader):
-    res = ex.study_lifted_init(
-        "mnist-10k",
-        "16",
-        heads=("simplex_xent",),
-        output_scales=("none", "balanced"),
-        learning_rates=(0.01, 0.3),
-        epochs=1,
-        sweeps=1,
-        out_dir=tmp_path,
-        progress=False,
-    )
+    kwargs = {
+        "heads": ("simplex_xent",),
+        "output_scales": ("none", "balanced"),
+        "learning_rates": (0.01, 0.3),
+        "epochs": 1,
+        "sweeps": 1,
+        "out_dir": tmp_path,
+        "progress": False,
+    }
+    res = ex.study_lifted_init("mnist-10k", "16", **kwargs)
     assert len(res["runs"]) == 2 + 2 * 2
     assert "| lifted simplex_xent:balanced |" in res["markdown"]
     assert (tmp_path / "study.md").exists() and (tmp_path / "study.json").exists()
-    again = ex.study_lifted_init(
-        "mnist-10k",
-        "16",
-        heads=("simplex_xent",),
-        output_scales=("none", "balanced"),
-        learning_rates=(0.01, 0.3),
-        epochs=1,
-        sweeps=1,
-        out_dir=tmp_path,
-        progress=False,
-    )
+    again = ex.study_lifted_init("mnist-10k", "16", **kwargs)
     assert again["markdown"] == res["markdown"]

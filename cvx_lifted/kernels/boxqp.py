@@ -706,7 +706,8 @@ def _newton_chunk(
 
 # --------------------------------------------------------------------------------------------------
 _DUAL_MAX_ITER = 50
-"""Dual Newton steps after which the rows still running are handed to the primal Newton method.
+"""Dual Newton steps after which :func:`_dual_chunk` hands the rows still running to the primal
+Newton method.
 
 Warm-started rows take 1-5 steps; a row still running after 50 is cycling on a degenerate active
 set (seen on 2 of 60,000 Fashion-MNIST rows, which otherwise ran to ``max_iter``)."""
@@ -845,6 +846,17 @@ def _dual_chunk(
             if ft is not None:
                 ft[bad] = free[bad]
         y, free, z, V, phi = yt, ft, zt, Vt, pt
+    r = np.flatnonzero(~conv)
+    if r.size:
+        # rows the dual Newton steps stalled on (degenerate active sets, rare): finish them with
+        # the primal Newton method, warm started from the dual's answer
+        z_r, it_r, res_r, conv_r, _, f_r = _newton_chunk(prob, U[r], T[r], final[r])
+        better = f_r <= f_final[r]
+        final[r[better]] = z_r[better]
+        f_final[r[better]] = f_r[better]
+        n_iter[r] += it_r
+        res_out[r] = np.where(better, res_r, res_out[r])
+        conv[r] = np.where(better, conv_r, conv[r])
     worse = f_final > f_start
     if worse.any():  # never return a point worse than the (projected) start
         final[worse] = z0[worse]
@@ -1028,16 +1040,6 @@ def state_step(
             Tc = coupling.target[sl].astype(np.float64)
             Zc = Z0_arr[sl].astype(np.float64)
             best, it, res, conv, f0, fb = solver(prob, Uc, Tc, Zc)
-            if solver is _dual_chunk and not conv.all():
-                # rows the dual Newton method stalled on (degenerate active sets, rare): finish
-                # them with the primal Newton method, warm started from the dual's answer
-                r = np.flatnonzero(~conv)
-                best_r, it_r, res_r, conv_r, _, fb_r = _newton_chunk(prob, Uc[r], Tc[r], best[r])
-                better = fb_r <= fb[r]
-                best[r[better]] = best_r[better]
-                fb[r[better]] = fb_r[better]
-                it[r] += it_r
-                res[r], conv[r] = np.where(better, res_r, res[r]), np.where(better, conv_r, conv[r])
             Z[sl] = best
             n_iter[sl], residual[sl], converged[sl], obj0[sl], obj[sl] = it, res, conv, f0, fb
     if not return_info:
