@@ -8,6 +8,7 @@ user would already catch (``ValueError``, ``RuntimeError``), so generic handlers
 from __future__ import annotations
 
 __all__ = [
+    "BlockTooLargeError",
     "CvxLiftedError",
     "NonConvexError",
     "NotDPPError",
@@ -45,6 +46,10 @@ class SolverFailedError(CvxLiftedError, RuntimeError):
     def __init__(self, message: str, attempts: list[tuple[str, str]] | None = None) -> None:
         super().__init__(message)
         self.attempts = list(attempts or [])
+
+
+class BlockTooLargeError(CvxLiftedError, MemoryError):
+    """A compiled block would need more memory than the budget; nothing was allocated."""
 
 
 class ModelFileError(CvxLiftedError, ValueError):
