@@ -1,13 +1,22 @@
 # SPDX-License-Identifier: Apache-2.0
 """The hidden-state step against CVXPY, closed forms, KKT conditions and monotonicity."""
 
+import functools
 import warnings
 
 import cvxpy as cp
 import numpy as np
 import pytest
 
-from cvx_lifted.kernels import L2Coupling, ReluFenchelCoupling, SoftmaxCoupling, state_step
+from cvx_lifted.kernels import (
+    SIGMOID_FY,
+    TANH_FY,
+    FYCoupling,
+    L2Coupling,
+    ReluFenchelCoupling,
+    SoftmaxCoupling,
+    state_step,
+)
 
 CLARABEL_TIGHT = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
 BOXES = [(0.0, np.inf), (0.0, 1.0), (-1.0, 1.0), (-np.inf, np.inf)]
@@ -185,7 +194,17 @@ def test_chunking_gives_same_answer():
     np.testing.assert_allclose(Z1, Z2, atol=1e-11)
 
 
-@pytest.mark.parametrize("cls", [L2Coupling, ReluFenchelCoupling, SoftmaxCoupling])
+@pytest.mark.parametrize(
+    "cls",
+    [
+        L2Coupling,
+        ReluFenchelCoupling,
+        SoftmaxCoupling,
+        functools.partial(FYCoupling, SIGMOID_FY),
+        functools.partial(FYCoupling, TANH_FY),
+    ],
+    ids=["l2", "relu", "softmax", "fy-sigmoid", "fy-tanh"],
+)
 def test_coupling_gradients_finite_differences(cls):
     rng = np.random.default_rng(8)
     V = rng.normal(size=(4, 5))

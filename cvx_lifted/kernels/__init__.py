@@ -11,12 +11,24 @@ one against a direct CVXPY formulation.
   (the W-step of the JCR layers).
 * :mod:`~cvx_lifted.kernels.boxqp`: the hidden-state step, a box-constrained problem per row with a
   shared linear map and a coupling to the next layer.
-* :mod:`~cvx_lifted.kernels.glm`: the W-steps of the Fenchel–Young ReLU layer and of the softmax
-  output layer.
+* :mod:`~cvx_lifted.kernels.glm`: the W-steps of the Fenchel–Young layers (ReLU and any elementwise
+  pair) and of the softmax output layer.
+* :mod:`~cvx_lifted.kernels.fenchel_young`: elementwise Fenchel–Young pairs (:class:`ScalarFY`,
+  the sigmoid, tanh, ReLU and leaky ReLU catalogue) and the state steps after such a layer (open
+  domains, by damped Newton) and after a sparsemax layer (on the simplex).
 """
 
-from .boxqp import L2Coupling, ReluFenchelCoupling, SoftmaxCoupling, state_step
-from .glm import relu_fenchel_wstep, softmax_wstep
+from .boxqp import FYCoupling, L2Coupling, ReluFenchelCoupling, SoftmaxCoupling, state_step
+from .fenchel_young import (
+    RELU_FY,
+    SIGMOID_FY,
+    TANH_FY,
+    ScalarFY,
+    fy_state_step,
+    leaky_relu_fy,
+    simplex_state_step,
+)
+from .glm import fy_wstep, relu_fenchel_wstep, softmax_wstep
 from .ridge import Ridge
 from .simplex import (
     AppendixABounds,
@@ -27,14 +39,23 @@ from .simplex import (
 )
 
 __all__ = [
+    "RELU_FY",
+    "SIGMOID_FY",
+    "TANH_FY",
     "AppendixABounds",
+    "FYCoupling",
     "L2Coupling",
     "ReluFenchelCoupling",
     "Ridge",
+    "ScalarFY",
     "SoftmaxCoupling",
     "appendix_a_bounds",
+    "fy_state_step",
+    "fy_wstep",
+    "leaky_relu_fy",
     "project_simplex",
     "relu_fenchel_wstep",
+    "simplex_state_step",
     "simplex_xent_prox",
     "softmax_wstep",
     "state_step",

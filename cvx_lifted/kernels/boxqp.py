@@ -12,7 +12,8 @@ step solves, independently for every row,
 
 where :math:`g` is the next layer's divergence as a function of its pre-activation
 :math:`v = Wz + b` (a *coupling*: :class:`L2Coupling`, :class:`ReluFenchelCoupling`,
-:class:`SoftmaxCoupling`). With :class:`L2Coupling` it is a box QP whose Hessian
+:class:`SoftmaxCoupling`, and :class:`FYCoupling` for any elementwise Fenchel–Young next layer).
+With :class:`L2Coupling` it is a box QP whose Hessian
 :math:`H = aI + cW^\top W` is shared by all rows.
 
 Methods and why (measured with ``benchmarks/bench_kernels.py``, one BLAS thread):
@@ -63,7 +64,7 @@ exceeds that of the start (block-coordinate descent relies on it).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -77,7 +78,11 @@ from ._validation import (
     positive_scalar,
 )
 
+if TYPE_CHECKING:
+    from .fenchel_young import ScalarFY
+
 __all__ = [
+    "FYCoupling",
     "L2Coupling",
     "ReluFenchelCoupling",
     "SoftmaxCoupling",
@@ -221,6 +226,45 @@ class SoftmaxCoupling(_Coupling):
         E = np.exp(V - shift)
         E /= E.sum(axis=1, keepdims=True)
         return "softmax", E
+
+
+class FYCoupling(_Coupling):
+    r"""Elementwise Fenchel–Young divergence of the next layer as a function of its pre-activation.
+
+    :math:`g(V) = \sum \Phi^*(v) - vt` for the pair :math:`(\Phi, \Phi^*)` of ``spec``: the
+    divergence :math:`D(v, t) = \Phi(t) + \Phi^*(v) - vt` without the constant :math:`\Phi(t)`.
+    Gradient :math:`\phi(V) - T`, Hessian :math:`\operatorname{diag}(\phi'(V))`, Lipschitz
+    constant ``spec.curvature``. With :data:`~cvx_lifted.kernels.fenchel_young.RELU_FY` it is
+    :class:`ReluFenchelCoupling`.
+
+    Parameters
+    ----------
+    spec : ScalarFY
+        The next layer's pair (:class:`~cvx_lifted.kernels.fenchel_young.ScalarFY`).
+    T : array_like, shape (m, q)
+        Next-layer states (normally in the domain of :math:`\Phi`).
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` is not a ``ScalarFY`` or ``T`` is not a finite 2-D array.
+    """
+
+    def __init__(self, spec: ScalarFY, T: ArrayLike) -> None:
+        from .fenchel_young import ScalarFY
+
+        if not isinstance(spec, ScalarFY):
+            raise ValueError(f"spec must be a ScalarFY, got {type(spec).__name__}")
+        super().__init__(T, "T")
+        self.spec = spec
+        self.lipschitz = spec.curvature
+
+    def _eval(self, V: NDArray, T: NDArray) -> tuple[NDArray, NDArray]:
+        rows = self.spec.conj(V).sum(axis=1) - np.einsum("ij,ij->i", V, T)
+        return rows, self.spec.conj_grad(V) - T
+
+    def _curvature(self, V: NDArray, G: NDArray) -> tuple[str, NDArray | None]:
+        return "diag", np.asarray(self.spec.conj_hess(V), dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -874,7 +918,7 @@ def state_step(
     U: ArrayLike,
     W: ArrayLike,
     b: ArrayLike,
-    coupling: L2Coupling | ReluFenchelCoupling | SoftmaxCoupling,
+    coupling: L2Coupling | ReluFenchelCoupling | SoftmaxCoupling | FYCoupling,
     a: float,
     c: float,
     lo: float = -np.inf,
@@ -897,7 +941,8 @@ def state_step(
     row by row, where :math:`g` is the ``coupling`` (:class:`L2Coupling`:
     :math:`\tfrac12\|T - V\|_F^2`, a box QP with the shared Hessian :math:`aI + cW^\top W`;
     :class:`ReluFenchelCoupling`: :math:`\sum\tfrac12\max(v,0)^2 - vt`;
-    :class:`SoftmaxCoupling`: :math:`\sum_i \mathrm{lse}(v_i) - y_i^\top v_i`), :math:`a > 0`,
+    :class:`SoftmaxCoupling`: :math:`\sum_i \mathrm{lse}(v_i) - y_i^\top v_i`;
+    :class:`FYCoupling`: :math:`\sum\Phi^*(v) - vt`), :math:`a > 0`,
     :math:`c \ge 0` and :math:`lo < hi` scalars (infinite allowed). The problem is
     :math:`a`-strongly convex, so the minimiser is unique.
 
@@ -925,7 +970,7 @@ def state_step(
         Next-layer weights.
     b : array_like, shape (q,)
         Next-layer intercepts.
-    coupling : L2Coupling or ReluFenchelCoupling or SoftmaxCoupling
+    coupling : L2Coupling or ReluFenchelCoupling or SoftmaxCoupling or FYCoupling
         The next layer's term, with a target of shape ``(m, q)``.
     a : float
         Weight :math:`a > 0` of the proximity term.
@@ -967,7 +1012,7 @@ def state_step(
     b_arr = as_float_array(b, "b", ndim=1)
     if not isinstance(coupling, _Coupling):
         raise ValueError(
-            "coupling must be an L2Coupling, ReluFenchelCoupling or SoftmaxCoupling, "
+            "coupling must be an L2Coupling, ReluFenchelCoupling, SoftmaxCoupling or FYCoupling, "
             f"got {type(coupling).__name__}"
         )
     m, p = U_arr.shape
