@@ -795,28 +795,37 @@ class EcosBackend(_Backend):
         self._dims = {"l": pm.n_nonneg, "q": list(pm.soc), "e": pm.n_exp}
         if z and not self._eq.size:
             raise FastPathUnavailable("ECOS cannot take equality rows without entries")
+        # the matrices are built once; each solve only replaces their values (building a
+        # scipy matrix costs more than a small ECOS solve)
+        self._G = self._A_eq = None
+        if pm.m > z:
+            self._G = sp.csc_matrix(
+                (np.zeros(self._cone.size), self._cone_rows, self._cone_indptr),
+                shape=(pm.m - z, pm.n),
+            )
+        if z:
+            self._A_eq = sp.csc_matrix(
+                (np.zeros(self._eq.size), self._eq_rows, self._eq_indptr), shape=(z, pm.n)
+            )
 
     def solve(self, data: ProgramData, settings: Mapping[str, Any]) -> Outcome:
         pm = self.pmap
-        vals = data.A[:, 0]
+        A = self._changed("A", data.A)
+        if A is not None:
+            if self._G is not None:
+                self._G.data = -A[self._cone]
+            if self._A_eq is not None:
+                self._A_eq.data = -A[self._eq]
         b = data.b[:, 0]
         z = pm.n_zero
-        G = h = None
-        if pm.m > z:
-            G = sp.csc_matrix(
-                (-vals[self._cone], self._cone_rows, self._cone_indptr), shape=(pm.m - z, pm.n)
-            )
-            h = np.ascontiguousarray(b[z:])
-        A_eq = b_eq = None
-        if z:
-            A_eq = sp.csc_matrix((-vals[self._eq], self._eq_rows, self._eq_indptr), shape=(z, pm.n))
-            b_eq = np.ascontiguousarray(b[:z])
+        h = np.ascontiguousarray(b[z:]) if self._G is not None else None
+        b_eq = np.ascontiguousarray(b[:z]) if self._A_eq is not None else None
         sol = self._ecos.solve(
             np.ascontiguousarray(data.q[:, 0]),
-            G,
+            self._G,
             h,
             self._dims,
-            A_eq,
+            self._A_eq,
             b_eq,
             verbose=False,
             **settings,
