@@ -23,9 +23,11 @@ only updated (vectors-only updates keep its factorisation; it warm-starts from t
 answer), Clarabel's data are updated in place when the installed version allows it (rebuilt
 otherwise) and ECOS is called afresh (it has no update interface).
 
-Everything here relies on CVXPY internals (the ``ParamConeProg`` attributes of CVXPY 1.4 to
-1.9); :class:`FastPathUnavailable` says why a program cannot be handled, and the caller then
-keeps solving through ``cvxpy.Problem.solve``.
+Everything here relies on CVXPY internals (the ``ParamConeProg`` of CVXPY 1.9, written against
+1.9.3); :class:`FastPathUnavailable` says why a program cannot be handled, and the caller then
+keeps solving through ``cvxpy.Problem.solve``. The caller also checks every adapter once
+against CVXPY's own answer before using it, so a change of those internals shows as a recorded
+fallback, not as wrong answers.
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ _ECOS_STATUS: dict[int, str] = {
     -1: cp.USER_LIMIT,
 }
 _SOLUTION_PRESENT = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+# maps with at most this many entries are applied to one instance with numpy's gather and
+# bincount (a few microseconds); larger ones with scipy's product, without index copies
+_GATHER_MAX_NNZ = 200_000
 
 
 class FastPathUnavailable(Exception):
@@ -168,19 +173,17 @@ class _AffineMap:
     def __init__(self, M: Any, const_col: int, slots: list[tuple[str, int, int]]) -> None:
         M = sp.csr_matrix(M)
         self.rows = M.shape[0]
-        cols = np.unique(M.indices) if M.nnz else np.zeros(0, dtype=np.int64)
-        self.deps = [
-            (name, start, stop)
-            for name, start, stop in slots
-            if np.any((cols >= start) & (cols < stop))
-        ]
+        used = np.zeros(M.shape[1], dtype=bool)
+        used[M.indices] = True
+        self.deps = [(name, start, stop) for name, start, stop in slots if used[start:stop].any()]
+        self._row_of: NDArray[np.int64] | None = None
         if self.deps:
             self.M: Any = M
             self.value = np.zeros((self.rows, 1))
-            # one instance: gather-multiply-scatter in numpy (cheaper than a scipy call here)
-            self._row_of = np.repeat(np.arange(self.rows), np.diff(M.indptr))
-            self._cols = M.indices.astype(np.int64)
-            self._vals = M.data.astype(np.float64)
+            if M.nnz <= _GATHER_MAX_NNZ:
+                # one instance: gather-multiply-scatter in numpy (cheaper than a scipy call
+                # for small maps; large ones keep scipy's product and no index copies)
+                self._row_of = np.repeat(np.arange(self.rows), np.diff(M.indptr))
         else:
             self.M = None
             col = M[:, [const_col]].toarray() if M.nnz else np.zeros((self.rows, 1))
@@ -190,11 +193,25 @@ class _AffineMap:
         if self.M is None:
             return self.value
         if theta.shape[1] == 1:
-            out = np.bincount(
-                self._row_of, weights=self._vals * theta[self._cols, 0], minlength=self.rows
-            )
-            return out[:, None]
+            if self._row_of is not None:
+                out = np.bincount(
+                    self._row_of,
+                    weights=self.M.data * theta[self.M.indices, 0],
+                    minlength=self.rows,
+                )
+                return out[:, None]
+            return np.asarray(self.M @ theta[:, 0], dtype=np.float64)[:, None]
         return np.asarray(self.M @ theta, dtype=np.float64)
+
+
+def _csr_rows(M: Any, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of a CSR matrix, sharing its data and indices (no copy)."""
+    lo, hi = int(M.indptr[start]), int(M.indptr[stop])
+    return sp.csr_matrix(
+        (M.data[lo:hi], M.indices[lo:hi], M.indptr[start : stop + 1] - lo),
+        shape=(stop - start, M.shape[1]),
+        copy=False,
+    )
 
 
 class ProgramMap:
@@ -313,12 +330,12 @@ class ProgramMap:
         self.A_indptr = indptr[: self.n + 1].copy()
         self.A_indices = indices[:nnz_a].copy()
         self.A_cols = np.repeat(np.arange(self.n), np.diff(self.A_indptr))
-        self._A = _AffineMap(RA[:nnz_a], const_col, spans)
+        self._A = _AffineMap(_csr_rows(RA, 0, nnz_a), const_col, spans)
         b_rows = indices[nnz_a:]
         scatter = sp.csr_matrix(
             (np.ones(b_rows.size), (b_rows, np.arange(b_rows.size))), shape=(self.m, b_rows.size)
         )
-        self._b = _AffineMap(scatter @ RA[nnz_a:], const_col, spans)
+        self._b = _AffineMap(scatter @ _csr_rows(RA, nnz_a, RA.shape[0]), const_col, spans)
 
         # quadratic objective: upper triangle of P (CVXPY stores it symmetric)
         self.has_P = prog.P is not None and getattr(prog.reduced_P, "matrix_data", None) is not None

@@ -478,6 +478,11 @@ class CompiledProblem:
         # when CVXPY's path needs them (names in _stale)
         self._current: dict[str, NDArray[np.float64]] = {}
         self._stale: set[str] = set()
+        self._attributed = {
+            name
+            for name, p in self.parameters.items()
+            if any(v for k, v in p.attributes.items() if k != "nonneg")
+        }
         self._direct: dict[str, tuple[ProgramMap, Any]] = {}
         self._value: float | None = None
         self._objective: Callable[[], float] | None = None
@@ -515,7 +520,10 @@ class CompiledProblem:
         size = float(np.max(np.abs(arr))) if arr.size else 0.0
         if not np.isfinite(size):  # NaN and infinity propagate to the largest magnitude
             raise ValueError(f"parameter {name!r} of {self.what} contains NaN or infinity.")
-        if param.is_nonneg() and arr.size and float(arr.min()) < 0:
+        if name in self._attributed:
+            # other attributes (nonpos, symmetric, PSD, integer, ...): CVXPY's own validation
+            param.value = arr
+        elif param.is_nonneg() and arr.size and float(arr.min()) < 0:
             raise ValueError(
                 f"parameter {name!r} of {self.what} must be non-negative (min {arr.min():.3g})."
             )

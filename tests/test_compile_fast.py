@@ -127,6 +127,21 @@ def _box_problem(**kw):
     return CompiledProblem(0.5 * cp.sum_squares(z - u), constraints, params, {"z": z}, **kw)
 
 
+def test_large_maps_take_scipy_products(monkeypatch):
+    # maps above _GATHER_MAX_NNZ entries are applied with scipy instead of numpy's bincount
+    monkeypatch.setattr(backends, "_GATHER_MAX_NNZ", 0)
+    relu = get_activation("relu")
+    fast = state_step_problem(relu, relu, 2, 6, 3, 1.0, 0.7)
+    slow = _reference(state_step_problem(relu, relu, 2, 6, 3, 1.0, 0.7))
+    rng = np.random.default_rng(10)
+    for _ in range(3):
+        values = _state_values(rng, 2, 6, 3, relu)
+        np.testing.assert_allclose(fast.solve(**values)["Z"], slow.solve(**values)["Z"], atol=TOL)
+    pmap, _ = fast._direct["OSQP"]
+    assert pmap._A._row_of is None and pmap._A.M is not None
+    assert fast.stats.n_direct == 2
+
+
 def test_direct_solves_skip_cvxpy_and_track_the_solution(monkeypatch):
     prob = _box_problem()
     rng = np.random.default_rng(6)
@@ -300,6 +315,17 @@ def test_negative_value_of_a_nonneg_parameter_is_rejected():
     prob = _soc_problem(None)
     with pytest.raises(ValueError, match="non-negative"):
         prob.solve(u=np.zeros(5), r=-1.0)
+
+
+def test_other_parameter_attributes_are_validated_by_cvxpy():
+    u = cp.Parameter(2, nonpos=True, name="u")
+    z = cp.Variable(2)
+    prob = CompiledProblem(cp.sum_squares(z - u), [z >= -1], {"u": u}, {"z": z})
+    for _ in range(2):
+        np.testing.assert_allclose(prob.solve(u=-3 * np.ones(2))["z"], -np.ones(2), atol=1e-6)
+    assert prob.stats.n_direct == 1
+    with pytest.raises(ValueError, match="nonpositive"):
+        prob.solve(u=np.ones(2))
 
 
 @pytest.mark.parametrize("fast_path", [True, False])
