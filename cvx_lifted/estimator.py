@@ -9,8 +9,23 @@ the data, encode the targets as a matrix :math:`Y` (one-hot rows for classificat
 :class:`~cvx_lifted.network.LiftedNetwork` and train it by block-coordinate descent
 (:class:`~cvx_lifted.bcd.BCDSolver`), then keep the results.
 
-Every default lives in a module-level constant (``DEFAULT_*``) so that it can be tuned in one
-place.
+Every default comes from :mod:`cvx_lifted.defaults`, shared with
+:class:`~cvx_lifted.network.LiftedNetwork` and the command line (re-exported here as
+``DEFAULT_*``).
+
+How an estimator relates to a direct :class:`~cvx_lifted.network.LiftedNetwork` fit
+------------------------------------------------------------------------------------
+``LiftedMLPClassifier(hidden_layer_sizes=(h,), random_state=k).fit(X, y)`` trains exactly the
+network ``LiftedNetwork([n, h, n_classes], output="simplex_xent").fit(X, Y, random_state=k)``
+with ``Y`` the one-hot encoding of ``y`` (classes in sorted order), with the same defaults
+(activation, :math:`\lambda`, :math:`\rho`, sweeps, ``tol``): an integer ``random_state`` seeds
+the initialisation directly, so both give the same weights and the same predictions (0.982 test
+accuracy on the README's digits split). What the estimator adds by design: label encoding,
+scikit-learn's input validation, a :class:`~sklearn.exceptions.ConvergenceWarning`, and the
+``"simplex_xent"`` head by default (``LiftedNetwork`` defaults to ``"squared"``, since it does
+not know that ``Y`` holds classes). Neither rescales inputs; ``cvx-lifted train`` does
+(it standardises file features for training), so it gives different numbers on the same file.
+A ``RandomState`` instance as ``random_state`` is consumed: a seed is drawn from it.
 
 Conventions
 -----------
@@ -21,9 +36,10 @@ layer ``i`` is ``X_i @ coefs_[i] + intercepts_[i]``; it is the transpose (a view
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,11 +51,12 @@ from sklearn.utils import Tags, check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from cvx_lifted.activations import Activation, get_activation
+from cvx_lifted import defaults
+from cvx_lifted.activations import Activation
 from cvx_lifted.exceptions import NotRepresentableError
 from cvx_lifted.kernels import project_simplex
 from cvx_lifted.losses import get_output
-from cvx_lifted.network import LiftedNetwork
+from cvx_lifted.network import LiftedNetwork, resolve_activation
 
 __all__ = [
     "BACKENDS",
@@ -66,29 +83,30 @@ FloatArray = NDArray[np.floating[Any]]
 ActivationSpec = str | Activation | Sequence[str | Activation]
 
 # ---------------------------------------------------------------------------------- defaults
-DEFAULT_HIDDEN_LAYER_SIZES: tuple[int, ...] = (100,)
-"""Width of each hidden layer."""
-DEFAULT_ACTIVATION: str = "relu_fenchel"
-"""Hidden activation (a name in :data:`cvx_lifted.ACTIVATIONS`)."""
-DEFAULT_LAM: float = 1.0
-r"""Weight :math:`\lambda` of every layer's divergence."""
-DEFAULT_RHO: float = 1e-3
+# all from cvx_lifted.defaults, the one place shared with LiftedNetwork and the command line
+DEFAULT_HIDDEN_LAYER_SIZES: tuple[int, ...] = defaults.HIDDEN
+"""Width of each hidden layer (:data:`cvx_lifted.defaults.HIDDEN`)."""
+DEFAULT_ACTIVATION: str = defaults.ACTIVATION
+"""Hidden activation (:data:`cvx_lifted.defaults.ACTIVATION`)."""
+DEFAULT_LAM: float = defaults.LAM
+r"""Weight :math:`\lambda` of every layer's divergence (:data:`cvx_lifted.defaults.LAM`)."""
+DEFAULT_RHO: float = defaults.RHO
 r"""Squared-Frobenius penalty :math:`\rho` on every weight matrix."""
-DEFAULT_MAX_ITER: int = 20
-"""Maximum number of BCD sweeps."""
-DEFAULT_TOL: float = 1e-4
+DEFAULT_MAX_ITER: int = defaults.SWEEPS
+"""Maximum number of BCD sweeps (:data:`cvx_lifted.defaults.SWEEPS`)."""
+DEFAULT_TOL: float = defaults.TOL
 """Relative objective decrease of a sweep below which training stops."""
-DEFAULT_BACKEND: str = "auto"
+DEFAULT_BACKEND: str = defaults.BACKEND
 """Block solvers: NumPy fast path where one exists, compiled CVXPY problems otherwise."""
-DEFAULT_CLASSIFIER_OUTPUT: str = "simplex_xent"
+DEFAULT_CLASSIFIER_OUTPUT: str = defaults.CLASSIFIER_HEAD
 """Output head of the classifier (cross-entropy on the simplex, paper eq. 15)."""
-DEFAULT_REGRESSOR_OUTPUT: str = "squared"
+DEFAULT_REGRESSOR_OUTPUT: str = defaults.REGRESSOR_HEAD
 """Output head of the regressor."""
-DEFAULT_OUTPUT_ACTIVATION: str = "identity"
+DEFAULT_OUTPUT_ACTIVATION: str = defaults.OUTPUT_ACTIVATION
 """Output activation of the regressor's squared head."""
-DEFAULT_DTYPE: str = "float64"
+DEFAULT_DTYPE: str = defaults.DTYPE
 """Floating type of weights and states."""
-DEFAULT_PREDICTION: str = "feedforward"
+DEFAULT_PREDICTION: str = defaults.PREDICTION
 """Prediction rule: ``"feedforward"`` (paper eq. 2) or ``"lifted"`` (paper eq. 12)."""
 
 CLASSIFIER_OUTPUTS: tuple[str, ...] = ("simplex_xent", "squared", "softmax_xent")
@@ -174,7 +192,7 @@ def _check_activation(value: Any) -> None:
         )
     for item in items:
         try:
-            get_activation(item)
+            resolve_activation(item)
         except (ValueError, NotRepresentableError) as exc:
             raise ValueError(f"activation={value!r} is not usable: {exc}") from exc
 
@@ -225,11 +243,41 @@ class _BaseLiftedMLP(BaseEstimator):
             raise ValueError(
                 f"time_limit must be None or a positive number of seconds, got {self.time_limit!r}."
             )
+        if _is_int(self.random_state) and not 0 <= self.random_state < 2**32:
+            raise ValueError(
+                f"random_state must be an int in [0, 2**32), a RandomState instance or None, got "
+                f"{self.random_state!r}."
+            )
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"warm_start must be True or False, got {self.warm_start!r}.")
         # warm: continue from the previous fit (n_features_in_ and feature names are kept)
         warm = bool(self.warm_start) and hasattr(self, "network_")
         return {"hidden": hidden, "dtype": _check_dtype(self.dtype), "warm": warm}
+
+    @contextlib.contextmanager
+    def _keep_state_on_failure(self) -> Iterator[None]:
+        """Put every attribute back as it was if ``fit`` fails or is interrupted.
+
+        A refit that does not finish keeps the previous fit whole (or leaves the estimator
+        unfitted), never a mix of old and new attributes; an interruption says so in a note.
+        """
+        saved = dict(self.__dict__)
+        try:
+            yield
+        except BaseException as exc:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            if isinstance(exc, KeyboardInterrupt):
+                state = (
+                    "keeps its previous fit (n_iter_, coefs_, network_, ... are unchanged)"
+                    if "network_" in saved
+                    else "is not fitted"
+                )
+                exc.add_note(
+                    f"{type(self).__name__}.fit was interrupted, so this refit did not happen: "
+                    f"the estimator {state}."
+                )
+            raise
 
     def _build_network(
         self, n_features: int, n_outputs: int, hidden: tuple[int, ...]
@@ -268,8 +316,11 @@ class _BaseLiftedMLP(BaseEstimator):
                 )
             network.set_weights(previous.weights, previous.biases)
             seed = None
+        elif _is_int(self.random_state):
+            # an int seeds the Xavier initialisation directly, as in LiftedNetwork.fit
+            seed = int(self.random_state)
         else:
-            # an int seeds the Xavier initialisation; a RandomState instance is consumed
+            # None or a RandomState instance: draw a seed from it (consumed)
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         result = network.fit(
             X,
@@ -303,7 +354,7 @@ class _BaseLiftedMLP(BaseEstimator):
                 f"relative objective decrease fell below tol={self.tol}; increase max_iter or "
                 f"time_limit for a tighter fit.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=5,  # fit -> _fit -> _fit_network -> here
             )
 
     def _forward(self, X: ArrayLike) -> FloatArray:
@@ -357,7 +408,9 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
         eq. 15, sparsemax output), squared loss on one-hot targets, or softmax cross-entropy on
         the last pre-activation (paper eq. 11).
     random_state : int, RandomState instance or None, default=None
-        Seed of the weight initialisation; an int gives reproducible fits.
+        Seed of the weight initialisation; an int gives reproducible fits and the same
+        initial weights as ``LiftedNetwork.fit(..., random_state=int)``; a ``RandomState``
+        instance (or ``None``) provides a seed drawn from it.
     verbose : bool, default=False
         Show a progress bar with the objective.
     dtype : {"float64", "float32"}, default="float64"
@@ -412,8 +465,12 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
 
     Notes
     -----
-    Inputs are not rescaled: standardise them (e.g. in a :class:`~sklearn.pipeline.Pipeline`
-    with :class:`~sklearn.preprocessing.StandardScaler`), as for any MLP. A
+    Defaults come from :mod:`cvx_lifted.defaults`; with the same settings and an integer
+    ``random_state`` the estimator trains the same network as a direct
+    :class:`~cvx_lifted.network.LiftedNetwork` fit (see the module documentation for what
+    differs by design). Inputs are not rescaled: standardise them (e.g. in a
+    :class:`~sklearn.pipeline.Pipeline` with :class:`~sklearn.preprocessing.StandardScaler`),
+    as for any MLP. A
     :class:`~sklearn.exceptions.ConvergenceWarning` is emitted when a fit stops on ``max_iter``
     or ``time_limit``. Multilabel and multi-output targets are not supported.
 
@@ -488,7 +545,15 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
         ValueError
             For invalid hyper-parameters, NaN/infinite or empty inputs, a single class, or
             multilabel / multi-output targets.
+        KeyboardInterrupt
+            When interrupted: the estimator is put back as it was before ``fit`` (its previous
+            fit, or unfitted), and a note on the exception says so.
         """
+        with self._keep_state_on_failure():
+            self._fit(X, y)
+        return self
+
+    def _fit(self, X: ArrayLike, y: ArrayLike) -> None:
         params = self._check_params()
         X, y = validate_data(
             self, X, y, reset=not params["warm"], dtype=params["dtype"], multi_output=True
@@ -519,7 +584,6 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
         Y = np.eye(len(classes), dtype=params["dtype"])[codes]
         self._fit_network(X, Y, params["hidden"], params["warm"])
         self.classes_ = classes
-        return self
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         """Return class probabilities: rows on the probability simplex.
@@ -601,7 +665,9 @@ class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
         Activation of the output state: ``"identity"``, or e.g. ``"relu"`` for non-negative
         targets.
     random_state : int, RandomState instance or None, default=None
-        Seed of the weight initialisation; an int gives reproducible fits.
+        Seed of the weight initialisation; an int gives reproducible fits and the same
+        initial weights as ``LiftedNetwork.fit(..., random_state=int)``; a ``RandomState``
+        instance (or ``None``) provides a seed drawn from it.
     verbose : bool, default=False
         Show a progress bar with the objective.
     dtype : {"float64", "float32"}, default="float64"
@@ -654,7 +720,10 @@ class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
 
     Notes
     -----
-    Neither inputs nor targets are rescaled: standardise them (e.g. with
+    Defaults come from :mod:`cvx_lifted.defaults`; with the same settings and an integer
+    ``random_state`` the estimator trains the same network as a direct
+    :class:`~cvx_lifted.network.LiftedNetwork` fit (see the module documentation for what
+    differs by design). Neither inputs nor targets are rescaled: standardise them (e.g. with
     :class:`~sklearn.preprocessing.StandardScaler` and
     :class:`~sklearn.compose.TransformedTargetRegressor`), as for any MLP. A 1-D ``y`` gives
     1-D predictions; a column vector ``y`` is raveled with a
@@ -745,7 +814,15 @@ class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
         ------
         ValueError
             For invalid hyper-parameters or NaN/infinite, empty or mis-shaped inputs.
+        KeyboardInterrupt
+            When interrupted: the estimator is put back as it was before ``fit`` (its previous
+            fit, or unfitted), and a note on the exception says so.
         """
+        with self._keep_state_on_failure():
+            self._fit(X, y)
+        return self
+
+    def _fit(self, X: ArrayLike, y: ArrayLike) -> None:
         params = self._check_params()
         X, y = validate_data(
             self,
@@ -760,7 +837,6 @@ class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
             y = column_or_1d(y, warn=True)
         Y = np.asarray(y, dtype=params["dtype"]).reshape(X.shape[0], -1)
         self._fit_network(X, Y, params["hidden"], params["warm"])
-        return self
 
     def predict(self, X: ArrayLike) -> FloatArray:
         """Return the network's predictions.

@@ -24,6 +24,8 @@ positively homogeneous activations such as ReLU; a scalar ``lam`` broadcasts.
 
 from __future__ import annotations
 
+import copy
+import numbers
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,15 +34,67 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from cvx_lifted import defaults
 from cvx_lifted.activations import Activation, get_activation
 from cvx_lifted.losses import OutputHead, get_output
 
 if TYPE_CHECKING:
     from cvx_lifted.bcd import BCDResult
 
-__all__ = ["LiftedNetwork", "check_array"]
+__all__ = ["LiftedNetwork", "check_array", "max_magnitude", "resolve_activation"]
 
 FloatArray = NDArray[np.floating[Any]]
+
+
+def max_magnitude(dtype: Any = np.float64) -> float:
+    """Return the largest input magnitude accepted for ``dtype`` (about 1e150 for float64).
+
+    Training forms squares and Gram matrices of the inputs; beyond this bound they overflow
+    (the square root of the largest float, with a margin of 1e4 for sums over rows).
+
+    Parameters
+    ----------
+    dtype : numpy dtype, default=float64
+
+    Returns
+    -------
+    float
+    """
+    return float(np.sqrt(np.finfo(np.dtype(dtype)).max)) / 1e4
+
+
+def resolve_activation(spec: Any) -> Activation:
+    """Return an activation from a name, an instance or a class; load entry points on demand.
+
+    Like :func:`cvx_lifted.get_activation`, but a name that is not registered yet is looked up
+    in the ``cvx_lifted.activations`` entry points of installed packages
+    (:mod:`cvx_lifted.plugins`) before giving up.
+
+    Parameters
+    ----------
+    spec : str, Activation or Activation subclass
+
+    Returns
+    -------
+    Activation
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown everywhere, or ``spec`` is of another type.
+    """
+    try:
+        return get_activation(spec)
+    except ValueError:
+        if not isinstance(spec, str):
+            raise
+        from cvx_lifted.activations import ACTIVATIONS
+        from cvx_lifted.plugins import load_activation_plugin
+
+        key = spec.strip()
+        if key in ACTIVATIONS or not load_activation_plugin(key):
+            raise
+        return get_activation(key)
 
 
 def check_array(
@@ -70,7 +124,9 @@ def check_array(
     """
     arr = np.asarray(X)
     if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}.")
+        raise ValueError(
+            f"{name} must be numeric, got dtype {arr.dtype}; encode categories as numbers first."
+        )
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be 2-D (rows are samples), got shape {arr.shape}; reshape a single "
@@ -80,14 +136,31 @@ def check_array(
         raise ValueError(f"{name} is empty (shape {arr.shape}); at least one sample is needed.")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(f"{name} has {arr.shape[1]} features, the network expects {n_features}.")
-    arr = np.asarray(arr, dtype=dtype)
-    if not np.all(np.isfinite(arr)):
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinity; clean or impute it first.")
-    return arr
+    limit = max_magnitude(dtype)
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.uint8)
+    top = max(float(arr.max()), -float(arr.min()))
+    if top > limit:
+        column = int(np.argmax(np.max(np.abs(arr.astype(np.float64)), axis=0)))
+        raise ValueError(
+            f"{name} has entries as large as {top:.3g} in magnitude (column {column}); squares "
+            f"of such values overflow {np.dtype(dtype).name}, so {name} must stay below "
+            f"{limit:.1e} in magnitude. Rescale it first, e.g. with "
+            "sklearn.preprocessing.StandardScaler or by dividing that column by its largest value."
+        )
+    return np.asarray(arr, dtype=dtype)
 
 
 def _per_layer(value: float | Sequence[float], n: int, name: str, *, positive: bool) -> np.ndarray:
-    arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    try:
+        arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name} must be a number or a sequence of {n} numbers (one per weight layer), "
+            f"got {value!r}."
+        ) from None
     if arr.ndim != 1 or arr.size not in (1, n):
         raise ValueError(f"{name} must be a scalar or a sequence of {n} values, got {value!r}.")
     arr = np.broadcast_to(arr, (n,)).copy()
@@ -100,6 +173,65 @@ def _per_layer(value: float | Sequence[float], n: int, name: str, *, positive: b
     return arr
 
 
+def _same_arrays(a: Sequence[np.ndarray], b: Sequence[np.ndarray]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def _check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
+    """Return ``layer_sizes`` as a tuple of positive ints; a ValueError names a bad entry."""
+    example = "e.g. (64, 100, 10) for 64 inputs, one hidden layer of 100 and 10 outputs"
+    if isinstance(layer_sizes, (str, bytes)) or not isinstance(layer_sizes, (Sequence, np.ndarray)):
+        raise ValueError(
+            f"layer_sizes must be a sequence of positive integers (inputs, hidden..., outputs), "
+            f"{example}; got {layer_sizes!r}."
+        )
+    sizes = list(layer_sizes)
+    if len(sizes) < 2:
+        raise ValueError(
+            f"layer_sizes must list at least two positive integers (inputs, ..., outputs), "
+            f"{example}; got {layer_sizes!r}."
+        )
+    out = []
+    for i, s in enumerate(sizes):
+        integral = isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_))
+        if not integral and isinstance(s, numbers.Real) and not isinstance(s, (bool, np.bool_)):
+            integral = float(s).is_integer()
+        if not integral or s < 1:
+            raise ValueError(
+                f"layer_sizes[{i}] is {s!r} ({type(s).__name__}); every entry of layer_sizes "
+                f"must be a positive integer, {example}."
+            )
+        out.append(int(s))
+    return tuple(out)
+
+
+def _resolve_activations(activation: Any, n_hidden: int) -> list[Activation]:
+    """Return one activation per hidden layer from a single spec or a sequence of specs."""
+    single = isinstance(activation, (str, Activation)) or (
+        isinstance(activation, type) and issubclass(activation, Activation)
+    )
+    if single:
+        return [resolve_activation(activation) for _ in range(n_hidden)]
+    if not isinstance(activation, (Sequence, np.ndarray)):
+        raise ValueError(
+            f"activation must be a name (e.g. {defaults.ACTIVATION!r}), an Activation, or a "
+            f"sequence of them (one per hidden layer), got {activation!r} "
+            f"({type(activation).__name__})."
+        )
+    acts = []
+    for i, item in enumerate(activation):
+        try:
+            acts.append(resolve_activation(item))
+        except ValueError as exc:
+            raise ValueError(f"activation[{i}]: {exc}") from None
+    if len(acts) != n_hidden:
+        raise ValueError(
+            f"got {len(acts)} activations for {n_hidden} hidden layers; pass one name for "
+            f"all layers or one per hidden layer."
+        )
+    return acts
+
+
 class LiftedNetwork:
     r"""A feed-forward network whose activations are argmins of convex divergences.
 
@@ -107,9 +239,11 @@ class LiftedNetwork:
     ----------
     layer_sizes : sequence of int
         ``(n_inputs, h_1, ..., h_L, n_outputs)``; ``L = 0`` hidden layers is allowed.
-    activation : str, Activation or sequence, default="relu"
+    activation : str, Activation or sequence, default="relu_fenchel"
         Hidden activation(s): one for every hidden layer, or one per hidden layer. Catalogue
-        names, instances and registered custom activations are accepted.
+        names, instances, registered custom activations and activations of installed packages
+        (entry-point group ``cvx_lifted.activations``, see :mod:`cvx_lifted.plugins`) are
+        accepted. The default, like every default here, comes from :mod:`cvx_lifted.defaults`.
     output : str or OutputHead, default="squared"
         ``"squared"`` (regression, identity output), ``"simplex_xent"`` (cross-entropy with the
         output state on the simplex, eq. 15) or ``"softmax_xent"`` (eq. 11, no output state).
@@ -138,6 +272,22 @@ class LiftedNetwork:
     history : BCDHistory or None
         Training history of the last :meth:`fit`.
 
+    Notes
+    -----
+    Defaults (activation, ``lam``, ``rho``, penalty, and in :meth:`fit` the sweeps, ``tol`` and
+    backend) come from :mod:`cvx_lifted.defaults`, shared with the estimators and the command
+    line. Differences by design:
+
+    * The default head is ``"squared"`` (this class takes a target matrix ``Y`` and does not
+      know whether it holds classes); :class:`~cvx_lifted.estimator.LiftedMLPClassifier` encodes
+      labels as one-hot rows and uses ``"simplex_xent"``.
+    * Neither this class nor the estimators rescale inputs; ``cvx-lifted train`` standardises
+      the features of CSV/NPZ files (and regression targets) for training and folds the scaling
+      back into the saved weights, so it trains on differently scaled data than a direct call.
+    * With an integer ``random_state``, ``fit(X, Y, random_state=k)`` and an estimator with
+      ``random_state=k`` start from the same weights and give the same network (the digits
+      split of the README: 0.982 test accuracy for both).
+
     Examples
     --------
     >>> import numpy as np
@@ -153,31 +303,19 @@ class LiftedNetwork:
     def __init__(
         self,
         layer_sizes: Sequence[int],
-        activation: str | Activation | Sequence[str | Activation] = "relu",
-        output: str | OutputHead = "squared",
+        activation: str | Activation | Sequence[str | Activation] = defaults.ACTIVATION,
+        output: str | OutputHead = defaults.REGRESSOR_HEAD,
         output_activation: str | Activation | None = None,
-        lam: float | Sequence[float] = 1.0,
-        rho: float | Sequence[float] = 1e-3,
+        lam: float | Sequence[float] = defaults.LAM,
+        rho: float | Sequence[float] = defaults.RHO,
         dtype: Any = np.float64,
-        penalty: str | Callable[[Any], Any] = "l2",
+        penalty: str | Callable[[Any], Any] = defaults.PENALTY,
     ) -> None:
-        sizes = list(layer_sizes)
-        if len(sizes) < 2 or any(int(s) != s or s < 1 for s in sizes):
-            raise ValueError(
-                f"layer_sizes must list at least two positive integers "
-                f"(inputs, ..., outputs), got {layer_sizes!r}."
-            )
-        self.layer_sizes = tuple(int(s) for s in sizes)
+        self.layer_sizes = _check_layer_sizes(layer_sizes)
         n_hidden = len(self.layer_sizes) - 2
-        if isinstance(activation, (str, Activation)):
-            acts = [get_activation(activation) for _ in range(n_hidden)]
-        else:
-            acts = [get_activation(a) for a in activation]
-            if len(acts) != n_hidden:
-                raise ValueError(
-                    f"got {len(acts)} activations for {n_hidden} hidden layers; pass one name for "
-                    f"all layers or one per hidden layer."
-                )
+        acts = _resolve_activations(activation, n_hidden)
+        if isinstance(output_activation, str):
+            output_activation = resolve_activation(output_activation)
         if output_activation is not None:
             if output != "squared":
                 raise ValueError("output_activation applies to output='squared' only.")
@@ -376,6 +514,14 @@ class LiftedNetwork:
         """
         from cvx_lifted.bcd import lifted_predict
 
+        if backend not in ("auto", "numpy", "cvxpy"):
+            raise ValueError(f"backend must be 'auto', 'numpy' or 'cvxpy', got {backend!r}.")
+        if not isinstance(max_iter, numbers.Integral) or isinstance(max_iter, bool) or max_iter < 1:
+            raise ValueError(
+                f"max_iter must be a positive integer (cycles over the layers), got {max_iter!r}."
+            )
+        if not isinstance(tol, numbers.Real) or not (np.isfinite(tol) and tol >= 0):
+            raise ValueError(f"tol must be a finite number >= 0, got {tol!r}.")
         self._check_fitted()
         Xc = check_array(X, n_features=self.layer_sizes[0], dtype=self.dtype)
         out, states = lifted_predict(self, Xc, backend=backend, tol=tol, max_iter=max_iter)
@@ -465,18 +611,71 @@ class LiftedNetwork:
             Targets (one-hot rows for classification heads).
         **options
             Passed to :class:`~cvx_lifted.bcd.BCDSolver` (``max_iter``, ``tol``, ``backend``,
-            ``random_state``, ``verbose``, ...).
+            ``random_state``, ``verbose``, ``callback``, ...); ``max_iter``, ``tol`` and
+            ``backend`` default to :data:`cvx_lifted.defaults.SWEEPS`, ``TOL`` and ``BACKEND``.
 
         Returns
         -------
         BCDResult
+
+        Raises
+        ------
+        KeyboardInterrupt
+            When training is interrupted (Ctrl-C), and likewise for any error raised during a
+            sweep: the network is first put back to the weights, biases and history of the last
+            complete sweep, or -- when no sweep completed -- to the weights it had before
+            ``fit()``, or to no weights at all when it had none (``is_fitted`` is then
+            ``False``), so that a half-updated network is never left behind to be saved. A note
+            on the exception says which.
         """
         from cvx_lifted.bcd import BCDSolver
 
         random_state = options.pop("random_state", None)
         warm_start = options.pop("warm_start", False)
-        solver = BCDSolver(self, **options)
-        return solver.run(X, Y, random_state=random_state, warm_start=warm_start)
+        user_callback = options.pop("callback", None)
+        options.setdefault("max_iter", defaults.SWEEPS)
+        options.setdefault("tol", defaults.TOL)
+        options.setdefault("backend", defaults.BACKEND)
+        # the states to go back to if a sweep does not complete: the network before fit(), and
+        # the last complete sweep of this fit: (sweep, weights, biases, history)
+        before: tuple[int, list[FloatArray], list[FloatArray], Any] | None = None
+        if self.is_fitted:
+            weights = [W.copy() for W in self.weights]
+            before = (0, weights, [b.copy() for b in self.biases], self.history)
+        last: tuple[int, list[FloatArray], list[FloatArray], Any] | None = None
+
+        def snapshot(sweep: int, partial: BCDResult) -> bool | None:
+            nonlocal last
+            weights = [W.copy() for W in self.weights]
+            biases = [b.copy() for b in self.biases]
+            last = (sweep, weights, biases, copy.deepcopy(partial.history))
+            return user_callback(sweep, partial) if user_callback is not None else None
+
+        solver = BCDSolver(self, callback=snapshot, **options)
+        try:
+            return solver.run(X, Y, random_state=random_state, warm_start=warm_start)
+        except BaseException as exc:
+            if last is not None:
+                sweep, self.weights, self.biases, self.history = last
+                exc.add_note(
+                    f"LiftedNetwork.fit stopped during sweep {sweep + 1}; the network holds "
+                    f"the weights of sweep {sweep}, the last complete one."
+                )
+            elif before is not None:
+                touched = not _same_arrays(before[1] + before[2], self.weights + self.biases)
+                _, self.weights, self.biases, self.history = before
+                if touched:
+                    exc.add_note(
+                        "LiftedNetwork.fit stopped before its first sweep completed; the network "
+                        "keeps the weights it had before fit()."
+                    )
+            elif self.weights or self.biases:
+                self.weights, self.biases, self.history = [], [], None
+                exc.add_note(
+                    "LiftedNetwork.fit stopped before its first sweep completed; the network "
+                    "has no weights (is_fitted is False)."
+                )
+            raise
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save architecture, weights and history to a model file (no pickle; atomic write).
@@ -496,8 +695,19 @@ class LiftedNetwork:
         return save_network(self, path)
 
     def describe(self) -> dict[str, Any]:
-        """Return the architecture as plain data (used by model files and ``repr``)."""
-        return {
+        """Return the architecture as plain data (used by model files and ``repr``).
+
+        Returns
+        -------
+        dict
+            ``layer_sizes``, ``activations`` and ``output`` (registry names and parameters),
+            ``lam``, ``rho``, ``penalty``, ``dtype``, and -- when the network uses activations
+            that are not built in -- ``modules``: the module that defines each of them, so that
+            a model file can say what to import before loading it.
+        """
+        from cvx_lifted.plugins import activation_module
+
+        out: dict[str, Any] = {
             "layer_sizes": list(self.layer_sizes),
             "activations": [{"name": a.name, "params": a.params} for a in self.activations],
             "output": {"name": self.head.name, "params": self.head.params},
@@ -506,6 +716,14 @@ class LiftedNetwork:
             "penalty": self.penalty if isinstance(self.penalty, str) else "custom",
             "dtype": self.dtype.name,
         }
+        modules = {}
+        for act in [*self.activations, self.head.activation]:
+            module = activation_module(act) if act is not None else None
+            if module is not None:
+                modules[act.name] = module  # type: ignore[union-attr]
+        if modules:
+            out["modules"] = modules
+        return out
 
     def __repr__(self) -> str:
         acts = ", ".join(repr(a) for a in self.activations) or "-"

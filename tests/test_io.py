@@ -15,6 +15,7 @@ import pytest
 import cvx_lifted as cl
 from cvx_lifted import ModelFileError
 from cvx_lifted import io as clio
+from cvx_lifted import modelfile
 from cvx_lifted.activations import ACTIVATIONS
 from cvx_lifted.network import LiftedNetwork
 
@@ -74,10 +75,13 @@ def _rewrite(path, *, drop=(), replace=None):
             zf.writestr(name, replace.get(name, data))
 
 
-def _edit_metadata(path, edit):
+def _edit_metadata(path, edit, *, rehash=True):
+    """Edit metadata.json; by default recompute its checksum, as a deliberate forger would."""
     with zipfile.ZipFile(path) as zf:
         meta = json.loads(zf.read("metadata.json"))
     edit(meta)
+    if rehash:
+        meta["metadata_sha256"] = clio.metadata_digest(meta)
     _rewrite(path, replace={"metadata.json": json.dumps(meta).encode()})
 
 
@@ -200,11 +204,16 @@ def test_custom_activation_is_saved_by_name(tmp_path, soft_threshold):
     with zipfile.ZipFile(path) as zf:
         meta = json.loads(zf.read("metadata.json"))
     assert meta["architecture"]["activations"] == [{"name": "io_test_soft", "params": {}}]
+    # the module that declared it (this test module) is recorded, so the error can name it
+    assert meta["architecture"]["modules"] == {"io_test_soft": __name__}
     X = _inputs(net)
     assert np.array_equal(cl.load(path).predict(X), net.predict(X))
 
     ACTIVATIONS.pop("io_test_soft")  # a fresh session that did not import the definition
-    with pytest.raises(ModelFileError, match=r"'io_test_soft'.*not registered.*custom_activation"):
+    with pytest.raises(
+        ModelFileError,
+        match=rf"'io_test_soft'.*not registered.*module '{__name__}'.*--import {__name__}",
+    ):
         cl.load(path)
 
 
@@ -212,7 +221,7 @@ def test_unregistered_output_activation_is_named(tmp_path, soft_threshold):
     net = _random_weights(LiftedNetwork([3, 2], output="squared", output_activation=soft_threshold))
     path = net.save(tmp_path / "head")
     ACTIVATIONS.pop("io_test_soft")
-    with pytest.raises(ModelFileError, match="'io_test_soft'.*register it first"):
+    with pytest.raises(ModelFileError, match=f"'io_test_soft'.*import {__name__}"):
         cl.load(path)
 
 
@@ -278,7 +287,7 @@ def test_architecture_edited_so_shapes_disagree(saved):
         meta["architecture"]["layer_sizes"] = [4, 7, 3]
 
     _edit_metadata(path, widen)
-    with pytest.raises(ModelFileError, match=r"shape \(6, 4\).*needs \(7, 4\)"):
+    with pytest.raises(ModelFileError, match=r"shape \[6, 4\].*needs \(7, 4\)"):
         cl.load(path)
 
 
@@ -347,7 +356,8 @@ def test_future_format_version(saved):
         meta["cvx_lifted_version"] = "9.0.0"
 
     _edit_metadata(path, future)
-    with pytest.raises(ModelFileError, match=r"format version 2 \(by cvx_lifted 9.0.0\).*upgrade"):
+    future = clio.FORMAT_VERSION + 1
+    with pytest.raises(ModelFileError, match=rf"version {future} \(by cvx_lifted 9.0.0\).*upgrade"):
         cl.load(path)
     with pytest.raises(ModelFileError, match="upgrade"):
         clio.read_metadata(path)
@@ -362,7 +372,7 @@ def test_interrupted_save_keeps_the_old_file_and_leaves_no_temp(saved, monkeypat
     def fail(fd):
         raise error
 
-    monkeypatch.setattr(clio.os, "fsync", fail)
+    monkeypatch.setattr(modelfile.os, "fsync", fail)
     other = _random_weights(LiftedNetwork([4, 6, 3], output="simplex_xent"), seed=9)
     with pytest.raises(type(error)):
         clio.save_network(other, path)
@@ -376,7 +386,7 @@ def test_failed_rename_and_first_save_leave_nothing(tmp_path, monkeypatch):
     def fail(src, dst):
         raise OSError("rename failed")
 
-    monkeypatch.setattr(clio.os, "replace", fail)
+    monkeypatch.setattr(modelfile.os, "replace", fail)
     with pytest.raises(OSError, match="rename failed"):
         clio.save_network(_random_weights(LiftedNetwork([2, 2])), tmp_path / "new.cvxl")
     assert os.listdir(tmp_path) == []
@@ -385,7 +395,7 @@ def test_failed_rename_and_first_save_leave_nothing(tmp_path, monkeypatch):
 def test_save_mode_and_destination_errors(tmp_path):
     net = _random_weights(LiftedNetwork([2, 2]))
     path = net.save(tmp_path / "m.cvxl")
-    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~clio._current_umask()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~modelfile._current_umask()
     os.chmod(path, 0o600)
     net.save(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
