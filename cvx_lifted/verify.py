@@ -21,6 +21,7 @@ True
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -35,7 +36,14 @@ from cvx_lifted.compile import Accuracy, CompiledArgmin
 from cvx_lifted.exceptions import NotRepresentableError
 from cvx_lifted.testing import rel_error, solver_tolerance
 
-__all__ = ["VerificationReport", "default_inputs", "format_reports", "verify", "verify_all"]
+__all__ = [
+    "PROBE_GRID",
+    "VerificationReport",
+    "default_inputs",
+    "format_reports",
+    "verify",
+    "verify_all",
+]
 
 
 @dataclass(frozen=True)
@@ -118,13 +126,22 @@ def _feature_count(act: Activation, preferred: int = 4) -> int:
     raise ValueError(f"could not find an input width that {act!r} accepts; pass U explicitly.")
 
 
+PROBE_GRID: np.ndarray = np.concatenate([-np.logspace(3, -6, 55), [0.0], np.logspace(-6, 3, 55)])
+"""Log-spaced probe values of :func:`default_inputs`: 55 per sign from 1e-6 to 1e3 (six per
+decade) and 0, so that a closed form wrong on a whole interval of ``u`` (say 8 < u < 45) is
+caught whatever the seed."""
+
+
 def default_inputs(
     activation: Activation | str, n_features: int | None = None, *, n_random: int = 8, seed: int = 0
 ) -> np.ndarray:
-    """Build standard verification inputs: random rows at two scales plus rows of edge values.
+    """Build standard verification inputs: random rows, a log-spaced grid and edge values.
 
-    Edge values are 0, ±1e-8, ±1, ±50 and each activation's domain boundaries (and their
-    ±1e-8 neighbours); every edge value appears in at least one row.
+    Random rows at two scales, then rows of :data:`PROBE_GRID` (both signs, 1e-6 to 1e3, six
+    values per decade, each row holding neighbouring grid values; from the activation's smallest
+    non-zero edge value on, when that is larger, as for ``sign``), then rows of edge values: 0,
+    ±1e-8, ±1, ±50 and each activation's domain boundaries (and their ±1e-8 neighbours); every
+    grid and edge value appears in at least one row.
 
     Parameters
     ----------
@@ -141,13 +158,33 @@ def default_inputs(
     -------
     numpy.ndarray, shape (m, n_features)
     """
-    act = get_activation(activation)
+    base, grid = _input_groups(get_activation(activation), n_features, n_random, seed)
+    n_edge = base.shape[0] - n_random - 2
+    return np.vstack([base[: base.shape[0] - n_edge], grid, base[base.shape[0] - n_edge :]])
+
+
+def _input_groups(
+    act: Activation, n_features: int | None, n_random: int, seed: int
+) -> list[np.ndarray]:
+    """Return the default inputs as two groups: random and edge rows, then the grid rows.
+
+    :func:`verify` solves each group in batches of its own, so that a batch never mixes the
+    grid's 1e3 with an edge row's 1e-2 (for ``sign`` at the default accuracy, the absolute
+    tolerance of the solver would blur the smaller one).
+    """
     n = _feature_count(act) if n_features is None else int(n_features)
     rng = np.random.default_rng(seed)
     edges = np.asarray(act.edge_values, dtype=np.float64)
     edge_rows = [np.resize(np.roll(edges, -j), n) for j in range(0, len(edges), max(1, n // 2))]
     rows = [3.0 * rng.standard_normal((n_random, n)), 1e-3 * rng.standard_normal((2, n))]
-    return np.vstack(rows + [np.vstack(edge_rows)])
+    # the grid starts at the smallest non-zero edge value an activation declares (sign's argmin
+    # is ill-conditioned below 1e-2, so it declares no smaller one), at 1e-6 at the least
+    nonzero = np.abs(edges[edges != 0])
+    lo = max(1e-6, float(nonzero.min())) if nonzero.size else 1e-6
+    keep = (np.abs(PROBE_GRID) >= lo * (1 - 1e-12)) | ((PROBE_GRID == 0) & np.any(edges == 0))
+    values = PROBE_GRID[keep]
+    grid = np.resize(values, math.ceil(values.size / n) * n).reshape(-1, n)
+    return [np.vstack(rows + [np.vstack(edge_rows)]), grid]
 
 
 def verify(
@@ -196,15 +233,20 @@ def verify(
     act = get_activation(activation)
     if not act.has_program:
         act.divergence(None, None)  # raises NotRepresentableError with the reason
-    U = default_inputs(act, seed=seed) if U is None else as_float_array(U, "U")
-    if U.ndim == 1:
-        U = U[None, :]
-    if U.ndim != 2 or U.shape[0] == 0:
-        raise ValueError(f"U must be a non-empty 2-D array (rows are samples), got {U.shape}.")
-    U = U.astype(np.float64, copy=False)
+    if U is None:
+        groups = _input_groups(act, None, 8, seed)
+    else:
+        U = as_float_array(U, "U")
+        if U.ndim == 1:
+            U = U[None, :]
+        if U.ndim != 2 or U.shape[0] == 0:
+            raise ValueError(f"U must be a non-empty 2-D array (rows are samples), got {U.shape}.")
+        groups = [U]
+    groups = [G.astype(np.float64, copy=False) for G in groups]
+    U = np.vstack(groups)
     argmin = CompiledArgmin(act, U.shape[1], batch_size, accuracy=accuracy, solvers=solvers)
     t0 = time.perf_counter()
-    Z = argmin(U)
+    Z = np.vstack([argmin(G) for G in groups])
     solve_seconds = time.perf_counter() - t0
     ref = np.asarray(act.act(U), dtype=np.float64)
     if ref.shape != Z.shape:
