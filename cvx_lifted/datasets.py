@@ -7,9 +7,10 @@ distribution, and scikit-learn's 8x8 digits ship inside scikit-learn itself.
 
 Where the files are looked for, in order:
 
-1. the ``path`` argument of a loader, a folder holding the four files. When given it is the
-   only place looked at, so a mistyped path fails loudly instead of silently loading
-   something else;
+1. the ``path`` argument of a loader (``--data-dir`` on the command line): either the folder
+   holding the four files, or -- like ``CVX_LIFTED_DATA`` -- a folder holding the data set's
+   sub-folder (``mnist/``, ``mnist-10k/``, ``fashion-mnist/``). When given it is the only place
+   looked at, so a mistyped path fails loudly instead of silently loading something else;
 2. the environment variable ``CVX_LIFTED_DATA``, a folder holding the sub-folders ``mnist/``,
    ``mnist-10k/`` and ``fashion-mnist/`` (MNIST prefers ``mnist/`` and falls back to
    ``mnist-10k/``);
@@ -256,7 +257,9 @@ def _missing_roles(directory: Path) -> list[str]:
 def _search_places(name: str, path: str | os.PathLike[str] | None) -> list[tuple[Path, str]]:
     """Return the folders to search for `name`, in order, each with where it comes from."""
     if path is not None:
-        return [(Path(path).expanduser(), "path argument")]
+        base = Path(path).expanduser()
+        nested = [(base / sub, "path argument, sub-folder") for sub in _ENV_SUBDIRS[name]]
+        return [(base, "path argument"), *nested]
     places: list[tuple[Path, str]] = []
     root = os.environ.get(ENV_VAR, "").strip()
     if root:
@@ -310,18 +313,12 @@ def _not_found_message(name: str, path: str | os.PathLike[str] | None) -> str:
         else:
             status = "missing " + ", ".join(_missing_roles(directory))
         lines.append(f"  - {directory} ({origin}): {status}")
-    if path is not None:
-        for sub in _ENV_SUBDIRS[name]:
-            nested = Path(path).expanduser() / sub
-            if nested.is_dir() and not _missing_roles(nested):
-                lines.append(f"  (hint: the files are in {nested}; pass that folder instead)")
-                break
     lines += [
         "Expected these four files in one folder: " + ", ".join(_STANDARD_FILE_NAMES),
         "(un-gzipped files and dotted names such as train-images.idx3-ubyte work too).",
-        "Put the standard files in such a folder and pass it as `path`, or set "
-        f"{ENV_VAR} to a folder holding {', '.join(f'{s}/' for s in DATASETS[1:])} "
-        "sub-folders. Nothing is downloaded.",
+        "Put the standard files in such a folder and pass it with --data-dir (command line) or "
+        f"path= (Python), or set {ENV_VAR}; both also accept a folder holding "
+        f"{', '.join(f'{s}/' for s in DATASETS[1:])} sub-folders. Nothing is downloaded.",
     ]
     return "\n".join(lines)
 

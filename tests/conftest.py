@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Shared pytest fixtures."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -8,13 +9,17 @@ import pytest
 
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
-    """The repository-relative ``shared/data`` folder with real MNIST-like IDX files.
+    """The folder with real MNIST-like IDX files (sub-folders ``mnist-10k/``, ...).
 
-    CI clones the repository as a sibling of ``shared/``; skip when it is absent.
+    ``$CVX_LIFTED_DATA`` when it is set (the variable the package itself reads), else the
+    repository-relative ``../shared/data`` (CI clones the repository as a sibling of
+    ``shared/``); skip, with the places looked at, when neither exists.
     """
-    path = Path(__file__).parents[2] / "shared" / "data"
+    env = os.environ.get("CVX_LIFTED_DATA", "").strip()
+    path = Path(env).expanduser() if env else Path(__file__).parents[2] / "shared" / "data"
     if not path.is_dir():
-        pytest.skip(f"shared data folder {path} is absent (expected next to the repository)")
+        origin = "$CVX_LIFTED_DATA" if env else "expected next to the repository"
+        pytest.skip(f"data folder {path} is absent ({origin})")
     return path
 
 

@@ -201,10 +201,18 @@ def test_explicit_path_is_the_only_place_looked_at(data_env: Path, tmp_path: Pat
     assert str(data_env) not in str(info.value)
 
 
-def test_path_to_data_root_gives_hint(data_env: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="hint") as info:
-        load_dataset("mnist-10k", path=data_env)
-    assert str(data_env / "mnist-10k") in str(info.value)
+def test_path_to_data_root_is_accepted_like_the_env_var(no_sources: Path, tmp_path: Path) -> None:
+    # --data-dir / path= take the data set's own folder or, like CVX_LIFTED_DATA, its parent
+    write_set(tmp_path / "root" / "mnist-10k", n_train=4, n_test=1, seed=2)
+    assert find_data_dir("mnist-10k", tmp_path / "root") == tmp_path / "root" / "mnist-10k"
+    assert find_data_dir("mnist", tmp_path / "root") == tmp_path / "root" / "mnist-10k"
+    assert load_dataset("mnist-10k", path=tmp_path / "root")[0].shape == (4, 784)
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset("fashion-mnist", path=tmp_path / "root")
+    message = str(info.value)
+    assert f"{tmp_path / 'root' / 'fashion-mnist'} (path argument, sub-folder)" in message
+    assert "--data-dir (command line) or path= (Python)" in message
+    assert "pass it as `path`" not in message
 
 
 def test_full_mnist_preferred_over_10k(no_sources: Path, monkeypatch, tmp_path: Path) -> None:
