@@ -41,6 +41,7 @@ Command line: ``cvx-lifted reproduce --dataset mnist-10k [--quick] [--out DIR] .
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import json
@@ -539,6 +540,73 @@ def _model_for(
 
 
 # ------------------------------------------------------------------------------ main entry
+def _has_results(folder: Path) -> bool:
+    """Whether ``folder`` exists and holds anything (an earlier run's results)."""
+    try:
+        return folder.is_dir() and any(folder.iterdir())
+    except OSError:
+        return True
+
+
+def output_folder(
+    out_dir: str | os.PathLike[str] | None, default: str | os.PathLike[str], *, resume: bool
+) -> Path:
+    """Choose the output folder of a run: never an earlier run's folder unless ``resume``.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike or None
+        The folder asked for. With results in it and ``resume=False``: an error.
+    default : str or os.PathLike
+        The folder used when ``out_dir`` is ``None`` (e.g. ``experiments/mnist-10k``). With
+        results in it and ``resume=False``, the first of ``default-2``, ``default-3``, ... that
+        does not exist yet or is empty is used instead.
+    resume : bool
+        Continue the run in the folder (finished runs are reused, not recomputed).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        If ``out_dir`` holds results and ``resume`` is false.
+    """
+    if out_dir is not None:
+        out = Path(out_dir)
+        if not resume and _has_results(out):
+            raise ValueError(
+                f"the output folder {out} already holds results of an earlier run; pass --resume "
+                "(resume=True) to continue that run, or choose another --out folder."
+            )
+        return out
+    out = Path(default)
+    k = 2
+    while not resume and _has_results(out):
+        out = Path(default).with_name(f"{Path(default).name}-{k}")
+        k += 1
+    return out
+
+
+def _prune_empty(folder: Path, existed: bool) -> None:
+    """Remove ``folder`` (and the empty folders in it) if this run created it and wrote nothing."""
+    if existed or not folder.is_dir():
+        return
+    for root, dirs, files in os.walk(folder, topdown=False):
+        if files:
+            return
+        for name in dirs:
+            with contextlib.suppress(OSError):
+                os.rmdir(Path(root) / name)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+    parent = folder.parent  # experiments/ itself, when this run made it
+    with contextlib.suppress(OSError):
+        if parent.name == "experiments" and not any(parent.iterdir()):
+            parent.rmdir()
+
+
 def reproduce(
     dataset: str = "mnist-10k",
     architectures: Sequence[Sequence[int] | str] | None = None,
@@ -571,6 +639,7 @@ def reproduce(
     cache_dir: str | os.PathLike[str] | None = None,
     threads: int | None = 1,
     progress: bool = True,
+    resume: bool = True,
 ) -> ReproduceResult:
     r"""Run (or resume) the paper's §7 experiment and write its tables, figures and raw results.
 
@@ -644,6 +713,12 @@ def reproduce(
         BLAS and torch threads (``None`` leaves them alone).
     progress : bool, default=True
         Show a tqdm progress bar.
+    resume : bool, default=True
+        Continue the run stored in the output folder (finished runs are reused). With
+        ``False`` (the command line's default, ``--resume`` turns it on) an output folder that
+        holds results is never touched: a fresh one is used (``experiments/<dataset>-2``, ...)
+        or, for an explicit ``out_dir``, a ``ValueError`` is raised. A folder created by this
+        call is removed again if the call fails before writing anything into it.
 
     Returns
     -------
@@ -714,64 +789,69 @@ def reproduce(
     from cvx_lifted.interop.torch import import_torch
 
     torch = import_torch()
-    out = Path(out_dir) if out_dir is not None else Path("experiments") / canonical
-    if out_dir is None and quick:
-        out = Path("experiments") / f"{canonical}-quick"
+    default = Path("experiments") / (f"{canonical}-quick" if quick else canonical)
+    out = output_folder(out_dir, default, resume=resume)
+    existed = out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    exp = _Experiment(
-        dataset=canonical,
-        archs=archs,
-        seeds=seed_list,
-        rates=rates,
-        inits=list(inits),
-        epochs=int(opts["epochs"]),
-        train_cfg={
-            "batch_size": int(batch_size),
-            "optimizer": optimizer,
-            "momentum": float(momentum),
-            "rho": float(rho),
-        },
-        lifted_cfg={
-            "activation": activation,
-            "head": head,
-            "lam": lam,
-            "lifted_rho": float(rho),
-            "sweeps": int(opts["sweeps"]),
-            "output_scale": output_scale,
-        },
-        tune_cfg={
-            "trials": int(opts["tune_trials"]),
-            "sweeps": int(tune_sweeps),
-            "rows": tune_rows,
-            "timeout": tune_timeout,
-            "lr_grid": [float(v) for v in lr_grid],
-        },
-        out=out,
-        cache=Path(cache_dir) if cache_dir is not None else out / "cache",
-        lifted_rule=lifted_rule,
-        figure_architectures=figure_architectures,
-        meta={"quick": bool(quick), "threads": threads, "load_average_at_start": _load()},
-        progress=progress,
-        t_call=t_call,
-    )
-    from threadpoolctl import threadpool_limits
-
-    previous_threads = torch.get_num_threads()
-    limiter = threadpool_limits(threads) if threads is not None else None
-    if threads is not None:
-        torch.set_num_threads(int(threads))
     try:
-        X, y, X_test, y_test = load_dataset(canonical, data_dir, dtype=np.float32)
-        X, y = _subsample(np.asarray(X, np.float32), np.asarray(y), opts["max_train_rows"])
-        exp.set_data(X, y, np.asarray(X_test, np.float32), np.asarray(y_test), val_fraction)
-        exp.run()
-    finally:
+        exp = _Experiment(
+            dataset=canonical,
+            archs=archs,
+            seeds=seed_list,
+            rates=rates,
+            inits=list(inits),
+            epochs=int(opts["epochs"]),
+            train_cfg={
+                "batch_size": int(batch_size),
+                "optimizer": optimizer,
+                "momentum": float(momentum),
+                "rho": float(rho),
+            },
+            lifted_cfg={
+                "activation": activation,
+                "head": head,
+                "lam": lam,
+                "lifted_rho": float(rho),
+                "sweeps": int(opts["sweeps"]),
+                "output_scale": output_scale,
+            },
+            tune_cfg={
+                "trials": int(opts["tune_trials"]),
+                "sweeps": int(tune_sweeps),
+                "rows": tune_rows,
+                "timeout": tune_timeout,
+                "lr_grid": [float(v) for v in lr_grid],
+            },
+            out=out,
+            cache=Path(cache_dir) if cache_dir is not None else out / "cache",
+            lifted_rule=lifted_rule,
+            figure_architectures=figure_architectures,
+            meta={"quick": bool(quick), "threads": threads, "load_average_at_start": _load()},
+            progress=progress,
+            t_call=t_call,
+        )
+        from threadpoolctl import threadpool_limits
+
+        previous_threads = torch.get_num_threads()
+        limiter = threadpool_limits(threads) if threads is not None else None
         if threads is not None:
-            torch.set_num_threads(previous_threads)
-        if limiter is not None:
-            limiter.restore_original_limits()
-    exp.res.seconds = time.perf_counter() - t_call
-    return exp.res
+            torch.set_num_threads(int(threads))
+        try:
+            X, y, X_test, y_test = load_dataset(canonical, data_dir, dtype=np.float32)
+            X, y = _subsample(np.asarray(X, np.float32), np.asarray(y), opts["max_train_rows"])
+            exp.set_data(X, y, np.asarray(X_test, np.float32), np.asarray(y_test), val_fraction)
+            exp.run()
+        finally:
+            if threads is not None:
+                torch.set_num_threads(previous_threads)
+            if limiter is not None:
+                limiter.restore_original_limits()
+        exp.res.seconds = time.perf_counter() - t_call
+        return exp.res
+
+    except BaseException:
+        _prune_empty(out, existed)
+        raise
 
 
 class _Experiment:
@@ -1448,9 +1528,24 @@ def _figure(
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+    # one legend for all panels, below them, where it cannot cover a curve
+    handles: dict[str, Any] = {}
+    for ax in axes[:, 0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
     fig.suptitle(f"Test accuracy vs epoch (±2 std), {rate.describe()}", fontsize=9)
-    fig.tight_layout()
+    legend_rows = math.ceil(len(handles) / 3) if handles else 0
+    bottom = (0.1 + 0.2 * legend_rows) / fig.get_figheight() if handles else 0.0
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    if handles:
+        fig.legend(
+            list(handles.values()),
+            list(handles),
+            loc="lower center",
+            ncol=min(3, len(handles)),
+            fontsize=8,
+            frameon=False,
+        )
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -1603,6 +1698,7 @@ def study_lifted_init(
     data_dir: str | os.PathLike[str] | None = None,
     threads: int | None = 1,
     progress: bool = True,
+    resume: bool = True,
 ) -> dict[str, Any]:
     r"""Compare ways to turn a lifted network into an initialisation, on the validation split.
 
@@ -1648,6 +1744,8 @@ def study_lifted_init(
         BLAS and torch threads.
     progress : bool, default=True
         Show a progress bar.
+    resume : bool, default=True
+        Continue the study stored in the output folder; see :func:`reproduce`.
 
     Returns
     -------
@@ -1673,134 +1771,150 @@ def study_lifted_init(
         if h not in ("simplex_xent", "softmax_xent"):
             raise ValueError(f"head must be 'simplex_xent' or 'softmax_xent', got {h!r}.")
     torch = ct.import_torch()
-    out = Path(out_dir) if out_dir is not None else Path("experiments") / f"{canonical}-study"
+    out = output_folder(out_dir, Path("experiments") / f"{canonical}-study", resume=resume)
+    existed = out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    store = RunStore(out / "runs.jsonl")
-    previous_threads = torch.get_num_threads()
-    limiter = threadpool_limits(threads) if threads is not None else None
-    if threads is not None:
-        torch.set_num_threads(int(threads))
     try:
-        X, y, _, _ = load_dataset(canonical, data_dir, dtype=np.float32)  # test rows unused
-        X, y = _subsample(np.asarray(X, np.float32), np.asarray(y), max_train_rows)
-        X_fit, y_fit, X_val, y_val = split_validation(X, y, val_fraction=val_fraction, seed=0)
-        n_classes = int(y.max()) + 1
-        sizes = [int(X.shape[1]), *hidden_t, n_classes]
-        base = {
-            "dataset": canonical,
-            "rows": int(X.shape[0]),
-            "val_fraction": val_fraction,
-            "epochs": int(epochs),
-            "rho": float(rho),
-            "seed": int(seed),
-        }
-        lifted_info: dict[str, Any] = {}
-        runs: list[dict[str, Any]] = []
-        n_todo = len(heads) * (1 + len(output_scales) * len(learning_rates)) + len(learning_rates)
-        bar = _bar(n_todo, progress, f"{canonical} study")
-        try:
-            for lr in learning_rates:
-                ident = {
-                    "kind": "study_sgd",
-                    "dataset": canonical,
-                    "architecture": arch,
-                    "seed": seed,
-                    "init": "xavier",
-                    "lr": float(lr),
-                    "fingerprint": _fingerprint(base),
-                }
-                rec = store.get(**ident)
-                if rec is None:
-                    model = ct.initialize("xavier", sizes, seed=seed)
-                    tr = ct.train(
-                        model, X_fit, y_fit, X_val, y_val, epochs=epochs, lr=lr, rho=rho, seed=seed
-                    )
-                    rec = {**ident, "head": None, "scale": None, **_train_fields(tr)}
-                    store.put(rec)
-                if bar is not None:
-                    bar.update(1)
-                runs.append(rec)
-            for head in heads:
-                cfg = {
-                    "activation": "relu_fenchel",
-                    "head": head,
-                    "lam": float(lam),
-                    "lifted_rho": float(rho),
-                    "sweeps": int(sweeps),
-                    "output_scale": "last",
-                }
-                fp = _fingerprint({**base, **cfg})
-                pre_id = {
-                    "kind": "study_pretrain",
-                    "dataset": canonical,
-                    "architecture": arch,
-                    "seed": seed,
-                    "init": head,
-                    "lr": None,
-                    "fingerprint": fp,
-                }
-                weights = out / "cache" / f"{arch}_{head}_seed{seed}_{fp}.cvxl"
-                pre = store.get(**pre_id)
-                net = _lifted_network(sizes, cfg)
-                if pre is None or not _load_weights(weights, net):
-                    net, fields = _pretrain(
-                        sizes, seed, cfg, X_fit, y_fit, X_val, y_val, lifted_rule=False
-                    )
-                    _save_weights(weights, net)
-                    fields["validation_accuracy"] = fields.pop("test_accuracy")
-                    per_sweep = fields.pop("test_accuracy_per_sweep")
-                    fields["validation_accuracy_per_sweep"] = per_sweep
-                    pre = {**pre_id, **fields}
-                    store.put(pre)
-                if bar is not None:
-                    bar.update(1)
-                lifted_info[head] = pre
-                for scale in output_scales:
-                    factor = 1.0 if scale == "none" else float(pre["output_scale"])
-                    for lr in learning_rates:
-                        ident = {
-                            "kind": "study_sgd",
-                            "dataset": canonical,
-                            "architecture": arch,
-                            "seed": seed,
-                            "init": f"lifted:{head}:{scale}",
-                            "lr": float(lr),
-                            "fingerprint": _fingerprint({**base, "pretrain": fp}),
-                        }
-                        rec = store.get(**ident)
-                        if rec is None:
-                            model = ct.lifted_init(
-                                net, output_scale=factor, balance=scale == "balanced"
-                            )
-                            tr = ct.train(
-                                model,
-                                X_fit,
-                                y_fit,
-                                X_val,
-                                y_val,
-                                epochs=epochs,
-                                lr=lr,
-                                rho=rho,
-                                seed=seed,
-                            )
-                            rec = {**ident, "head": head, "scale": scale, **_train_fields(tr)}
-                            store.put(rec)
-                        if bar is not None:
-                            bar.update(1)
-                        runs.append(rec)
-        finally:
-            if bar is not None:
-                bar.close()
-    finally:
+        store = RunStore(out / "runs.jsonl")
+        previous_threads = torch.get_num_threads()
+        limiter = threadpool_limits(threads) if threads is not None else None
         if threads is not None:
-            torch.set_num_threads(previous_threads)
-        if limiter is not None:
-            limiter.restore_original_limits()
-    markdown = _study_markdown(canonical, arch, base, lifted_info, runs, learning_rates, sweeps)
-    (out / "study.md").write_text(markdown, encoding="utf-8")
-    payload = {"config": base, "lifted": lifted_info, "runs": runs}
-    (out / "study.json").write_text(json.dumps(_jsonable(payload), indent=1), encoding="utf-8")
-    return {"lifted": lifted_info, "runs": runs, "markdown": markdown}
+            torch.set_num_threads(int(threads))
+        try:
+            X, y, _, _ = load_dataset(canonical, data_dir, dtype=np.float32)  # test rows unused
+            X, y = _subsample(np.asarray(X, np.float32), np.asarray(y), max_train_rows)
+            X_fit, y_fit, X_val, y_val = split_validation(X, y, val_fraction=val_fraction, seed=0)
+            n_classes = int(y.max()) + 1
+            sizes = [int(X.shape[1]), *hidden_t, n_classes]
+            base = {
+                "dataset": canonical,
+                "rows": int(X.shape[0]),
+                "val_fraction": val_fraction,
+                "epochs": int(epochs),
+                "rho": float(rho),
+                "seed": int(seed),
+            }
+            lifted_info: dict[str, Any] = {}
+            runs: list[dict[str, Any]] = []
+            n_todo = len(heads) * (1 + len(output_scales) * len(learning_rates)) + len(
+                learning_rates
+            )
+            bar = _bar(n_todo, progress, f"{canonical} study")
+            try:
+                for lr in learning_rates:
+                    ident = {
+                        "kind": "study_sgd",
+                        "dataset": canonical,
+                        "architecture": arch,
+                        "seed": seed,
+                        "init": "xavier",
+                        "lr": float(lr),
+                        "fingerprint": _fingerprint(base),
+                    }
+                    rec = store.get(**ident)
+                    if rec is None:
+                        model = ct.initialize("xavier", sizes, seed=seed)
+                        tr = ct.train(
+                            model,
+                            X_fit,
+                            y_fit,
+                            X_val,
+                            y_val,
+                            epochs=epochs,
+                            lr=lr,
+                            rho=rho,
+                            seed=seed,
+                        )
+                        rec = {**ident, "head": None, "scale": None, **_train_fields(tr)}
+                        store.put(rec)
+                    if bar is not None:
+                        bar.update(1)
+                    runs.append(rec)
+                for head in heads:
+                    cfg = {
+                        "activation": "relu_fenchel",
+                        "head": head,
+                        "lam": float(lam),
+                        "lifted_rho": float(rho),
+                        "sweeps": int(sweeps),
+                        "output_scale": "last",
+                    }
+                    fp = _fingerprint({**base, **cfg})
+                    pre_id = {
+                        "kind": "study_pretrain",
+                        "dataset": canonical,
+                        "architecture": arch,
+                        "seed": seed,
+                        "init": head,
+                        "lr": None,
+                        "fingerprint": fp,
+                    }
+                    weights = out / "cache" / f"{arch}_{head}_seed{seed}_{fp}.cvxl"
+                    pre = store.get(**pre_id)
+                    net = _lifted_network(sizes, cfg)
+                    if pre is None or not _load_weights(weights, net):
+                        net, fields = _pretrain(
+                            sizes, seed, cfg, X_fit, y_fit, X_val, y_val, lifted_rule=False
+                        )
+                        _save_weights(weights, net)
+                        fields["validation_accuracy"] = fields.pop("test_accuracy")
+                        per_sweep = fields.pop("test_accuracy_per_sweep")
+                        fields["validation_accuracy_per_sweep"] = per_sweep
+                        pre = {**pre_id, **fields}
+                        store.put(pre)
+                    if bar is not None:
+                        bar.update(1)
+                    lifted_info[head] = pre
+                    for scale in output_scales:
+                        factor = 1.0 if scale == "none" else float(pre["output_scale"])
+                        for lr in learning_rates:
+                            ident = {
+                                "kind": "study_sgd",
+                                "dataset": canonical,
+                                "architecture": arch,
+                                "seed": seed,
+                                "init": f"lifted:{head}:{scale}",
+                                "lr": float(lr),
+                                "fingerprint": _fingerprint({**base, "pretrain": fp}),
+                            }
+                            rec = store.get(**ident)
+                            if rec is None:
+                                model = ct.lifted_init(
+                                    net, output_scale=factor, balance=scale == "balanced"
+                                )
+                                tr = ct.train(
+                                    model,
+                                    X_fit,
+                                    y_fit,
+                                    X_val,
+                                    y_val,
+                                    epochs=epochs,
+                                    lr=lr,
+                                    rho=rho,
+                                    seed=seed,
+                                )
+                                rec = {**ident, "head": head, "scale": scale, **_train_fields(tr)}
+                                store.put(rec)
+                            if bar is not None:
+                                bar.update(1)
+                            runs.append(rec)
+            finally:
+                if bar is not None:
+                    bar.close()
+        finally:
+            if threads is not None:
+                torch.set_num_threads(previous_threads)
+            if limiter is not None:
+                limiter.restore_original_limits()
+        markdown = _study_markdown(canonical, arch, base, lifted_info, runs, learning_rates, sweeps)
+        (out / "study.md").write_text(markdown, encoding="utf-8")
+        payload = {"config": base, "lifted": lifted_info, "runs": runs}
+        (out / "study.json").write_text(json.dumps(_jsonable(payload), indent=1), encoding="utf-8")
+        return {"lifted": lifted_info, "runs": runs, "markdown": markdown}
+
+    except BaseException:
+        _prune_empty(out, existed)
+        raise
 
 
 def _study_markdown(
@@ -1894,8 +2008,8 @@ def add_reproduce_parser(subparsers: argparse._SubParsersAction) -> None:
         help="reproduce the paper's Table 1 / Figure 1: lifted vs random initialisations",
         description="Train lifted networks, use them to initialise ReLU networks in PyTorch, "
         "train those and random-initialised twins (Normal, Xavier, σ²-scale) by mini-batch SGD, "
-        "and write a Markdown table, Figure 1 (PNG), runs.csv and results.json. Resumable: "
-        "finished runs are stored in OUT/runs.jsonl and never recomputed. Needs PyTorch "
+        "and write a Markdown table, Figure 1 (PNG), runs.csv and results.json. Resumable with "
+        "--resume: finished runs are stored in OUT/runs.jsonl and never recomputed. Needs PyTorch "
         '(pip install torch==2.13.0, then pip install "cvx-lifted[torch,tune,plot]").',
     )
     p.add_argument("--dataset", choices=CLI_DATASETS, default="mnist-10k", help="data set")
@@ -1904,7 +2018,18 @@ def add_reproduce_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="one architecture, 2 seeds, 3 epochs, 2 sweeps, 3,000 rows, no tuning (< 2 min)",
     )
-    p.add_argument("--out", default=None, help="output folder (default experiments/DATASET)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default experiments/DATASET, or experiments/DATASET-2, -3, ... when "
+        "that one holds an earlier run)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in the output folder, reusing its finished runs (without it, an "
+        "earlier run's folder is never written to)",
+    )
     p.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds (5)")
     p.add_argument(
         "--architectures",
@@ -2011,6 +2136,16 @@ def run_reproduce(args: argparse.Namespace) -> int:
         import_torch()
     except ImportError as exc:
         raise UsageError(str(exc)) from None
+    dataset = str(args.dataset).strip().lower().replace("_", "-")
+    default = Path("experiments") / (
+        f"{dataset}-study" if args.study else f"{dataset}-quick" if args.quick else dataset
+    )
+    try:
+        out = output_folder(args.out, default, resume=args.resume)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.out is None and out != default:
+        print(f"{default} holds an earlier run (--resume continues it); writing to {out}")
     if args.study:
         try:
             study = study_lifted_init(
@@ -2019,9 +2154,10 @@ def run_reproduce(args: argparse.Namespace) -> int:
                 epochs=args.epochs or _DEFAULTS["epochs"],
                 sweeps=args.sweeps or _DEFAULTS["sweeps"],
                 max_train_rows=args.max_train_rows,
-                out_dir=args.out,
+                out_dir=out,
                 data_dir=args.data_dir,
                 progress=not args.no_progress,
+                resume=True,  # the folder was chosen above
             )
         except ValueError as exc:
             raise UsageError(str(exc)) from None
@@ -2034,7 +2170,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
             seeds=args.seeds,
             epochs=args.epochs,
             learning_rates=[r.label for r in rates] if rates else None,
-            out_dir=args.out,
+            out_dir=out,
             quick=args.quick,
             inits=args.inits,
             optimizer=args.optimizer,
@@ -2047,6 +2183,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             cache_dir=args.cache,
             progress=not args.no_progress,
+            resume=True,  # the folder was chosen above
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

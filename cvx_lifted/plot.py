@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
-r"""Plots for training histories, divergence landscapes and solver timings (matplotlib, optional).
+r"""Plots for training histories, divergence landscapes and solver timings (matplotlib).
 
-matplotlib is an optional extra (``pip install "cvx-lifted[plot]"``) imported only when a plot is
-drawn. Every function draws on ``ax`` when one is given, otherwise on a new
-:class:`matplotlib.figure.Figure` created without :mod:`matplotlib.pyplot`, so nothing depends on
-(or opens) a GUI backend and nothing accumulates in pyplot's figure registry; ``path`` saves the
-figure. Each function returns the :class:`~matplotlib.axes.Axes` it drew on (``ax.figure`` is the
+matplotlib is a dependency of cvx-lifted (plots are how the package teaches), imported only when
+a plot is drawn, so that ``import cvx_lifted`` stays fast. Every function draws on ``ax`` when
+one is given, otherwise on a new :class:`matplotlib.figure.Figure` created without
+:mod:`matplotlib.pyplot`, so nothing depends on (or opens) a GUI backend and nothing accumulates
+in pyplot's figure registry; ``path`` saves the figure. Each function returns the
+:class:`~matplotlib.axes.Axes` it drew on (``ax.figure`` is the
 figure; in Jupyter, end a cell with ``ax.figure`` to show it).
 
 =================================  ==============================================================
@@ -136,10 +137,16 @@ def _integer_ticks(ax: Axes) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _use_log(values: Sequence[ArrayLike], logy: bool | None) -> bool:
+def _use_log(total: ArrayLike, logy: bool | None) -> bool:
+    """Log scale when the total objective is positive and spans at least a decade.
+
+    Terms that reach zero (a loss at round-off) or are negative do not decide: they are simply
+    not drawn where they are not positive, so that the total's fall after the first sweep stays
+    visible instead of flattening into a line.
+    """
     if logy is not None:
         return bool(logy)
-    flat = np.concatenate([np.ravel(np.asarray(v, dtype=np.float64)) for v in values])
+    flat = np.ravel(np.asarray(total, dtype=np.float64))
     flat = flat[np.isfinite(flat)]
     if flat.size == 0 or np.any(flat <= 0):
         return False
@@ -170,8 +177,8 @@ def plot_objective(
     terms : bool, default=True
         Also draw each term of ``history.terms`` (loss, each layer's divergence, penalty).
     logy : bool, optional
-        Logarithmic y axis; by default when every plotted value is positive and they span at
-        least a decade.
+        Logarithmic y axis; by default when the total objective is positive and spans at least
+        a decade (terms that are not positive are then left out where they are not).
     path : str or os.PathLike, optional
         Save the figure there (format from the suffix).
     title : str or None, default="Lifted training objective"
@@ -199,7 +206,7 @@ def plot_objective(
         for key in keys:
             curves[key] = np.array([t.get(key, np.nan) for t in hist.terms], dtype=np.float64)
     ax = _new_axes(ax, (6.4, 4.0))
-    log = _use_log([total, *curves.values()], logy)
+    log = _use_log(total, logy)
     sweeps = np.arange(total.size)
 
     def shown(v: np.ndarray) -> np.ndarray:
@@ -232,6 +239,7 @@ def plot_accuracy(
     *,
     ax: Axes | None = None,
     ylabel: str = "accuracy",
+    label: str = "validation",
     path: PathLike | None = None,
     title: str | None = "Score per sweep",
 ) -> Axes:
@@ -240,7 +248,7 @@ def plot_accuracy(
     Parameters
     ----------
     history_or_dict : BCDHistory, BCDResult, LiftedNetwork, estimator or dict
-        A history with ``validation`` scores (drawn as ``"validation"``; recorded when
+        A history with ``validation`` scores (drawn as ``label``; recorded when
         training is given ``validation=(X_val, Y_val)``), or a dict ``name -> list of float``
         of curves, each indexed by sweep.
     extra : dict of str to list of float, optional
@@ -249,6 +257,9 @@ def plot_accuracy(
         Axes to draw on; a new figure by default.
     ylabel : str, default="accuracy"
         Label of the y axis (e.g. ``"R^2"`` for regression).
+    label : str, default="validation"
+        Legend name of the history's ``validation`` curve: say ``"test"`` when the rows given
+        to ``fit(..., validation=...)`` were the test set.
     path : str or os.PathLike, optional
         Save the figure there.
     title : str or None, default="Score per sweep"
@@ -272,7 +283,7 @@ def plot_accuracy(
     else:
         hist = _as_history(history_or_dict)
         if hist.validation:
-            curves["validation"] = list(hist.validation)
+            curves[label] = list(hist.validation)
     curves.update({str(k): list(v) for k, v in (extra or {}).items()})
     curves = {k: v for k, v in curves.items() if len(v)}
     if not curves:
