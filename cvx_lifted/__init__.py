@@ -20,9 +20,10 @@ from cvx_lifted.activations import (
     get_activation,
     register_activation,
 )
-from cvx_lifted.activations.custom import custom_activation
+from cvx_lifted.activations.custom import FenchelYoungForm, custom_activation
 from cvx_lifted.compile import CompiledArgmin, CompiledProblem
 from cvx_lifted.exceptions import (
+    BlockTooLargeError,
     CvxLiftedError,
     ModelFileError,
     NonConvexError,
@@ -79,11 +80,13 @@ __all__ = [
     "LiftedNetwork",
     "OUTPUTS",
     "Activation",
+    "BlockTooLargeError",
     "BoxActivation",
     "CompiledArgmin",
     "CompiledProblem",
     "CvxLiftedError",
     "FenchelYoungActivation",
+    "FenchelYoungForm",
     "ModelFileError",
     "NonConvexError",
     "NotDPPError",

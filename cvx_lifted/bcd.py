@@ -27,7 +27,6 @@ the fast path for each block that has one and the compiled path for the others.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -36,13 +35,17 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cvx_lifted import kernels
+from cvx_lifted.blocks import (
+    column_weight_problem,
+    separable_weight_step,
+    state_problem,
+    whole_weight_problem,
+)
 from cvx_lifted.compile import (
     Accuracy,
     CompiledArgmin,
     CompiledProblem,
     output_step_problem,
-    state_step_problem,
-    weight_step_problem,
 )
 from cvx_lifted.exceptions import SolverFailedError
 from cvx_lifted.network import check_array
@@ -54,8 +57,63 @@ __all__ = ["BCDHistory", "BCDResult", "BCDSolver", "Backend", "lifted_predict"]
 
 Backend = Literal["auto", "numpy", "cvxpy"]
 FloatArray = NDArray[np.floating[Any]]
-_FAST_WEIGHT_STEPS = ("ridge", "relu_fenchel")
-_GENERIC_WSTEP_WARN = 5e6  # m * n_in * n_out above which a compiled weight step gets slow
+#: Relative rise of the objective beyond which a compiled block's answer is not accepted.
+BLOCK_RTOL = 1e-9
+#: Solver order of the second attempt at a compiled block whose first answer raised the
+#: objective (interior point first: OSQP's "optimal" is not a certificate of descent).
+_RETRY_SOLVERS = ("CLARABEL", "ECOS", "OSQP", "SCS")
+#: Rises of at most this (relative) are the solver's tolerance: rejected without a second solve.
+_RETRY_RTOL = 1e-6
+
+
+def weight_kernel(act: Any) -> str | None:
+    """Name the fast weight step of a layer whose divergence is ``act`` (``None``: softmax head).
+
+    ``"softmax"``, ``"ridge"``, ``"relu_fenchel"`` or ``"fenchel_young"`` (a generalised linear
+    model in the activation's Fenchel--Young pair); ``None`` when only the compiled path applies.
+    """
+    if act is None:
+        return "softmax"
+    if act.weight_step in ("ridge", "relu_fenchel"):
+        return str(act.weight_step)
+    if getattr(act, "fy", None) is not None:
+        return "fenchel_young"
+    return None
+
+
+def coupling_kind(following: Any) -> str | None:
+    """Name the fast coupling of a state step to the next layer (``None``: compiled path only)."""
+    if following is None:
+        return "softmax"
+    if following.weight_step == "ridge":
+        return "l2"
+    if following.weight_step == "relu_fenchel":
+        return "relu_fenchel"
+    if getattr(following, "fy", None) is not None:
+        return "fenchel_young"
+    return None
+
+
+def state_kernel(previous: Any) -> str | None:
+    """Name the fast state step for a layer whose own divergence is ``previous``."""
+    if previous.box is not None:
+        return "box"
+    fy = getattr(previous, "fy", None)
+    if fy is not None and not fy.closed:
+        return "fenchel_young"
+    if previous.kernel == "simplex":
+        return "simplex"
+    return None
+
+
+def _coupling(kind: str, following: Any, T: FloatArray) -> Any:
+    if kind == "softmax":
+        return kernels.SoftmaxCoupling(T)
+    if kind == "l2":
+        return kernels.L2Coupling(T)
+    if kind == "relu_fenchel":
+        return kernels.ReluFenchelCoupling(T)
+    return kernels.FYCoupling(following.fy, T)
 
 
 @dataclass
@@ -78,6 +136,15 @@ class BCDHistory:
         ``(sweep, block, objective after the block)`` when ``track_blocks`` is on.
     paths : dict of str to str
         Which path solved each block: ``"numpy"`` or ``"cvxpy"``.
+    rejected : list of tuple
+        ``(sweep, block, objective before, objective after the rejected answer)`` for every
+        compiled block whose answer raised the objective even after a second, tighter solve with
+        another solver order; the previous iterate was kept.
+    retried : list of tuple
+        ``(sweep, block, objective before, objective after the first answer)`` for compiled blocks
+        whose first answer raised the objective and whose second attempt was accepted.
+    increases : list of int
+        Sweeps after which the objective was higher than before (never counted as convergence).
     """
 
     objective: list[float] = field(default_factory=list)
@@ -87,6 +154,9 @@ class BCDHistory:
     validation: list[float] = field(default_factory=list)
     blocks: list[tuple[int, str, float]] = field(default_factory=list)
     paths: dict[str, str] = field(default_factory=dict)
+    rejected: list[tuple[int, str, float, float]] = field(default_factory=list)
+    retried: list[tuple[int, str, float, float]] = field(default_factory=list)
+    increases: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the history as plain lists and dicts (JSON-friendly)."""
@@ -108,7 +178,8 @@ class BCDResult:
     n_iter : int
         Number of sweeps run.
     converged : bool
-        Whether the relative decrease fell below ``tol``.
+        Whether a sweep decreased the objective by less than ``tol`` (relative); a sweep that
+        raises it never counts.
     stop_reason : str
         ``"tol"``, ``"max_iter"``, ``"time_limit"`` or ``"callback"``.
     """
@@ -233,25 +304,27 @@ class BCDSolver:
         self.verbose = bool(verbose)
         self._problems: dict[tuple[Any, ...], CompiledProblem] = {}
         self._ridge0: kernels.Ridge | None = None
+        self._sweep = 0
+        self._wversion: dict[int, int] = {}
+        self._retrying = False
         self.paths = self._choose_paths()
 
     # ------------------------------------------------------------------ path choice
     def _fast_paths(self) -> dict[str, bool]:
         net = self.network
         L = net.n_hidden
-        softmax = not net.head.has_state
         fast: dict[str, bool] = {}
         for layer in range(net.n_layers):
-            act = net.divergence_of(layer)
-            ok = act is None or act.weight_step in _FAST_WEIGHT_STEPS
+            ok = weight_kernel(net.divergence_of(layer)) is not None
             # the fast weight steps are ridge-type: they need the l2 penalty with rho > 0
             fast[f"W{layer}"] = ok and net.penalty == "l2" and net.rho[layer] > 0
         for layer in range(1, L + 1):
             prev = net.activations[layer - 1]
             following = net.divergence_of(layer)
-            nxt_ok = following is None or following.weight_step in _FAST_WEIGHT_STEPS
-            fast[f"X{layer}"] = prev.box is not None and nxt_ok
-        if not softmax:
+            fast[f"X{layer}"] = (
+                state_kernel(prev) is not None and coupling_kind(following) is not None
+            )
+        if net.head.has_state:
             head = net.head
             assert head.activation is not None
             fast["output"] = head.name == "simplex_xent" or (
@@ -317,9 +390,10 @@ class BCDSolver:
             else:
                 alpha = m * rho / lam
                 ridge = self._ridge(layer, Xin, alpha)
-                if act.weight_step == "ridge":
+                kind = weight_kernel(act)
+                if kind == "ridge":
                     W, b = ridge.solve(target)
-                else:
+                elif kind == "relu_fenchel":
                     W, b, kinfo = kernels.relu_fenchel_wstep(
                         Xin,
                         target,
@@ -332,42 +406,97 @@ class BCDSolver:
                         return_info=True,
                     )
                     info = _numeric_info(kinfo)
+                else:
+                    W, b, kinfo = kernels.fy_wstep(
+                        Xin,
+                        target,
+                        alpha,
+                        W0,
+                        b0,
+                        act.fy,
+                        ridge=ridge,
+                        tol=self.weight_tol,
+                        max_iter=self.weight_max_iter,
+                        return_info=True,
+                    )
+                    info = _numeric_info(kinfo)
         else:
-            n_in, n_out = Xin.shape[1], target.shape[1]
-            if m * n_in * n_out > _GENERIC_WSTEP_WARN and (block, "warned") not in self._problems:
-                warnings.warn(
-                    f"the compiled CVXPY weight step of layer {layer} has {m} x {n_in} x {n_out} "
-                    "data entries and will be slow and memory-hungry; the CVXPY path is meant for "
-                    "small problems and custom activations.",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-                self._problems[(block, "warned")] = None  # type: ignore[assignment]
-            prob = self._problem(
-                ("W", layer, m),
-                lambda: weight_step_problem(
-                    act,
-                    m,
-                    n_in,
-                    n_out,
-                    lam,
-                    rho,
-                    softmax=act is None,
-                    penalty=net.penalty_expr,
-                    accuracy=self.accuracy,
-                    solvers=self.solvers,
-                    what=f"weight step of layer {layer}",
-                ),
-            )
-            sol = prob.solve(X=Xin, T=target)
-            W, b = sol["W"], sol["b"]
+            W, b = self._compiled_weight_step(layer, act, Xin, target, lam, rho)
         if act is None:
             # softmax is invariant to a common shift of the (unpenalised) biases: pick the
             # minimiser with zero-mean biases so that every path returns the same one
             b = np.asarray(b) - np.mean(b)
         net.weights[layer] = self._finite(np.asarray(W, dtype=net.dtype), f"{block} weight")
         net.biases[layer] = self._finite(np.asarray(b, dtype=net.dtype), f"{block} bias")
+        self._wversion[layer] = self._wversion.get(layer, 0) + 1
         return info
+
+    def _compiled_weight_step(
+        self,
+        layer: int,
+        act: Any,
+        Xin: FloatArray,
+        target: FloatArray,
+        lam: float,
+        rho: float,
+    ) -> tuple[FloatArray, FloatArray]:
+        net = self.network
+        n_out = target.shape[1]
+        penalty = net.penalty if isinstance(net.penalty, str) else net.penalty_expr
+        what = f"weight step of layer {layer}"
+        accuracy, solvers = self._solver_options(act)
+        # the input of layer 0 never changes during a fit: its problems are compiled once
+        stamp = id(Xin) if layer == 0 else self._sweep
+        if separable_weight_step(act, net.penalty):
+            prob = self._problem(
+                ("W", layer, stamp, self._retrying),
+                lambda: column_weight_problem(
+                    act, Xin, lam, rho, penalty=penalty, accuracy=accuracy, solvers=solvers,
+                    what=what,
+                ),
+            )  # fmt: skip
+            W = np.empty((n_out, Xin.shape[1]))
+            b = np.empty(n_out)
+            for j in range(n_out):
+                sol = prob.solve(t=target[:, j : j + 1])
+                W[j], b[j] = sol["w"][:, 0], float(sol["b"])
+        else:
+            prob = self._problem(
+                ("W", layer, stamp, self._retrying),
+                lambda: whole_weight_problem(
+                    act, Xin, n_out, lam, rho, penalty=penalty, accuracy=accuracy,
+                    solvers=solvers, what=what,
+                ),
+            )  # fmt: skip
+            sol = prob.solve(T=target)
+            W, b = sol["W"], sol["b"]
+        if act is not None:
+            # a domain that depends on u (leaky_relu: z >= alpha u) must hold exactly for the
+            # next state step to be feasible: shift the (unpenalised) biases by the violation
+            b = b - act.bias_shift(Xin @ W.T + b, target)
+        self._forget(("W", layer), keep=stamp)
+        return W, b
+
+    def _solver_options(self, *acts: Any) -> tuple[Accuracy, Any]:
+        """Accuracy and solver order for a compiled block whose divergences are ``acts``.
+
+        The user's order when given; tight tolerances with interior point first on a retry; and
+        interior point first when a divergence is piecewise linear (``cone == "lp"``: ``sign``,
+        ``relu_l1``), whose degenerate QPs OSQP solves slowly and, at its default tolerance, to a
+        point that can raise the objective (measured on digits, 64-100-10: ``sign`` 71 s per
+        sweep with OSQP first, 14 s with Clarabel first).
+        """
+        if self._retrying:
+            return "tight", list(_RETRY_SOLVERS)
+        if self.solvers is None and any(getattr(a, "cone", None) == "lp" for a in acts):
+            return self.accuracy, list(_RETRY_SOLVERS)
+        return self.accuracy, self.solvers
+
+    def _forget(self, prefix: tuple[Any, ...], keep: Any) -> None:
+        """Drop compiled problems of an earlier sweep (their constants are stale)."""
+        n = len(prefix)
+        for key in [k for k in self._problems if k[:n] == prefix and k[n] != keep]:
+            del self._problems[key]
 
     def _ridge(self, layer: int, Xin: FloatArray, alpha: float) -> kernels.Ridge:
         if layer == 0:
@@ -402,51 +531,51 @@ class BCDSolver:
         Z = Xs[layer]
         info: dict[str, float] = {}
         if self.paths[block] == "numpy":
-            lo, hi = prev.box  # type: ignore[misc]
+            kind = state_kernel(prev)
+            ckind = coupling_kind(following)
+            assert kind is not None and ckind is not None
             out = np.empty_like(Z)
             for s in range(0, Z.shape[0], self.chunk_size):
                 rows = slice(s, s + self.chunk_size)
-                if softmax:
-                    coupling = kernels.SoftmaxCoupling(T[rows])
-                elif following.weight_step == "ridge":
-                    coupling = kernels.L2Coupling(T[rows])
+                coupling = _coupling(ckind, following, T[rows])
+                common = {"Z0": Z[rows], "tol": self.state_tol, "return_info": True}
+                if kind == "box":
+                    lo, hi = prev.box
+                    Zc, kinfo = kernels.state_step(
+                        U[rows], W, b, coupling, lam_prev, lam_next, lo, hi, **common
+                    )
+                elif kind == "fenchel_young":
+                    Zc, kinfo = kernels.fy_state_step(
+                        U[rows], W, b, coupling, lam_prev, lam_next, prev.fy, **common
+                    )
                 else:
-                    coupling = kernels.ReluFenchelCoupling(T[rows])
-                Zc, kinfo = kernels.state_step(
-                    U[rows],
-                    W,
-                    b,
-                    coupling,
-                    lam_prev,
-                    lam_next,
-                    lo,
-                    hi,
-                    Z0=Z[rows],
-                    tol=self.state_tol,
-                    return_info=True,
-                )
+                    Zc, kinfo = kernels.simplex_state_step(
+                        U[rows], W, b, coupling, lam_prev, lam_next, **common
+                    )
                 out[rows] = Zc
                 info = _merge_info(info, _numeric_info(kinfo))
         else:
+            accuracy, solvers = self._solver_options(prev, following)
+            stamp = self._wversion.get(layer, 0)
             prob = self._problem(
-                ("X", layer, lam_next),
-                lambda: state_step_problem(
+                ("X", layer, stamp, lam_next, self._retrying),
+                lambda: state_problem(
                     prev,
                     following,
+                    W,
+                    b,
                     self.batch_size,
-                    Z.shape[1],
-                    T.shape[1],
                     lam_prev,
                     lam_next,
-                    softmax=softmax,
-                    accuracy=self.accuracy,
-                    solvers=self.solvers,
+                    accuracy=accuracy,
+                    solvers=solvers,
                     what=f"state step of layer {layer}",
                 ),
             )
+            self._forget(("X", layer), keep=stamp)
             out = np.empty_like(Z)
             for rows, pad in _batches(Z.shape[0], self.batch_size):
-                sol = prob.solve(U=pad(U[rows]), W=W, b=b, T=pad(T[rows]))
+                sol = prob.solve(U=pad(U[rows]), T=pad(T[rows]))
                 out[rows] = sol["Z"][: rows.stop - rows.start]
             out = prev.repair(U, out)
         Xs[layer] = self._finite(out.astype(net.dtype, copy=False), block)
@@ -469,16 +598,17 @@ class BCDSolver:
                 Z = np.clip((Y + lam * U) / (1.0 + lam), lo, hi)
         else:
             onehot = bool(np.all((Y == 0) | (Y == 1)) and np.all(Y.sum(axis=1) == 1))
+            accuracy, solvers = self._solver_options(act)
             prob = self._problem(
-                ("output", onehot),
+                ("output", onehot, self._retrying),
                 lambda: output_step_problem(
                     head,
                     self.batch_size,
                     U.shape[1],
                     lam,
                     onehot=onehot,
-                    accuracy=self.accuracy,
-                    solvers=self.solvers,
+                    accuracy=accuracy,
+                    solvers=solvers,
                     what="output step",
                 ),
             )
@@ -571,6 +701,7 @@ class BCDSolver:
         bar = _progress(self.max_iter, self.verbose)
         try:
             for sweep in range(1, self.max_iter + 1):
+                self._sweep = sweep
                 seconds: dict[str, float] = {}
                 residuals: dict[str, float] = {}
                 t_sweep = time.perf_counter()
@@ -598,7 +729,11 @@ class BCDSolver:
                         post["val"] = f"{history.validation[-1]:.4f}"
                     bar.set_postfix(post)
                 prev, cur = history.objective[-2], history.objective[-1]
-                if (prev - cur) <= self.tol * max(abs(prev), 1e-12):
+                scale = max(abs(prev), 1e-12)
+                if cur - prev > BLOCK_RTOL * scale:
+                    # an increase is recorded, and never taken for convergence
+                    history.increases.append(sweep)
+                elif prev - cur <= self.tol * scale:
                     stop_reason, converged = "tol", True
                     break
                 if self.time_limit is not None and time.perf_counter() - t_start > self.time_limit:
@@ -628,7 +763,10 @@ class BCDSolver:
     ) -> None:
         t0 = time.perf_counter()
         try:
-            info = step()
+            if self.paths.get(block) == "cvxpy":
+                info = self._guarded(block, sweep, history, Xs, Y, step)
+            else:
+                info = step()
         except SolverFailedError as exc:
             raise SolverFailedError(f"sweep {sweep}, block {block}: {exc}", exc.attempts) from exc
         seconds[block] = time.perf_counter() - t0
@@ -636,6 +774,72 @@ class BCDSolver:
             residuals[f"{block}.{key}"] = value
         if self.track_blocks:
             history.blocks.append((sweep, block, self.network.objective(Xs[0], Y, Xs[1:])))
+
+    def _guarded(
+        self,
+        block: str,
+        sweep: int,
+        history: BCDHistory,
+        Xs: list[FloatArray],
+        Y: FloatArray,
+        step: Callable[[], dict[str, float]],
+    ) -> dict[str, float]:
+        """Run a compiled block and accept its answer only if the objective did not rise.
+
+        A solver's "optimal" is not a certificate of descent (OSQP at its default tolerances on
+        ``relu_l1``, for one). When the objective rose by more than :data:`BLOCK_RTOL` (relative),
+        the block is solved again with tight tolerances and interior-point solvers first; if that
+        answer rises too, the previous iterate is kept and the event recorded in
+        ``history.rejected``.
+        """
+        net = self.network
+        before = net.objective(Xs[0], Y, Xs[1:])
+        saved = self._save_block(block, Xs)
+        info = step()
+        after = net.objective(Xs[0], Y, Xs[1:])
+        limit = before + BLOCK_RTOL * max(abs(before), 1e-12)
+        if after <= limit:
+            return info
+        self._restore_block(block, Xs, saved)
+        if after - before <= _RETRY_RTOL * max(abs(before), 1e-12):
+            # a rise at the solver's tolerance (the block was already at its minimum): a second
+            # solve would not find a better point, keep the previous one
+            history.rejected.append((sweep, block, before, after))
+            return {}
+        self._retrying = True
+        try:
+            info = step()
+        except SolverFailedError:
+            info = {}
+            second = np.inf
+        else:
+            second = net.objective(Xs[0], Y, Xs[1:])
+        finally:
+            self._retrying = False
+        if second <= limit:
+            history.retried.append((sweep, block, before, after))
+            return info
+        self._restore_block(block, Xs, saved)
+        history.rejected.append((sweep, block, before, min(after, second)))
+        return {}
+
+    def _save_block(self, block: str, Xs: list[FloatArray]) -> Any:
+        net = self.network
+        if block.startswith("W"):
+            layer = int(block[1:])
+            return net.weights[layer].copy(), net.biases[layer].copy()
+        index = net.n_hidden + 1 if block == "output" else int(block[1:])
+        return Xs[index].copy()
+
+    def _restore_block(self, block: str, Xs: list[FloatArray], saved: Any) -> None:
+        net = self.network
+        if block.startswith("W"):
+            layer = int(block[1:])
+            net.weights[layer], net.biases[layer] = saved[0].copy(), saved[1].copy()
+            self._wversion[layer] = self._wversion.get(layer, 0) + 1
+        else:
+            index = net.n_hidden + 1 if block == "output" else int(block[1:])
+            Xs[index] = saved.copy()
 
     def _validation_data(self) -> tuple[FloatArray, FloatArray] | None:
         if self.validation is None:

@@ -127,20 +127,29 @@ def test_numpy_and_cvxpy_backends_give_the_same_iterates(activation, sizes, outp
 
 def test_auto_backend_mixes_paths_per_block():
     X, Y, _ = _data(m=20, q=1)
-    net = LiftedNetwork([3, 4, 4, 1], activation=["relu", "sigmoid"])
+    net = LiftedNetwork([3, 4, 4, 1], activation=["relu", "sign"])
     solver = BCDSolver(net)
     assert solver.paths == {
         "W0": "numpy",
-        "W1": "cvxpy",
+        "W1": "cvxpy",  # sign's divergence |u| - uz is not smooth in u: no GLM kernel
         "W2": "numpy",
-        "X1": "cvxpy",  # the next layer's sigmoid divergence is not quadratic
-        "X2": "cvxpy",  # sigmoid's own divergence is not a box projection
+        "X1": "cvxpy",  # the next layer's sign divergence has no fast coupling
+        "X2": "cvxpy",  # sign's own divergence is not strictly convex in z
         "output": "numpy",
     }
     with pytest.raises(ValueError, match="no fast path for block"):
         BCDSolver(net, backend="numpy")
     res = net.fit(X, Y, max_iter=2, random_state=0)
     assert res.history.paths["X1"] == "cvxpy"
+
+
+@pytest.mark.parametrize(
+    "activation", ["sigmoid", "tanh", "leaky_relu_fenchel", ["relu", "sigmoid"], "sparsemax"]
+)
+def test_fenchel_young_and_simplex_networks_train_on_the_fast_path_only(activation):
+    X, Y, _ = _data(m=20, q=2)
+    net = LiftedNetwork([3, 4, 4, 2], activation=activation)
+    assert set(BCDSolver(net, backend="numpy").paths.values()) == {"numpy"}
 
 
 # ------------------------------------------------------------------ lifted prediction rule
@@ -297,20 +306,13 @@ def test_bad_solver_options(kwargs, match):
         BCDSolver(LiftedNetwork([3, 4, 1]), **kwargs)
 
 
-def test_large_compiled_weight_step_warns(monkeypatch):
-    import cvx_lifted.bcd as bcd
-
-    class Stop(Exception):
-        pass
-
-    def no_compile(*args, **kwargs):
-        raise Stop
-
-    monkeypatch.setattr(bcd, "weight_step_problem", no_compile)
-    X = np.random.default_rng(0).standard_normal((400, 60))
-    net = LiftedNetwork([60, 300, 30], activation="sigmoid")
-    with pytest.warns(RuntimeWarning, match="slow and memory-hungry"), pytest.raises(Stop):
-        net.fit(X, X[:, :30] ** 2, max_iter=1)
+def test_a_compiled_block_over_the_memory_budget_is_refused_with_advice(monkeypatch):
+    monkeypatch.setenv("CVX_LIFTED_BLOCK_MEMORY", str(64 * 2**20))
+    X = np.random.default_rng(0).standard_normal((4000, 60))
+    net = LiftedNetwork([60, 30, 30], activation="sign")
+    with pytest.raises(cl.BlockTooLargeError, match="weight step of layer 0.*fast NumPy path"):
+        net.fit(X, X[:, :30], max_iter=1)
+    assert not net.is_fitted
 
 
 def test_l1_and_custom_penalties_go_through_the_compiled_path():

@@ -130,7 +130,7 @@ def test_closed_form_with_wrong_shape_is_reported():
         closed_form=lambda u: u.ravel(),
         register=False,
     )
-    with pytest.raises(ValueError, match=r"\(m, k\) rows"):
+    with pytest.raises(ValueError, match=r"an \(m, 3\) array"):
         act.act(np.zeros((2, 3)))
 
 
@@ -148,3 +148,125 @@ def test_subclass_route_is_checked_on_compile():
         cl.CompiledArgmin(Bad(), 3)
     with pytest.raises(cl.NonConvexError):
         check_divergence(Bad())
+
+
+# ------------------------------------------------------------------ Fenchel-Young form
+def _sigmoid_form(**overrides):
+    from scipy.special import expit, logit, xlogy
+
+    pieces = {
+        "phi": lambda z: -cp.sum(cp.entr(z)) - cp.sum(cp.entr(1 - z)),
+        "phi_conj": lambda u: cp.sum(cp.logistic(u)),
+        "phi_value": lambda z: xlogy(z, z) + xlogy(1 - z, 1 - z),
+        "phi_grad": logit,
+        "phi_hess": lambda z: 1.0 / (z * (1.0 - z)),
+        "conj_value": lambda u: np.logaddexp(0.0, u),
+        "conj_hess": lambda u: expit(u) * (1.0 - expit(u)),
+        "lo": 0.0,
+        "hi": 1.0,
+        "curvature": 0.25,
+    }
+    pieces.update(overrides)
+    return cl.FenchelYoungForm(**pieces)
+
+
+def _my_sigmoid(name, **overrides):
+    from scipy.special import expit
+
+    return cl.custom_activation(
+        name=name, fenchel_young=_sigmoid_form(**overrides), closed_form=expit, register=False
+    )
+
+
+def test_a_fenchel_young_custom_activation_follows_the_catalogue_sigmoid():
+    mine = _my_sigmoid("my_sigmoid")
+    assert mine.convexity == "biconvex" and mine.cone == "exp" and mine.fy is not None
+    assert cl.verify(mine).passed
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4))
+    Y = np.eye(3)[rng.integers(0, 3, 40)]
+    runs = []
+    for act in (mine, "sigmoid"):
+        net = cl.LiftedNetwork([4, 6, 5, 3], activation=act, output="simplex_xent")
+        result = net.fit(X, Y, max_iter=3, tol=0, random_state=0, backend="numpy")
+        runs.append((net, result))
+    (a, ra), (b, rb) = runs
+    for x, y in zip(
+        a.weights + a.biases + ra.states, b.weights + b.biases + rb.states, strict=True
+    ):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ra.history.objective, rb.history.objective, rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("piece", "wrong"),
+    [
+        ("conj_hess", lambda u: np.ones_like(u)),
+        ("phi_grad", lambda z: z),
+        ("conj_value", lambda u: np.maximum(u, 0.0)),
+        ("phi_hess", lambda z: np.ones_like(z)),
+    ],
+)
+def test_a_wrong_numpy_piece_of_a_fenchel_young_form_is_named(piece, wrong):
+    with pytest.raises(ValueError, match=piece):
+        _my_sigmoid("bad_fy", **{piece: wrong})
+
+
+def test_fenchel_young_form_and_divergence_are_exclusive():
+    with pytest.raises(ValueError, match="either divergence or fenchel_young"):
+        cl.custom_activation(
+            name="both",
+            divergence=lambda u, z: cp.sum_squares(z - u),
+            fenchel_young=_sigmoid_form(),
+            closed_form=lambda u: u,
+            register=False,
+        )
+    with pytest.raises(ValueError, match="needs divergence="):
+        cl.custom_activation(name="neither", closed_form=lambda u: u, register=False)
+
+
+def test_elementwise_is_detected_from_the_closed_form():
+    soft = _soft_threshold("elem_soft", register=False)
+    assert soft.elementwise
+    softmax = cl.custom_activation(
+        name="rowwise",
+        divergence=lambda u, z: -cp.sum(cp.entr(z)) - cp.sum(cp.multiply(u, z)),
+        domain=lambda u, z: [cp.sum(z, axis=1) == 1],
+        closed_form=lambda u: np.exp(u) / np.exp(u).sum(1, keepdims=True),
+        register=False,
+    )
+    assert not softmax.elementwise
+
+
+# ------------------------------------------------------------------ errors that name the culprit
+def test_a_scalar_closed_form_is_reported_with_the_fix():
+    act = cl.custom_activation(
+        name="scalar_cf",
+        divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
+        closed_form=lambda u: float(np.max(u)),
+        register=False,
+    )
+    with pytest.raises(ValueError, match=r"closed form of 'scalar_cf'.*returned shape \(\)"):
+        act.act(np.zeros((2, 3)))
+
+
+def test_a_closed_form_that_returns_nan_blames_the_closed_form_not_the_data():
+    act = cl.custom_activation(
+        name="nan_cf",
+        divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
+        closed_form=lambda u: np.where(u > 1, np.nan, u),
+        register=False,
+    )
+    with pytest.raises(ValueError, match=r"closed form of 'nan_cf' returned nan at u = 2\.0"):
+        act.act(np.array([[0.0, 2.0]]))
+
+
+def test_a_domain_that_returns_python_booleans_is_rejected_when_declared():
+    with pytest.raises(TypeError, match="list of CVXPY constraints.*bool"):
+        cl.custom_activation(
+            name="bool_domain",
+            divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
+            domain=lambda u, z: [True],
+            closed_form=lambda u: u,
+            register=False,
+        )

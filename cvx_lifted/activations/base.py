@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cvx_lifted.exceptions import NotRepresentableError
+from cvx_lifted.kernels.fenchel_young import ScalarFY
 
 __all__ = [
     "Activation",
@@ -296,6 +297,38 @@ class Activation(abc.ABC):
     def output_size(self, n: int) -> int:
         """Return the number of outputs for ``n`` inputs (``n`` except for pooling)."""
         return n
+
+    @property
+    def fy(self) -> ScalarFY | None:
+        r"""The elementwise Fenchel--Young pair :math:`(\Phi, \Phi^*)` in NumPy, if there is one.
+
+        Activations that have it train on the fast path in every block: the weight step is a
+        generalised linear model with gradient :math:`X^\top(\phi(U) - Z)`
+        (:func:`cvx_lifted.kernels.fy_wstep`) and the state step a damped Newton method per row
+        (:func:`cvx_lifted.kernels.fy_state_step`). ``None`` (the default) means the compiled path.
+        """
+        return None
+
+    def bias_shift(self, u: FloatArray, z: FloatArray) -> NDArray[np.float64]:
+        r"""Per-column shift of the biases that makes ``(u - shift, z)`` satisfy the domain.
+
+        Only divergences whose domain depends on ``u`` (``leaky_relu``: :math:`z \ge \alpha u`)
+        need one: a compiled weight step meets such a constraint only to the solver's tolerance,
+        and the next state step, whose feasible set is then empty by ~1e-8, would fail. The
+        default is no shift.
+
+        Parameters
+        ----------
+        u : numpy.ndarray, shape (m, n)
+            Pre-activations from the weight step's answer.
+        z : numpy.ndarray, shape (m, n)
+            The states they must be compatible with.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+        """
+        return np.zeros(np.shape(u)[-1])
 
     def unique_mask(self, u: FloatArray) -> NDArray[np.bool_]:
         r"""Mark the entries of :math:`\phi(u)` that the argmin determines uniquely (default: all).

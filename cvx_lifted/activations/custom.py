@@ -34,6 +34,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import cvxpy as cp
@@ -43,12 +44,59 @@ from numpy.typing import ArrayLike
 from cvx_lifted.activations import ACTIVATIONS, register_activation
 from cvx_lifted.activations.base import Activation, FloatArray
 from cvx_lifted.exceptions import NonConvexError, NotDPPError
+from cvx_lifted.kernels.fenchel_young import ScalarFY
 
-__all__ = ["CustomActivation", "check_divergence", "custom_activation"]
+__all__ = ["CustomActivation", "FenchelYoungForm", "check_divergence", "custom_activation"]
 
 DivergenceFn = Callable[[Any, Any], cp.Expression]
 DomainFn = Callable[[Any, Any], Sequence[cp.Constraint]]
 ClosedFormFn = Callable[[np.ndarray], ArrayLike]
+ElementwiseFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class FenchelYoungForm:
+    r"""An activation's Fenchel--Young pair, as CVXPY expressions and as NumPy functions.
+
+    Given to :func:`custom_activation`, it defines the divergence
+    :math:`D(u, z) = \sum_k \Phi(z_k) + \Phi^*(u_k) - u_k z_k` (so no ``divergence`` is needed)
+    and lets the activation train on the fast NumPy path in every block, as the catalogue's
+    ``sigmoid`` and ``tanh`` do. The closed form :math:`\phi = (\Phi^*)'` is the activation's
+    ``closed_form``. Every NumPy function is checked against the CVXPY expressions and the closed
+    form when the activation is declared.
+
+    Parameters
+    ----------
+    phi : callable ``z -> cvxpy.Expression``
+        :math:`\sum \Phi(z)` over all entries, convex in ``z`` (its domain is implied by the atoms,
+        e.g. ``cp.entr``, or given by ``lo``/``hi``).
+    phi_conj : callable ``u -> cvxpy.Expression``
+        :math:`\sum \Phi^*(u)`, convex in ``u``.
+    phi_value, phi_grad, phi_hess : callable ``ndarray -> ndarray``
+        :math:`\Phi`, :math:`\Phi' = \phi^{-1}` and :math:`\Phi'' > 0`, elementwise, on the open
+        interval ``(lo, hi)``.
+    conj_value, conj_hess : callable ``ndarray -> ndarray``
+        :math:`\Phi^*` and :math:`\phi' = (\Phi^*)'' \ge 0`, elementwise, on the real line.
+    lo, hi : float, default -inf, inf
+        The interval holding the outputs.
+    closed : bool, default=False
+        Whether ``lo``/``hi`` can be attained (:math:`\Phi'` finite there, like ``relu_fenchel``'s
+        0); ``False`` for barriers like the sigmoid's entropy, whose minimisers stay inside.
+    curvature : float, default=1.0
+        An upper bound on :math:`\phi'` (1/4 for the sigmoid).
+    """
+
+    phi: Callable[[Any], cp.Expression]
+    phi_conj: Callable[[Any], cp.Expression]
+    phi_value: ElementwiseFn
+    phi_grad: ElementwiseFn
+    phi_hess: ElementwiseFn
+    conj_value: ElementwiseFn
+    conj_hess: ElementwiseFn
+    lo: float = -np.inf
+    hi: float = np.inf
+    closed: bool = False
+    curvature: float = 1.0
 
 
 def _problem(act: Activation, u: Any, z: Any) -> cp.Problem:
@@ -126,26 +174,90 @@ class CustomActivation(Activation):
             )
         return expr
 
+    _fy_form: ClassVar[FenchelYoungForm | None] = None
+
     def domain(self, u: Any, z: Any) -> list[cp.Constraint]:  # noqa: D102
         fn = type(self)._domain_fn
-        return [] if fn is None else list(fn(u, z))
+        cons = [] if fn is None else list(fn(u, z))
+        bad = [c for c in cons if not isinstance(c, cp.constraints.constraint.Constraint)]
+        if bad:
+            raise TypeError(
+                f"the domain of {self.name!r} must return a list of CVXPY constraints (such as "
+                f"z >= 0), got {bad[0]!r} of type {type(bad[0]).__name__}; a Python bool means a "
+                "comparison of constants, not of the variable z."
+            )
+        form = type(self)._fy_form
+        if form is not None:
+            if np.isfinite(form.lo):
+                cons.append(z >= form.lo)
+            if np.isfinite(form.hi):
+                cons.append(z <= form.hi)
+        return cons
 
     def _act(self, u: FloatArray) -> FloatArray:
-        out = np.asarray(type(self)._closed_form_fn(u), dtype=u.dtype)
-        if out.shape[0] != u.shape[0] or out.ndim != 2:
+        raw = type(self)._closed_form_fn(u)
+        out = np.asarray(raw, dtype=u.dtype)
+        k = self.output_size(u.shape[1])
+        if out.shape != (u.shape[0], k):
             raise ValueError(
-                f"the closed form of {self.name!r} must map an (m, n) array to (m, k) rows, "
-                f"got {out.shape} for input {u.shape}."
+                f"the closed form of {self.name!r} must map an (m, n) array to an (m, {k}) array "
+                f"(one output per input entry, rows are samples); for input shape {u.shape} it "
+                f"returned shape {out.shape}. Write it with NumPy operations that keep the shape, "
+                "e.g. np.maximum(u, 0) rather than max(u) or a Python scalar."
+            )
+        if not np.all(np.isfinite(out)):
+            bad = np.argwhere(~np.isfinite(out))[0]
+            raise ValueError(
+                f"the closed form of {self.name!r} returned {out[tuple(bad)]} at u = "
+                f"{float(u[tuple(bad)])!r} (row {bad[0]}, column {bad[1]}) for a finite input: the "
+                "activation's closed form, not the data, needs fixing (guard overflow with "
+                "np.clip, scipy.special.expit or np.logaddexp)."
             )
         return out
+
+    @property
+    def fy(self) -> ScalarFY | None:  # noqa: D102
+        form = type(self)._fy_form
+        if form is None:
+            return None
+        closed_form = type(self)._closed_form_fn
+        return ScalarFY(
+            name=self.name,
+            conj=form.conj_value,
+            conj_grad=lambda u: np.asarray(closed_form(u), dtype=np.float64),
+            conj_hess=form.conj_hess,
+            phi=form.phi_value,
+            phi_grad=form.phi_grad,
+            phi_hess=form.phi_hess,
+            lo=float(form.lo),
+            hi=float(form.hi),
+            closed=bool(form.closed),
+            curvature=float(form.curvature),
+        )
+
+    def value(self, u: ArrayLike, z: ArrayLike) -> float:  # noqa: D102
+        if type(self)._fy_form is None:
+            return super().value(u, z)
+        return float(np.sum(self.row_values(u, z)))
+
+    def row_values(self, u: ArrayLike, z: ArrayLike) -> np.ndarray:  # noqa: D102
+        form = type(self)._fy_form
+        if form is None:
+            return super().row_values(u, z)
+        u = np.atleast_2d(np.asarray(u, dtype=np.float64))
+        z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+        terms = form.phi_value(z) + form.conj_value(u) - u * z
+        return np.asarray(terms, dtype=np.float64).sum(axis=1)
 
 
 def custom_activation(
     *,
     name: str,
-    divergence: DivergenceFn,
     closed_form: ClosedFormFn,
+    divergence: DivergenceFn | None = None,
     domain: DomainFn | None = None,
+    fenchel_young: FenchelYoungForm | None = None,
+    elementwise: bool | None = None,
     formula: str = "",
     register: bool = True,
     overwrite: bool = False,
@@ -157,13 +269,22 @@ def custom_activation(
     ----------
     name : str
         Registry name (must not be a built-in's).
-    divergence : callable ``(u, z) -> cvxpy.Expression``
-        :math:`D(u, z)` summed over all entries; ``u`` is a parameter or an affine expression,
-        ``z`` a variable, both of shape ``(m, n)`` (rows are samples).
     closed_form : callable ``(ndarray) -> ndarray``
         :math:`\phi(u)` on an ``(m, n)`` NumPy array.
+    divergence : callable ``(u, z) -> cvxpy.Expression``, optional
+        :math:`D(u, z)` summed over all entries; ``u`` is a parameter or an affine expression,
+        ``z`` a variable, both of shape ``(m, n)`` (rows are samples). Required unless
+        ``fenchel_young`` is given.
     domain : callable ``(u, z) -> list of cvxpy.Constraint``, optional
         Domain constraints.
+    fenchel_young : FenchelYoungForm, optional
+        The activation's Fenchel--Young pair :math:`(\Phi, \Phi^*)` in CVXPY and NumPy. The
+        divergence is then :math:`\Phi(z) + \Phi^*(u) - u^\top z`, and the activation trains on
+        the fast NumPy path (like ``sigmoid``); without it, training goes through compiled CVXPY
+        problems.
+    elementwise : bool, optional
+        Whether :math:`\phi` acts entry by entry (then the compiled weight step splits into one
+        small problem per output unit). Detected from the closed form when not given.
     formula : str, optional
         Text shown by ``cvx-lifted list``.
     register : bool, default=True
@@ -188,6 +309,27 @@ def custom_activation(
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError("custom_activation needs a non-empty name.")
+    if fenchel_young is not None:
+        if not isinstance(fenchel_young, FenchelYoungForm):
+            raise TypeError(
+                "fenchel_young must be a cvx_lifted.FenchelYoungForm, got "
+                f"{type(fenchel_young).__name__}."
+            )
+        if divergence is not None:
+            raise ValueError(
+                "give either divergence or fenchel_young, not both: fenchel_young defines the "
+                "divergence Phi(z) + Phi*(u) - u z."
+            )
+        form = fenchel_young
+
+        def divergence(u: Any, z: Any) -> cp.Expression:
+            return form.phi(z) + form.phi_conj(u) - cp.sum(cp.multiply(u, z))
+
+    if divergence is None:
+        raise ValueError(
+            "custom_activation needs divergence=(u, z) -> cvxpy expression, or "
+            "fenchel_young=FenchelYoungForm(...)."
+        )
     for arg, fn in (("divergence", divergence), ("closed_form", closed_form)):
         if not callable(fn):
             raise ValueError(f"{arg} must be callable, got {type(fn).__name__}.")
@@ -202,8 +344,11 @@ def custom_activation(
         "_divergence_fn": staticmethod(divergence),
         "_domain_fn": staticmethod(domain) if domain is not None else None,
         "_closed_form_fn": staticmethod(closed_form),
+        "_fy_form": fenchel_young,
         "formula": formula or "user closed form",
-        "divergence_text": "user CVXPY expression",
+        "divergence_text": (
+            "Phi(z) + Phi*(u) - u z (user)" if fenchel_young else "user CVXPY expression"
+        ),
         "domain_text": "user constraints" if domain is not None else "-",
         "__doc__": f"User-defined activation {name!r} (see cvx_lifted.custom_activation).",
     }
@@ -211,9 +356,81 @@ def custom_activation(
     probe = cls()
     cls.convexity = check_divergence(probe, n_features=probe_features)
     cls.cone = _cone(probe, probe_features)
+    # checked now, not at the first solve: a domain must return CVXPY constraints
+    probe.domain(cp.Parameter((1, probe_features)), cp.Variable((1, probe_features)))
+    cls.elementwise = _is_elementwise(probe) if elementwise is None else bool(elementwise)
+    if fenchel_young is not None:
+        _check_fenchel_young(probe, fenchel_young)
     if register:
         register_activation(cls, name, overwrite=overwrite)
     return probe
+
+
+def _is_elementwise(act: Activation) -> bool:
+    """Whether the closed form acts entry by entry (probed on random rows)."""
+    rng = np.random.default_rng(0)
+    u = rng.normal(scale=2.0, size=(3, 4))
+    try:
+        full = act.act(u)
+        single = act.act(u.reshape(-1, 1)).reshape(full.shape)
+    except ValueError:
+        return False
+    return bool(np.allclose(full, single, rtol=1e-9, atol=1e-12))
+
+
+def _check_fenchel_young(act: Activation, form: FenchelYoungForm) -> None:
+    """Check the NumPy pieces of a Fenchel--Young form against CVXPY and the closed form."""
+    if not form.lo < form.hi:
+        raise ValueError(
+            f"FenchelYoungForm of {act.name!r}: lo must be < hi, got {form.lo}, {form.hi}."
+        )
+    if not (np.isfinite(form.curvature) and form.curvature > 0):
+        raise ValueError(
+            f"FenchelYoungForm of {act.name!r}: curvature must be a positive bound "
+            f"on phi', got {form.curvature!r}."
+        )
+    u = np.concatenate([np.linspace(-6.0, 6.0, 25), [-0.3, 0.7, 2.5]])[None, :]
+    z = act.act(u)
+    inside = (z > form.lo) & (z < form.hi)
+    h = 1e-5
+
+    def fail(piece: str, at: str, got: Any, want: Any) -> None:
+        raise ValueError(
+            f"FenchelYoungForm of {act.name!r}: {piece} disagrees with {at}: got {got!r}, "
+            f"expected {want!r}. Each NumPy function must be the elementwise counterpart of the "
+            "CVXPY expressions and the closed form."
+        )
+
+    def close(a: Any, b: Any, tol: float) -> bool:
+        return bool(np.allclose(a, b, rtol=tol, atol=tol))
+
+    want = form.phi_conj(cp.Constant(u)).value
+    got = float(np.sum(form.conj_value(u)))
+    if not close(got, want, 1e-6):
+        fail("conj_value (summed)", "phi_conj", got, want)
+    zi = z[inside][None, :]
+    want = form.phi(cp.Constant(zi)).value
+    got = float(np.sum(form.phi_value(zi)))
+    if not close(got, want, 1e-6):
+        fail("phi_value (summed)", "phi at phi(u)", got, want)
+    got = form.phi_grad(zi)
+    if not close(got, u[inside][None, :], 1e-5):
+        fail("phi_grad (the inverse of the closed form)", "u at z = closed_form(u)", got, u[inside])
+    slope = (act.act(u + h) - act.act(u - h)) / (2 * h)
+    smooth = np.abs(slope - (act.act(u + 2 * h) - act.act(u - 2 * h)) / (4 * h)) < 1e-6
+    got = form.conj_hess(u)
+    if not close(got[smooth], slope[smooth], 1e-4):
+        fail("conj_hess", "the derivative of the closed form", got[smooth], slope[smooth])
+    if np.any(slope > form.curvature * (1 + 1e-6)):
+        fail(
+            "curvature", "the largest slope of the closed form", form.curvature, float(slope.max())
+        )
+    zs = zi[0]
+    ok = (zs - 2 * h > form.lo) & (zs + 2 * h < form.hi)
+    fd = (form.phi_grad(zs + h) - form.phi_grad(zs - h)) / (2 * h)
+    got = form.phi_hess(zs)
+    if not close(got[ok], fd[ok], 1e-4):
+        fail("phi_hess", "the derivative of phi_grad", got[ok], fd[ok])
 
 
 def _cone(act: Activation, n: int) -> str:

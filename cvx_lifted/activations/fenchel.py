@@ -28,6 +28,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, xlogy
 
 from cvx_lifted.activations.base import FenchelYoungActivation, FloatArray
+from cvx_lifted.kernels import fenchel_young as fyk
+from cvx_lifted.kernels.fenchel_young import ScalarFY
 
 __all__ = ["LeakyReLUFenchel", "ReLUFenchel", "Sigmoid", "Sign", "Tanh"]
 
@@ -52,6 +54,10 @@ class Sigmoid(FenchelYoungActivation):
     formula: ClassVar[str] = "1 / (1 + exp(-u))"
     divergence_text: ClassVar[str] = "z log z + (1-z) log(1-z) + log(1+e^u) - u z"
     domain_text: ClassVar[str] = "0 <= z <= 1"
+
+    @property
+    def fy(self) -> ScalarFY:  # noqa: D102
+        return fyk.SIGMOID_FY
 
     def phi(self, z: cp.Expression) -> cp.Expression:  # noqa: D102
         return -cp.sum(cp.entr(z)) - cp.sum(cp.entr(1 - z))
@@ -97,6 +103,10 @@ class Tanh(FenchelYoungActivation):
     formula: ClassVar[str] = "tanh(u)"
     divergence_text: ClassVar[str] = "((1-z)log(1-z) + (1+z)log(1+z))/2 + log cosh u - u z"
     domain_text: ClassVar[str] = "-1 <= z <= 1"
+
+    @property
+    def fy(self) -> ScalarFY:  # noqa: D102
+        return fyk.TANH_FY
 
     def phi(self, z: cp.Expression) -> cp.Expression:  # noqa: D102
         return -0.5 * (cp.sum(cp.entr(1 - z)) + cp.sum(cp.entr(1 + z)))
@@ -152,6 +162,10 @@ class ReLUFenchel(FenchelYoungActivation):
     @property
     def box(self) -> tuple[float, float]:  # noqa: D102
         return (0.0, np.inf)
+
+    @property
+    def fy(self) -> ScalarFY:  # noqa: D102
+        return fyk.RELU_FY
 
     def phi(self, z: cp.Expression) -> cp.Expression:  # noqa: D102
         return 0.5 * cp.sum_squares(z)
@@ -228,6 +242,10 @@ class LeakyReLUFenchel(FenchelYoungActivation):
     @property
     def params(self) -> dict[str, Any]:  # noqa: D102
         return {"alpha": self.alpha}
+
+    @property
+    def fy(self) -> ScalarFY:  # noqa: D102
+        return fyk.leaky_relu_fy(self.alpha)
 
     def phi(self, z: cp.Expression) -> cp.Expression:  # noqa: D102
         return 0.5 * cp.sum_squares(cp.pos(z)) + 0.5 / self.alpha * cp.sum_squares(cp.neg(z))

@@ -190,6 +190,15 @@ class LeakyReLU(ProjectionActivation):
     def repair(self, u: FloatArray, z: FloatArray) -> FloatArray:  # noqa: D102
         return np.maximum(z, self.alpha * u)
 
+    def bias_shift(self, u: FloatArray, z: FloatArray) -> NDArray[np.float64]:  # noqa: D102
+        # z >= alpha (u - s) for every row  <=>  s >= max_i (u_i - z_i / alpha); a margin of a
+        # few ulps of the scale keeps the next state step strictly feasible
+        gap = np.max(
+            np.asarray(u, dtype=np.float64) - np.asarray(z, dtype=np.float64) / self.alpha, axis=0
+        )
+        scale = 1.0 + np.max(np.abs(u), axis=0)
+        return np.where(gap > -1e-12 * scale, np.maximum(gap, 0.0) + 1e-12 * scale, 0.0)
+
     def domain_violation(self, u: ArrayLike, z: ArrayLike) -> float:  # noqa: D102
         gap = self.alpha * np.asarray(u, dtype=np.float64) - np.asarray(z, dtype=np.float64)
         return float(max(0.0, np.max(gap))) if gap.size else 0.0

@@ -1,0 +1,321 @@
+# SPDX-License-Identifier: Apache-2.0
+r"""The blocks of lifted training as compiled CVXPY problems whose size is linear in the data.
+
+These are the generic ("cvxpy") path of :mod:`cvx_lifted.bcd`: every activation with a convex
+program trains through them, including user-declared ones. Each block is written so that no
+data matrix is a :class:`cvxpy.Parameter` multiplying a :class:`cvxpy.Variable`: DPP
+canonicalisation of such a product builds a parameter tensor with about
+:math:`(\text{rows}\cdot p)\cdot(q\cdot p)` entries (135 GiB for a 1,347 × 64 → 100 weight step).
+Instead, whatever stays fixed while a block is re-solved is a constant of the problem, and only
+what changes between re-solves is a parameter of the shape it has:
+
+==============  ============================================  ======================================
+block           constants (compiled once per sweep)           parameters (re-solved)
+==============  ============================================  ======================================
+weight step     the layer's input :math:`X` (m × p)           one target column :math:`t_j` (m):
+(elementwise)                                                 one small problem per output unit
+weight step     :math:`X`                                     the targets :math:`T` (m × q), solved
+(otherwise)                                                   once
+state step      the next layer's :math:`W, b`                 :math:`U, T` for a batch of rows
+output step     —                                             :math:`U, Y` for a batch of rows
+==============  ============================================  ======================================
+
+The weight step of an elementwise divergence separates over the output units because
+:math:`D(XW^\top + 1b^\top, T) = \sum_j D(Xw_j + b_j, t_j)` and the ridge and ℓ1 penalties are
+sums over rows of :math:`W`. The input of layer 0 never changes, so its problem is compiled once
+per fit; the others are rebuilt once per sweep (the states moved), which costs one
+canonicalisation with memory linear in :math:`m p`. :func:`estimate_block_bytes` predicts that
+memory before anything is built, and :func:`check_block_memory` refuses, with the estimate and what
+to do instead, a block that would not fit.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import cvxpy as cp
+import numpy as np
+from numpy.typing import NDArray
+
+from cvx_lifted.activations import Activation
+from cvx_lifted.compile import Accuracy, CompiledProblem, drop_constant_terms
+from cvx_lifted.exceptions import BlockTooLargeError
+
+__all__ = [
+    "BYTES_PER_ENTRY",
+    "check_block_memory",
+    "column_weight_problem",
+    "estimate_block_bytes",
+    "memory_budget",
+    "separable_weight_step",
+    "state_problem",
+    "whole_weight_problem",
+]
+
+FloatArray = NDArray[np.floating[Any]]
+
+BYTES_PER_ENTRY = {"qp": 450, "lp": 450, "exp": 3000, "conic": 3000}
+"""Peak bytes per nonzero of a compiled problem's data, CVXPY's canonicalisation included.
+
+Measured with tracemalloc on compiled per-unit weight steps of 1,347 rows x 64 inputs:
+355-400 bytes per entry of the input for QPs and LPs (``leaky_relu``, ``relu_l1``, ``sign``),
+2,200 for exponential cones (``sigmoid``); the figures leave a margin."""
+
+BASE_BYTES = 48 * 2**20
+"""Fixed cost of canonicalising any problem (CVXPY's own tables), measured at 5-10 MB."""
+
+
+def memory_budget() -> int:
+    """Bytes a single compiled block may use: half of the machine's physical memory.
+
+    ``CVX_LIFTED_BLOCK_MEMORY`` (bytes) overrides it.
+    """
+    env = os.environ.get("CVX_LIFTED_BLOCK_MEMORY")
+    if env:
+        return int(float(env))
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        total = 8 * 2**30
+    return int(total // 2)
+
+
+def estimate_block_bytes(kind: str, *, rows: int, n_in: int, n_out: int, cone: str = "qp") -> int:
+    """Predict the peak memory of compiling one block (see :data:`BYTES_PER_ENTRY`).
+
+    Parameters
+    ----------
+    kind : {"column_weight", "whole_weight", "state", "output"}
+        Which block: a per-output-unit weight step (constant ``rows × n_in`` input), a
+        whole weight step (the same input acting on all ``n_out`` units), a state step for a
+        batch of ``rows`` rows (constant ``n_out × n_in`` next-layer weights) or an output step.
+    rows, n_in, n_out : int
+        Problem size.
+    cone : {"qp", "lp", "exp", "conic"}, default="qp"
+        The cone class of the divergence (``Activation.cone``).
+
+    Returns
+    -------
+    int
+        Bytes.
+    """
+    rows, n_in, n_out = int(rows), int(n_in), int(n_out)
+    if kind == "column_weight":
+        nnz = rows * (n_in + 4)
+    elif kind == "whole_weight":
+        nnz = rows * n_out * (n_in + 4)
+    elif kind == "state":
+        nnz = rows * (n_out * (n_in + 2) + 4 * n_in)
+    elif kind == "output":
+        nnz = rows * n_out * 8
+    else:
+        raise ValueError(f"unknown block kind {kind!r}.")
+    return BASE_BYTES + BYTES_PER_ENTRY.get(cone, BYTES_PER_ENTRY["conic"]) * nnz
+
+
+def check_block_memory(
+    kind: str, what: str, *, rows: int, n_in: int, n_out: int, cone: str = "qp"
+) -> int:
+    """Refuse a compiled block whose estimated memory exceeds :func:`memory_budget`.
+
+    Returns the estimate when it fits.
+
+    Raises
+    ------
+    BlockTooLargeError
+        With the estimate, the budget and what to do instead.
+    """
+    need = estimate_block_bytes(kind, rows=rows, n_in=n_in, n_out=n_out, cone=cone)
+    budget = memory_budget()
+    if need > budget:
+        raise BlockTooLargeError(
+            f"the compiled {what} would need about {need / 2**30:.1f} GiB ({rows} rows x {n_in} "
+            f"inputs x {n_out} outputs) and the budget is {budget / 2**30:.1f} GiB. Use an "
+            "activation with a fast NumPy path (every box activation and every Fenchel-Young "
+            "activation, custom ones declared with fenchel_young=...), fewer rows, a smaller "
+            "batch_size for state steps, or raise the budget with the environment variable "
+            "CVX_LIFTED_BLOCK_MEMORY (bytes)."
+        )
+    return need
+
+
+def separable_weight_step(activation: Activation | None, penalty: Any) -> bool:
+    """Whether the weight step splits into one problem per output unit."""
+    return activation is not None and activation.elementwise and penalty in ("l2", "l1")
+
+
+def _penalty(w: cp.Expression, penalty: Any) -> cp.Expression:
+    if penalty == "l2":
+        return 0.5 * cp.sum_squares(w)
+    if penalty == "l1":
+        return cp.sum(cp.abs(w))
+    return penalty(w)
+
+
+def column_weight_problem(
+    activation: Activation,
+    X: FloatArray,
+    lam: float,
+    rho: float,
+    *,
+    penalty: Any = "l2",
+    accuracy: Accuracy = "default",
+    solvers: Sequence[str] | None = None,
+    what: str = "weight step",
+) -> CompiledProblem:
+    r"""Compile the weight step of one output unit with the input as a constant.
+
+    .. math::
+        \min_{w, b}\ \frac{\lambda}{m} D(Xw + b\mathbf 1, t) + \rho\,\pi(w)
+
+    with :math:`\pi = \tfrac12\|\cdot\|^2` (``"l2"``) or :math:`\|\cdot\|_1` (``"l1"``);
+    parameter ``t`` (shape ``(m, 1)``, one column of the next states); variables ``w`` (shape
+    ``(p, 1)``) and ``b`` (scalar). Re-solving for each column reuses the canonicalisation (and
+    OSQP's factorisation: only vectors change).
+
+    Parameters
+    ----------
+    activation : Activation
+        An elementwise activation of the layer.
+    X : numpy.ndarray, shape (m, p)
+        The layer's input (a constant of the problem).
+    lam, rho : float
+        Weights of the divergence and the penalty.
+    penalty : {"l2", "l1"}, default="l2"
+    accuracy : {"default", "tight"}
+    solvers : sequence of str, optional
+    what : str
+        Name used in errors.
+
+    Returns
+    -------
+    CompiledProblem
+        Parameter ``t``; variables ``w``, ``b``.
+    """
+    m, p = X.shape
+    check_block_memory("column_weight", what, rows=m, n_in=p, n_out=1, cone=activation.cone)
+    t = cp.Parameter((m, 1), name="t")
+    w = cp.Variable((p, 1), name="w")
+    b = cp.Variable(name="b")
+    v = np.asarray(X, dtype=np.float64) @ w + b
+    objective = float(lam) / m * drop_constant_terms(activation.divergence(v, t))
+    if rho > 0:
+        objective = objective + float(rho) * _penalty(w, penalty)
+    return CompiledProblem(
+        objective,
+        activation.domain(v, t),
+        {"t": t},
+        {"w": w, "b": b},
+        accuracy=accuracy,
+        solvers=solvers,
+        what=what,
+    )
+
+
+def whole_weight_problem(
+    activation: Activation | None,
+    X: FloatArray,
+    n_out: int,
+    lam: float,
+    rho: float,
+    *,
+    penalty: Any = "l2",
+    accuracy: Accuracy = "default",
+    solvers: Sequence[str] | None = None,
+    what: str = "weight step",
+) -> CompiledProblem:
+    r"""Compile a weight step that does not split by output unit, with the input as a constant.
+
+    .. math::
+        \min_{W, b}\ \frac{\lambda}{m} D(XW^\top + 1b^\top, T) + \rho\,\pi(W)
+
+    (the softmax cross-entropy, weight :math:`1/m`, when ``activation`` is ``None``); parameter
+    ``T`` (m × q); variables ``W``, ``b``. Used for non-elementwise divergences, the softmax head
+    and penalties that do not split by rows of :math:`W`.
+    """
+    m, p = X.shape
+    q = int(n_out)
+    cone = "exp" if activation is None else activation.cone
+    check_block_memory("whole_weight", what, rows=m, n_in=p, n_out=q, cone=cone)
+    softmax = activation is None
+    T = cp.Parameter((m, q), name="T", nonneg=softmax)
+    W = cp.Variable((q, p), name="W")
+    b = cp.Variable(q, name="b")
+    V = np.asarray(X, dtype=np.float64) @ W.T + np.ones((m, 1)) @ cp.reshape(b, (1, q), order="C")
+    constraints: list[cp.Constraint] = []
+    if softmax:
+        data = cp.sum(cp.log_sum_exp(V, axis=1)) - cp.sum(cp.multiply(T, V))
+        weight = 1.0 / m
+    else:
+        assert activation is not None
+        data = drop_constant_terms(activation.divergence(V, T))
+        constraints = activation.domain(V, T)
+        weight = float(lam) / m
+    objective = weight * data
+    if rho > 0:
+        objective = objective + float(rho) * _penalty(W, penalty)
+    return CompiledProblem(
+        objective,
+        constraints,
+        {"T": T},
+        {"W": W, "b": b},
+        accuracy=accuracy,
+        solvers=solvers,
+        what=what,
+    )
+
+
+def state_problem(
+    previous: Activation,
+    following: Activation | None,
+    W: FloatArray,
+    b: FloatArray,
+    batch_size: int,
+    lam_prev: float,
+    lam_next: float,
+    *,
+    accuracy: Accuracy = "default",
+    solvers: Sequence[str] | None = None,
+    what: str = "state step",
+) -> CompiledProblem:
+    r"""Compile the state step of a hidden layer for a batch of rows, the next weights constant.
+
+    .. math::
+        \min_Z\ \lambda_l D_{l-1}(U, Z) + \lambda_{l+1} D_l(Z W^\top + 1b^\top, T)
+
+    (the softmax cross-entropy against ``T``, weight one, when ``following`` is ``None``),
+    subject to both domains; parameters ``U`` (B × p) and ``T`` (B × q); variable ``Z``.
+    :math:`W, b` change once per sweep, so the problem is compiled once per sweep and layer and
+    re-solved for every batch of rows.
+    """
+    B = int(batch_size)
+    q, p = W.shape
+    cones = {previous.cone, "exp" if following is None else following.cone}
+    cone = "qp" if cones <= {"qp", "lp"} else "exp"
+    check_block_memory("state", what, rows=B, n_in=p, n_out=q, cone=cone)
+    softmax = following is None
+    U = cp.Parameter((B, p), name="U")
+    T = cp.Parameter((B, q), name="T", nonneg=softmax)
+    Z = cp.Variable((B, p), name="Z")
+    V = Z @ np.asarray(W, dtype=np.float64).T + np.ones((B, 1)) @ np.asarray(
+        b, dtype=np.float64
+    ).reshape(1, q)
+    constraints = list(previous.domain(U, Z))
+    objective = float(lam_prev) * drop_constant_terms(previous.divergence(U, Z))
+    if softmax:
+        objective = objective + cp.sum(cp.log_sum_exp(V, axis=1)) - cp.sum(cp.multiply(T, V))
+    else:
+        assert following is not None
+        objective = objective + float(lam_next) * drop_constant_terms(following.divergence(V, T))
+        constraints += following.domain(V, T)
+    return CompiledProblem(
+        objective,
+        constraints,
+        {"U": U, "T": T},
+        {"Z": Z},
+        accuracy=accuracy,
+        solvers=solvers,
+        what=what,
+    )
