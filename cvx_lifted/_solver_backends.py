@@ -594,6 +594,9 @@ class OsqpBackend(_Backend):
         self._solver: Any = None
         self._ext: Any = None
         self._applied: dict[str, Any] | None = None
+        # the settings mapping and refactorisation flag ``_applied`` was derived from
+        self._applied_src: Mapping[str, Any] | None = None
+        self._applied_refactor = False
         self._last: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
         self._upper_inf = np.full(pmap.n_nonneg, np.inf)
 
@@ -626,6 +629,7 @@ class OsqpBackend(_Backend):
         )
         self._solver = solver
         self._applied = {**opts, "polishing": polishing}
+        self._applied_src = None
         # the package's own ``OSQP.solve`` copies every info field into a new namespace on
         # each call (~70 us here); read the compiled solver's fields directly when present
         ext = getattr(solver, "_solver", None)
@@ -653,11 +657,13 @@ class OsqpBackend(_Backend):
             refactor = True
         if update:
             solver.update(**update)
-        opts = {k: v for k, v in settings.items() if k != "polishing"}
-        wanted = {**opts, "polishing": bool(settings.get("polishing", refactor))}
-        if wanted != self._applied:
-            solver.update_settings(**wanted)
-            self._applied = wanted
+        if settings is not self._applied_src or refactor != self._applied_refactor:
+            opts = {k: v for k, v in settings.items() if k != "polishing"}
+            wanted = {**opts, "polishing": bool(settings.get("polishing", refactor))}
+            if wanted != self._applied:
+                solver.update_settings(**wanted)
+                self._applied = wanted
+            self._applied_src, self._applied_refactor = settings, refactor
         if self._last is not None:
             solver.warm_start(x=self._last[0], y=self._last[1])
         else:

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -478,6 +479,7 @@ class CompiledProblem:
         # when CVXPY's path needs them (names in _stale)
         self._current: dict[str, NDArray[np.float64]] = {}
         self._stale: set[str] = set()
+        self._nonneg = {name for name, p in self.parameters.items() if p.is_nonneg()}
         self._attributed = {
             name
             for name, p in self.parameters.items()
@@ -517,17 +519,19 @@ class CompiledProblem:
                     f"parameter {name!r} of {self.what} has shape {param.shape}, "
                     f"got an array of shape {arr.shape}."
                 )
-        size = float(np.max(np.abs(arr))) if arr.size else 0.0
-        if not np.isfinite(size):  # NaN and infinity propagate to the largest magnitude
+        if not arr.size:
+            return arr, 0.0
+        hi, lo = float(arr.max()), float(arr.min())
+        if not (math.isfinite(hi) and math.isfinite(lo)):  # a NaN makes both NaN
             raise ValueError(f"parameter {name!r} of {self.what} contains NaN or infinity.")
         if name in self._attributed:
             # other attributes (nonpos, symmetric, PSD, integer, ...): CVXPY's own validation
             param.value = arr
-        elif param.is_nonneg() and arr.size and float(arr.min()) < 0:
+        elif lo < 0 and name in self._nonneg:
             raise ValueError(
-                f"parameter {name!r} of {self.what} must be non-negative (min {arr.min():.3g})."
+                f"parameter {name!r} of {self.what} must be non-negative (min {lo:.3g})."
             )
-        return arr, size
+        return arr, max(hi, -lo)
 
     def _current_value(self, name: str) -> NDArray[np.float64] | None:
         if name in self._current:
@@ -648,7 +652,7 @@ class CompiledProblem:
         x = out.x
         if x is None:
             return res
-        if not np.isfinite(x).all():
+        if not math.isfinite(float(x.sum())):  # NaN or infinity (or a sum beyond 1e308)
             res.violation = float("nan")
             return res
         res.violation = pmap.violation(x, data)
