@@ -456,9 +456,11 @@ class ProgramMap:
             A = block(self._A, last.A)
             b = block(self._b, last.b)
             P = block(self._P, last.P) if last.P is not None else None
-            data = last if qd is last.qd and A is last.A and b is last.b and P is last.P else None
-            if data is None:
-                data = ProgramData(q=qd[: self.n], d=qd[self.n :], A=A, b=b, P=P, qd=qd)
+            if qd is last.qd:
+                q, d = last.q, last.d  # the same views: adapters see q unchanged
+            else:
+                q, d = qd[: self.n], qd[self.n :]
+            data = ProgramData(q=q, d=d, A=A, b=b, P=P, qd=qd)
         self._last, self._last_theta = data, theta
         return data
 

@@ -418,9 +418,9 @@ class CompiledProblem:
     >>> import cvxpy as cp, numpy as np
     >>> u = cp.Parameter(3); z = cp.Variable(3)
     >>> prob = CompiledProblem(cp.sum_squares(z - u), [z >= 0], {"u": u}, {"z": z})
-    >>> np.round(prob.solve(u=np.array([-1.0, 0.5, 2.0]))["z"], 6)
+    >>> np.round(prob.solve(u=np.array([-1.0, 0.5, 2.0]))["z"], 6) + 0.0  # + 0.0: no -0.
     array([0. , 0.5, 2. ])
-    >>> np.round(prob.solve(u=np.array([1.0, -0.5, 2.0]))["z"], 6)  # a direct OSQP re-solve
+    >>> np.round(prob.solve(u=np.array([1.0, -0.5, 2.0]))["z"], 6) + 0.0  # a direct re-solve
     array([1., 0., 2.])
     >>> prob.stats.n_direct
     1

@@ -127,6 +127,34 @@ def _box_problem(**kw):
     return CompiledProblem(0.5 * cp.sum_squares(z - u), constraints, params, {"z": z}, **kw)
 
 
+def test_osqp_updates_only_what_changed(monkeypatch):
+    import osqp
+
+    relu = get_activation("relu")
+    prob = state_step_problem(relu, relu, 1, 5, 2, 1.0, 1.0)
+    rng = np.random.default_rng(11)
+    values = _state_values(rng, 1, 5, 2, relu)
+    prob.solve(**values)
+    prob.solve(**values)  # the first direct solve sets OSQP up
+    updates = []
+    original = osqp.OSQP.update
+
+    def spy(self, **kwargs):
+        updates.append(sorted(kwargs))
+        return original(self, **kwargs)
+
+    monkeypatch.setattr(osqp.OSQP, "update", spy)
+    values["U"] = rng.standard_normal((1, 5))
+    prob.solve(**values)  # new rows: vectors only, the factorisation is kept
+    values["b"] = values["b"] + 0.1
+    prob.solve(**values)  # new bias: bounds only
+    values["W"] = 2.0 * values["W"]
+    prob.solve(**values)  # new weights: the matrix changes
+    prob.solve(**values)  # same data again: nothing to update
+    assert updates == [["q"], ["l", "u"], ["Ax"]]
+    assert prob.stats.n_direct == 5
+
+
 def test_large_maps_take_scipy_products(monkeypatch):
     # maps above _GATHER_MAX_NNZ entries are applied with scipy instead of numpy's bincount
     monkeypatch.setattr(backends, "_GATHER_MAX_NNZ", 0)
