@@ -20,7 +20,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["TOLERANCES", "assert_allclose_rel", "rel_error", "solver_tolerance"]
+__all__ = [
+    "AUDIT_ACTIVATIONS",
+    "TOLERANCES",
+    "assert_allclose_rel",
+    "random_fit_audit",
+    "rel_error",
+    "solver_tolerance",
+]
 
 TOLERANCES: dict[str, dict[str, float]] = {
     "tight": {"closed_form": 1e-12, "CLARABEL": 1e-6, "ECOS": 1e-6, "OSQP": 1e-6, "SCS": 1e-4},
@@ -97,3 +104,82 @@ def assert_allclose_rel(actual: ArrayLike, desired: ArrayLike, tol: float, what:
             f"{what}: max relative error {err.flat[worst]:.3e} > {tol:.1e} at {idx}: "
             f"{a[idx]!r} vs {d[idx]!r}"
         )
+
+
+#: Catalogue activations drawn by :func:`random_fit_audit` (every trainable elementwise one).
+AUDIT_ACTIVATIONS = (
+    "identity",
+    "relu",
+    "relu_l1",
+    "relu_fenchel",
+    "leaky_relu",
+    "leaky_relu_fenchel",
+    "clip",
+    "hard_sigmoid",
+    "hard_tanh",
+    "sigmoid",
+    "tanh",
+    "sign",
+    "sparsemax",
+)
+
+
+def random_fit_audit(seed: int, *, sweeps: int = 3, rtol: float = 1e-9) -> dict[str, object]:
+    """Train a small random lifted network and check that no block raised the objective.
+
+    The network (1-3 hidden layers of 2-6 units, activations drawn from
+    :data:`AUDIT_ACTIVATIONS`, a random head and backend, 10-25 rows) is trained with
+    ``track_blocks=True``; every block's objective is compared with the previous one. A rise
+    beyond ``rtol`` (relative) is a violation; compiled answers that rose and were rejected by
+    training are counted separately (they left the objective unchanged).
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the network, the data and the initialisation.
+    sweeps : int, default=3
+    rtol : float, default=1e-9
+
+    Returns
+    -------
+    dict
+        ``setting`` (activations, head, backend, sizes), ``violations`` (list of
+        ``(sweep, block, rise)``), ``rejected``, ``retried``, ``increases`` and ``error`` (the
+        message of an exception, or ``None``).
+    """
+    from cvx_lifted.network import LiftedNetwork
+
+    rng = np.random.default_rng(seed)
+    n_hidden = int(rng.integers(1, 4))
+    acts = [str(a) for a in rng.choice(AUDIT_ACTIVATIONS, size=n_hidden)]
+    head = str(rng.choice(["squared", "simplex_xent", "softmax_xent"]))
+    backend = str(rng.choice(["auto", "cvxpy"]))
+    m, n_in, n_out = int(rng.integers(10, 26)), 3, int(rng.integers(2, 4))
+    sizes = [n_in, *[int(w) for w in rng.integers(2, 7, size=n_hidden)], n_out]
+    X = rng.normal(size=(m, n_in))
+    Y = np.eye(n_out)[rng.integers(0, n_out, m)]
+    setting = {"activations": acts, "head": head, "backend": backend, "sizes": sizes}
+    out: dict[str, object] = {"setting": setting, "violations": [], "error": None}
+    try:
+        net = LiftedNetwork(sizes, activation=acts, output=head, lam=1.0, rho=1e-2)
+        result = net.fit(
+            X, Y, max_iter=sweeps, tol=0, random_state=seed, backend=backend,
+            track_blocks=True, batch_size=8,
+        )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - reported, not hidden
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        return out
+    history = result.history
+    previous = history.objective[0]
+    violations = []
+    for sweep, block, value in history.blocks:
+        if value - previous > rtol * max(abs(previous), 1e-12):
+            violations.append((sweep, block, (value - previous) / max(abs(previous), 1e-12)))
+        previous = value
+    out.update(
+        violations=violations,
+        rejected=len(history.rejected),
+        retried=len(history.retried),
+        increases=list(history.increases),
+    )
+    return out

@@ -207,3 +207,13 @@ def test_clip_and_leaky_relu_networks_stay_feasible(order, output):
         layer = order.index("leaky_relu")
         U = net.preactivation(layer, result.states[layer - 1] if layer else X)
         assert leaky.domain_violation(U, result.states[layer]) <= 1e-7
+
+
+# ------------------------------------------------------------------ randomized audit
+@pytest.mark.parametrize("seed", range(16))
+def test_no_block_of_a_random_fit_raises_the_objective(seed):
+    from cvx_lifted.testing import random_fit_audit
+
+    report = random_fit_audit(seed)
+    assert report["error"] is None, report
+    assert report["violations"] == [], report
