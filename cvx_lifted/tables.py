@@ -77,10 +77,16 @@ def _is_number(text: str) -> bool:
 
 
 def _detect_header(rows: list[list[str]]) -> bool:
-    """Return whether the first row is a header: non-numeric above numeric cells in a column."""
+    """Return whether the first row is a header.
+
+    A header has a non-numeric cell above numeric cells in some column, and most of its cells
+    are not numbers (so that a data row with one bad cell is reported, not taken for a header).
+    """
     first, rest = rows[0], rows[1:101]
     if not rest:
         return not any(_is_number(c) for c in first)
+    if 2 * sum(_is_number(c) for c in first) >= len(first):
+        return False
     for j, cell in enumerate(first):
         if not _is_number(cell) and all(j < len(r) and _is_number(r[j]) for r in rest):
             return True

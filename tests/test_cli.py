@@ -353,3 +353,119 @@ def test_folding_standardization_keeps_predictions(output):
     else:
         with pytest.raises(ValueError, match="identity"):
             cli.fold_output_standardization(net, np.zeros(2), np.ones(2))
+
+
+# ------------------------------------------------------------------ the CLI never lies
+def test_verify_of_a_closed_form_only_name_fails_with_the_reason(capsys):
+    assert cli.main(["verify", "softplus"]) == 2
+    captured = capsys.readouterr()
+    assert "0/0" not in captured.out
+    line = one_line_error(captured.err)
+    assert "softplus has a closed form only (no convex program)" in line
+    assert cli.main(["verify", "relu", "sin", "softplus"]) == 2
+    assert "sin, softplus have a closed form only" in capsys.readouterr().err
+
+
+def test_verify_all_says_what_it_skipped(capsys, monkeypatch):
+    verify_module = sys.modules["cvx_lifted.verify"]  # cvx_lifted.verify is also a function
+    reports = [("softplus", "closed form only"), ("sin", "closed form only")]
+    monkeypatch.setattr(verify_module, "verify_all", lambda *a, **k: reports)
+    assert cli.main(["verify"]) == 0
+    out = capsys.readouterr().out
+    assert "0/0 activations within tolerance (2 skipped, closed form only: softplus, sin)." in out
+
+
+def _csv(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('a,b,y\n1,2,0\n1,"2\n3",0\n4,5,1\n', r"line 3, column 'b': '2\n3' is not a number"),
+        ("a,b,y\n1,1e300,0\n2,3,1\n3,4,0\n", "column 'b' of the features holds values as large"),
+    ],
+    ids=["multi-line-cell", "1e300"],
+)
+def test_train_refuses_what_it_cannot_read_faithfully(tmp_path, capsys, text, message):
+    data = _csv(tmp_path / "d.csv", text)
+    assert cli.main(["train", str(data), "-o", str(tmp_path / "m"), *FAST]) == 2
+    captured = capsys.readouterr()
+    assert message in one_line_error(captured.err)
+    assert "training" not in captured.out and not (tmp_path / "m.cvxl").exists()
+
+
+def test_integer_targets_beyond_int64_are_regressed(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 2))
+    y = 1e19 + 1e18 * X[:, 0]  # integer-valued floats, beyond int64
+    lines = ["a,b,y"] + [f"{r[0]:.17g},{r[1]:.17g},{int(t)}" for r, t in zip(X, y, strict=True)]
+    data = _csv(tmp_path / "big.csv", "\n".join(lines) + "\n")
+    assert cli.main(["train", str(data), "-o", str(tmp_path / "m"), *FAST]) == 0
+    out = capsys.readouterr().out
+    assert "task: regress (detected" in out
+    model = load_model(tmp_path / "m.cvxl")
+    assert model.extra["task"] == "regress"
+    assert np.corrcoef(model.network.predict(X).ravel(), y)[0, 1] > 0.9
+
+
+def test_outputs_are_checked_before_training(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(files)
+    (files / "afile").write_text("not a folder")
+    cases = [
+        (["train", "d.csv", "-o", "m2", "--plot", "nodir/p.png"], "--plot nodir/p.png"),
+        (["train", "d.csv", "-o", "afile/m.cvxl"], "afile is not a folder"),
+        (["train", "d.csv", "-o", "."], "is a folder"),
+        (["predict", "m.cvxl", "d.csv", "-o", "nodir/p.csv"], "nodir does not exist"),
+        (["demo", "--out", "afile/sub"], "afile is not a folder"),
+    ]
+    for argv, message in cases:
+        assert cli.main([*argv, *(FAST if argv[0] == "train" else [])]) == 2, argv
+        captured = capsys.readouterr()
+        assert message in one_line_error(captured.err), argv
+        assert "training" not in captured.out and "lifted network" not in captured.out
+    assert not (files / "m2.cvxl").exists()
+
+
+def test_an_interrupted_train_saves_nothing(files, capsys, monkeypatch):
+    from cvx_lifted.bcd import BCDSolver
+
+    def interrupt(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(BCDSolver, "_state_step", interrupt)
+    monkeypatch.chdir(files)
+    assert cli.main(["train", "d.csv", "-o", "m3", *FAST]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not (files / "m3.cvxl").exists()
+    assert not [p for p in files.iterdir() if p.name.startswith(".m3")]
+
+
+def test_the_readme_first_command_writes_the_demo_plot(tmp_path, monkeypatch, capsys):
+    import tomllib
+
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("<!-- setup-commands:begin -->")[1].split("<!-- setup-commands:end -->")[0]
+    first = [line for line in block.splitlines() if line.startswith("python3 -m venv")][0]
+    assert first.endswith("pip install . && cvx-lifted demo")  # no flag turns the plot off
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert any(d.startswith("matplotlib") for d in deps)  # so `pip install .` brings it
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["demo", "--sweeps", "2", "--progress", "none"]) == 0
+    plot = tmp_path / cli.DEMO_PLOT
+    assert f"plot saved to {cli.DEMO_PLOT}" in capsys.readouterr().out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_subcommand_takes_import(capsys):
+    parser = cli.build_parser()
+    required = {"train": ["d.csv", "-o", "m"], "predict": ["m.cvxl", "d.csv"]}
+    for command in cli.COMMANDS:
+        argv = [command, *required.get(command, []), "--import", "json", "--import", "csv"]
+        assert parser.parse_args(argv).imports == ["json", "csv"], command
+    assert parser.parse_args(["--import", "json", "list"]).imports_global == ["json"]
+    assert cli.main(["--import", "no_such_module_here", "list"]) == 2
+    assert "cannot import the module 'no_such_module_here'" in one_line_error(
+        capsys.readouterr().err
+    )

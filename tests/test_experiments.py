@@ -228,3 +228,85 @@ def test_study_on_the_validation_split(tmp_path, tiny_loader):
     assert (tmp_path / "study.md").exists() and (tmp_path / "study.json").exists()
     again = ex.study_lifted_init("mnist-10k", "16", **kwargs)
     assert again["markdown"] == res["markdown"]
+
+
+SMALL = ["--architectures", "16", "--epochs", "1", "--seeds", "1", "--lr", "paper:1e-5",
+         "--inits", "xavier", "--no-progress"]  # fmt: skip
+
+
+def test_reproduce_writes_to_a_fresh_folder_unless_resume(tmp_path, tiny_loader, monkeypatch,
+                                                          capsys):  # fmt: skip
+    from cvx_lifted.cli import UsageError
+
+    monkeypatch.chdir(tmp_path)
+    committed = tmp_path / "experiments" / "mnist-10k-quick"
+    committed.mkdir(parents=True)
+    (committed / "results.md").write_text("committed results\n")
+    assert ex.run_reproduce(_cli(["--quick", *SMALL])) == 0
+    out = capsys.readouterr().out
+    fresh = ex.Path("experiments") / "mnist-10k-quick-2"
+    assert f"holds an earlier run (--resume continues it); writing to {fresh}" in out
+    assert (committed / "results.md").read_text() == "committed results\n"  # untouched
+    assert sorted(p.name for p in committed.iterdir()) == ["results.md"]
+    assert (tmp_path / fresh / "results.md").exists()
+    # an explicit folder with results: refused without --resume, continued with it
+    with pytest.raises(UsageError, match="already holds results of an earlier run.*--resume"):
+        ex.run_reproduce(_cli(["--quick", "--out", str(fresh), *SMALL]))
+    assert ex.run_reproduce(_cli(["--quick", "--out", str(fresh), "--resume", *SMALL])) == 0
+    assert "0 run(s) computed" in capsys.readouterr().out
+    # --resume without --out continues the default folder
+    assert ex.output_folder(None, committed, resume=True) == committed
+    assert ex.output_folder(None, committed, resume=False) == committed.with_name(
+        "mnist-10k-quick-3"
+    )
+
+
+@pytest.mark.parametrize("study", [False, True])
+def test_missing_data_leaves_no_folder_behind(tmp_path, monkeypatch, capsys, study):
+    from cvx_lifted import cli
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["reproduce", "--quick", "--data-dir", str(tmp_path / "nowhere"), *SMALL]
+    assert cli.main([*argv, *(["--study"] if study else [])]) == 2
+    assert "MNIST-10k data not found" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    # an existing (empty) output folder is kept, only what the run created is removed
+    (tmp_path / "mine").mkdir()
+    assert cli.main([*argv, "--out", str(tmp_path / "mine")]) == 2
+    assert (tmp_path / "mine").is_dir() and list((tmp_path / "mine").iterdir()) == []
+
+
+def test_figure_1_legend_does_not_cover_the_curves(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    runs = [
+        {"architecture": arch, "init": init, "lr": 1e-3, "seed": seed, "seconds": [1.0] * 6,
+         "test_accuracy": list(np.clip(np.linspace(0.1, 0.95, 6) + 0.01 * rng.random(6), 0, 1))}
+        for arch in ("300", "500-200-100") for init in ex._INITS for seed in (0, 1)
+    ]  # fmt: skip
+    res = ex.ReproduceResult(
+        out_dir=tmp_path,
+        runs=runs,
+        pretrain=[
+            {"architecture": a, "seed": 0, "test_accuracy": 0.93} for a in ("300", "500-200-100")
+        ],
+    )
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to inspect it
+    path = ex._figure(
+        res, "mnist-10k", ex.parse_learning_rate("paper:1e-5"), ["300", "500-200-100"],
+        list(ex._INITS), tmp_path / "figure1.png",
+    )  # fmt: skip
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    (fig,) = figures
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    (legend,) = fig.legends
+    assert len(legend.get_texts()) == len(ex._INITS) + 1  # each initialisation, lifted alone
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = legend.get_window_extent(renderer)
+    for ax in fig.axes:
+        assert not box.overlaps(ax.get_window_extent(renderer))
+    monkeypatch.undo()
+    plt.close(fig)

@@ -6,18 +6,23 @@ import io
 import json
 import os
 import stat
+import subprocess
+import sys
+import textwrap
 import zipfile
+from pathlib import Path
 
 import cvxpy as cp
 import numpy as np
 import pytest
 
 import cvx_lifted as cl
-from cvx_lifted import ModelFileError
+from cvx_lifted import ModelFileError, modelfile
 from cvx_lifted import io as clio
-from cvx_lifted import modelfile
 from cvx_lifted.activations import ACTIVATIONS
 from cvx_lifted.network import LiftedNetwork
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------ helpers
@@ -492,3 +497,269 @@ def test_penalty_round_trips(tmp_path):
         loaded = load(net.save(tmp_path / "p.cvxl"))
         assert loaded.penalty == expected
         np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+
+
+# ------------------------------------------------------------------ integrity of the metadata
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda m: m["architecture"]["activations"][0].update(name="sigmoid"),
+        lambda m: m["architecture"]["output"].update(name="softmax_xent"),
+        lambda m: m["architecture"].update(lam=[2.0, 1.0]),
+        lambda m: m["extra"].update(classes=["dog", "cat", "bird"]),
+        lambda m: m.update(arrays=[], fitted=False),
+        lambda m: m.update(arrays=[]),
+        lambda m: m.pop("metadata_sha256"),
+    ],
+    ids=["relu->sigmoid", "head", "lam", "classes", "unfitted", "arrays-dropped", "no-digest"],
+)
+def test_edited_metadata_fails_its_checksum(saved, edit):
+    _, path = saved
+    _edit_metadata(path, edit, rehash=False)
+    with pytest.raises(ModelFileError, match="metadata.json|metadata_sha256"):
+        cl.load(path)
+
+
+def test_forged_metadata_is_still_checked_for_consistency(saved):
+    _, path = saved
+    # a forger who recomputes the checksum still cannot drop the arrays of a fitted model
+    _edit_metadata(path, lambda m: m.update(arrays=[]))
+    with pytest.raises(ModelFileError, match="marked fitted but lacks the arrays W0, b0, W1, b1"):
+        cl.load(path)
+    _edit_metadata(path, lambda m: m.update(fitted=False))
+    assert not cl.load(path).is_fitted  # consistent: an architecture-only file
+
+
+def test_old_format_without_checksum_is_refused(saved):
+    _, path = saved
+    _edit_metadata(path, lambda m: m.update(format_version=1))
+    with pytest.raises(ModelFileError, match="format version 1.*before metadata checksums"):
+        cl.load(path)
+
+
+# ------------------------------------------------------------------ crafted files
+def _metadata_text(path):
+    with zipfile.ZipFile(path) as zf:
+        return zf.read("metadata.json").decode()
+
+
+def test_deeply_nested_json(saved):
+    _, path = saved
+    _rewrite(path, replace={"metadata.json": b"[" * 100_000 + b"]" * 100_000})
+    with pytest.raises(ModelFileError, match="nested 100000 levels deep"):
+        cl.load(path)
+    # nesting inside an otherwise valid, checksummed file
+    _, path2 = saved[0], path.with_name("nested.cvxl")
+    saved[0].save(path2)
+    _edit_metadata(path2, lambda m: m["extra"].update(deep=json.loads("[" * 200 + "]" * 200)))
+    with pytest.raises(ModelFileError, match="nested 202 levels deep"):
+        cl.load(path2)
+
+
+def test_a_5000_digit_layer_size(saved):
+    _, path = saved
+    text = _metadata_text(path).replace(
+        '"layer_sizes": [\n   4,', '"layer_sizes": [\n   4' + "0" * 5000 + ","
+    )
+    assert "0" * 5000 in text
+    _rewrite(path, replace={"metadata.json": text.encode()})
+    with pytest.raises(ModelFileError, match="not valid JSON.*digits"):
+        cl.load(path)
+
+
+def test_absurd_layer_sizes_are_refused_before_allocation(saved):
+    _, path = saved
+    _edit_metadata(path, lambda m: m["architecture"].update(layer_sizes=[4, 2**40, 3]))
+    with pytest.raises(ModelFileError, match="integers from 1 to 16777216"):
+        cl.load(path)
+    _edit_metadata(path, lambda m: m["architecture"].update(layer_sizes=[4, 2**24, 2**24]))
+    with pytest.raises(ModelFileError, match="weights, more than the 2147483648"):
+        cl.load(path)
+
+
+def _set_flag(data, name, bit):
+    """Set a general-purpose flag bit of a member in both its local and its central header."""
+    data = bytearray(data)
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
+        local = zf.getinfo(name).header_offset
+    assert data[local : local + 4] == b"PK\x03\x04"
+    data[local + 6] |= bit  # local header: flags at offset 6
+    central = data.find(b"PK\x01\x02")
+    while central >= 0:
+        name_len = int.from_bytes(data[central + 28 : central + 30], "little")
+        if data[central + 46 : central + 46 + name_len] == name.encode():
+            data[central + 8] |= bit  # central header: flags at offset 8
+            return bytes(data)
+        central = data.find(b"PK\x01\x02", central + 4)
+    raise AssertionError(f"no central header for {name}")
+
+
+@pytest.mark.parametrize("member", ["metadata.json", "W0.npy"])
+def test_encrypted_flag(saved, member):
+    _, path = saved
+    path.write_bytes(_set_flag(path.read_bytes(), member, 0x1))
+    with pytest.raises(ModelFileError, match=f"'{member}' is marked as encrypted"):
+        cl.load(path)
+
+
+def test_unusual_compression_method(saved):
+    net, path = saved
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            method = zipfile.ZIP_BZIP2 if name == "b0.npy" else zipfile.ZIP_DEFLATED
+            zf.writestr(name, data, compress_type=method)
+    with pytest.raises(ModelFileError, match="'b0.npy' uses zip compression method 12"):
+        cl.load(path)
+
+
+def _forged_npy(shape, body=b"\x00" * 64):
+    header = {"descr": "<f8", "fortran_order": False, "shape": shape}
+    text = repr(header).encode("latin1")
+    text += b" " * (118 - len(text)) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + body
+
+
+def test_forged_npy_header_claiming_238_gib(saved):
+    _, path = saved
+    data = _forged_npy((400_000, 80_000))  # 400,000 x 80,000 float64 = 238 GiB
+    digest = hashlib.sha256(data).hexdigest()
+    _rewrite(path, replace={"W0.npy": data})
+    _edit_metadata(path, lambda m: m["arrays"][0].update(sha256=digest))
+    with pytest.raises(ModelFileError, match=r"'W0.npy' has shape \(400000, 80000\).*\(6, 4\)"):
+        cl.load(path)
+
+
+def test_npy_with_the_right_header_but_short_data(saved):
+    net, path = saved
+    data = _forged_npy((6, 4), body=b"\x00" * 8)
+    digest = hashlib.sha256(data).hexdigest()
+    _rewrite(path, replace={"W0.npy": data})
+    _edit_metadata(path, lambda m: m["arrays"][0].update(sha256=digest))
+    with pytest.raises(ModelFileError, match="'W0.npy' holds 8 bytes of data, 192 expected"):
+        cl.load(path)
+
+
+def test_only_regular_files_are_opened(tmp_path):
+    import signal
+
+    fifo = tmp_path / "pipe.cvxl"
+    os.mkfifo(fifo)
+    previous = signal.signal(signal.SIGALRM, lambda *a: pytest.fail("load() blocked on a FIFO"))
+    signal.alarm(20)
+    try:
+        with pytest.raises(ModelFileError, match="FIFO"):
+            cl.load(fifo)
+        with pytest.raises(ModelFileError, match="FIFO"):
+            clio.read_metadata(fifo)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    with pytest.raises(ModelFileError, match="character device"):
+        cl.load("/dev/null")
+
+
+def test_unexpected_errors_become_model_file_errors(saved, monkeypatch):
+    _, path = saved
+
+    def boom(*args, **kwargs):
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(modelfile, "_decode_npy", boom)
+    with pytest.raises(ModelFileError, match="could not be loaded.*MemoryError: no room"):
+        cl.load(path)
+
+
+# ------------------------------------------------------------------ temporary files
+def test_temporaries_of_dead_processes_are_removed_on_the_next_save(saved):
+    net, path = saved
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = int(done.stdout)
+    orphan = path.parent / f".{path.name}.{dead}.abc123.tmp"
+    orphan.write_bytes(b"x" * 1000)
+    alive = path.parent / f".{path.name}.{os.getppid()}.def456.tmp"  # a live writer's
+    alive.write_bytes(b"y")
+    unrelated = path.parent / f".other.cvxl.{dead}.abc.tmp"
+    unrelated.write_bytes(b"z")
+    net.save(path)
+    assert not orphan.exists()
+    assert alive.exists() and unrelated.exists()
+
+
+def test_sigterm_during_a_save_leaves_no_temporary_file(tmp_path):
+    code = textwrap.dedent(
+        f"""
+        import os, signal
+        import cvx_lifted as cl
+        from cvx_lifted import modelfile
+
+        net = cl.LiftedNetwork([3, 4, 2]).initialize(0)
+        real_fsync = os.fsync
+
+        def fsync_then_terminate(fd):
+            real_fsync(fd)
+            os.kill(os.getpid(), signal.SIGTERM)  # as if the process were killed mid-save
+            signal.pause()  # pragma: no cover - never reached
+
+        modelfile.os.fsync = fsync_then_terminate
+        net.save({str(tmp_path / "m.cvxl")!r})
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))  # fmt: skip
+    assert proc.returncode == -15, proc.stderr  # died of SIGTERM, as without the handler
+    assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------------ CSV parsing
+def test_quoted_cells_follow_the_csv_rules(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text('a,b,label\n1,"2.5",x\n3,4,"y, or z"\n5,6,"say ""hi"""\n')
+    table = clio.read_table(path)
+    assert table.X.tolist() == [[1, 2.5], [3, 4], [5, 6]]
+    assert table.y.tolist() == ["x", "y, or z", 'say "hi"']
+
+
+def test_a_quoted_cell_spanning_lines_is_refused_not_merged(tmp_path):
+    path = tmp_path / "multi.csv"
+    path.write_text('1,"2\n3",0\n4,5,1\n')
+    with pytest.raises(ValueError, match=r"line 1, column 1: '2\\n3' is not a number.*spans lines"):
+        clio.read_table(path)
+    path.write_text('a,b,y\n1,2,0\n3,"4\n5",1\n6,7,0\n')
+    with pytest.raises(ValueError, match=r"line 3, column 'b'"):
+        clio.read_table(path)
+
+
+def test_malformed_quoting_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text('a,b,y\n1,2,0\n3,"4"5,1\n')
+    with pytest.raises(ValueError, match="line 3: malformed CSV"):
+        clio.read_table(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "a,b,y\n1,1e300,0\n2,3,1\n",
+            r"column 'b' of the features holds values as large as 1e\+300",
+        ),
+        ("a,b,y\n1,2,1e200\n2,3,1\n", r"column 'y' of the target holds values as large as 1e\+200"),
+        ("1,-1e160,0\n2,3,1\n", "column 1 of the features"),
+    ],
+)
+def test_overflow_prone_magnitudes_are_refused(tmp_path, text, message):
+    path = tmp_path / "big.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as info:
+        clio.read_table(path)
+    assert "Rescale that column" in str(info.value)
+
+
+def test_task_inference_does_not_overflow():
+    assert clio.infer_task(np.array([9.3e18, 1e19, 2e19])) == "regress"
+    assert clio.infer_task(np.array([2.0**53, 3.0, 4.0])) == "classify"
+    assert clio.infer_task(np.array([2.0**53 + 2, 3.0])) == "regress"
+    assert clio.infer_task(np.array([np.iinfo(np.int64).max, 0])) == "classify"  # exact ints

@@ -288,3 +288,32 @@ def test_module_imports_without_matplotlib():
     assert out.returncode == 0, out.stderr
     assert "ImportError: cvx_lifted.plot needs matplotlib" in out.stdout
     assert 'pip install "cvx-lifted[plot]"' in out.stdout
+
+
+# ------------------------------------------------------------------------------ fixes
+def test_log_axis_follows_the_total_even_when_a_term_reaches_zero():
+    """A loss that reaches exactly 0 no longer flattens the objective onto a linear axis."""
+    history = {
+        "objective": [50.0, 1.5, 0.9, 0.5],
+        "terms": [
+            {"loss": 2.0, "penalty": 0.1, "total": 50.0},
+            {"loss": 0.5, "penalty": 0.2, "total": 1.5},
+            {"loss": 0.0, "penalty": 0.2, "total": 0.9},
+            {"loss": 0.0, "penalty": 0.2, "total": 0.5},
+        ],
+    }
+    ax = plot.plot_objective(history)
+    assert ax.get_yscale() == "log"
+    loss = next(line for line in ax.lines if line.get_label() == "loss")
+    assert np.isnan(loss.get_ydata()[2:]).all()  # not drawn where it is not positive
+    flat = {"objective": [1.0, 0.9, 0.8], "terms": []}
+    assert plot.plot_objective(flat).get_yscale() == "linear"  # less than a decade
+
+
+def test_accuracy_curve_is_named_after_the_rows_scored(trained):
+    _, result = trained
+    ax = plot.plot_accuracy(result.history, label="test", ylabel="test accuracy")
+    assert [line.get_label() for line in ax.lines] == ["test"]
+    assert ax.get_legend().get_texts()[0].get_text() == "test"
+    assert ax.get_ylabel() == "test accuracy"
+    assert [line.get_label() for line in plot.plot_accuracy(result.history).lines] == ["validation"]

@@ -115,3 +115,39 @@ def test_verification_prints_nothing(capsys):
     report = cl.verify("identity")
     assert report.passed
     assert capsys.readouterr().out == ""
+
+
+def test_a_closed_form_wrong_on_an_interval_is_caught_for_every_seed():
+    """Wrong only for 8 < u < 45: the random and edge probes alone missed it in most seeds."""
+
+    def almost_relu(u):
+        return np.where((u > 8) & (u < 45), u + 0.5, np.maximum(u, 0.0))
+
+    act = cl.custom_activation(
+        name="test_wrong_on_an_interval",
+        divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
+        domain=lambda u, z: [z >= 0],
+        closed_form=almost_relu,
+        register=False,
+    )
+    for seed in range(20):
+        report = cl.verify(act, seed=seed, batch_size=8)
+        assert not report.passed, seed
+        assert "closed form not optimal" in report.reason
+    grid = default_inputs(act)
+    assert np.any((grid > 8) & (grid < 45)) and np.any((grid < -8) & (grid > -45))
+
+
+def test_the_probe_grid_spans_1e_minus_6_to_1e3_with_both_signs():
+    from cvx_lifted.verify import PROBE_GRID
+
+    magnitudes = np.abs(PROBE_GRID[PROBE_GRID != 0])
+    assert magnitudes.min() == pytest.approx(1e-6) and magnitudes.max() == pytest.approx(1e3)
+    assert np.sum(PROBE_GRID > 0) == np.sum(PROBE_GRID < 0) == 55
+    U = default_inputs("relu")
+    for value in PROBE_GRID:
+        assert np.any(U == value)
+    # sign declares no edge value below 1e-2 (its argmin is ill-conditioned there): its grid
+    # starts at 1e-2
+    rows = default_inputs("sign")[10:]  # the grid and edge rows, after the 10 random rows
+    assert np.abs(rows[rows != 0]).min() == pytest.approx(1e-2)
