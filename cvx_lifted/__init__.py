@@ -7,7 +7,9 @@ by block-coordinate descent, each block a small convex problem (El Ghaoui et al.
 
 Main entry points: :data:`ACTIVATIONS`, :func:`get_activation`, :func:`custom_activation`,
 :func:`verify`, :class:`CompiledProblem`, :class:`LiftedNetwork`, :class:`LiftedMLPClassifier`,
-:class:`LiftedMLPRegressor`, :func:`load`.
+:class:`LiftedMLPRegressor`, :func:`load`. Every default setting lives in
+:mod:`cvx_lifted.defaults`; activations of other packages are found through the
+``cvx_lifted.activations`` entry points (:mod:`cvx_lifted.plugins`).
 """
 
 from cvx_lifted._version import __version__
@@ -64,6 +66,13 @@ def load(path: str) -> LiftedNetwork:
     Returns
     -------
     LiftedNetwork
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ModelFileError
+        For any other problem with the file (see :mod:`cvx_lifted.modelfile`).
     """
     from cvx_lifted.io import load_network
 

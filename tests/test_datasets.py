@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import struct
 from collections.abc import Iterator
@@ -513,3 +514,32 @@ def test_digits_takes_no_path(tmp_path: Path) -> None:
         load_dataset("digits", path=tmp_path)
     with pytest.raises(ValueError, match="needs no data folder"):
         find_data_dir("digits")
+
+
+@pytest.mark.parametrize("with_env", [True, False])
+def test_the_data_fixture_honours_cvx_lifted_data(tmp_path: Path, with_env: bool) -> None:
+    """Run the suite's conftest from a folder with no ../shared/data next to it."""
+    import shutil
+    import subprocess
+    import sys
+
+    tests = tmp_path / "clone" / "tests"
+    tests.mkdir(parents=True)
+    shutil.copy(Path(__file__).with_name("conftest.py"), tests / "conftest.py")
+    (tests / "test_probe.py").write_text(
+        "def test_probe(shared_data_dir):\n    print('DATA', shared_data_dir)\n"
+    )
+    data = tmp_path / "elsewhere"
+    (data / "mnist-10k").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if k != datasets.ENV_VAR}
+    if with_env:
+        env[datasets.ENV_VAR] = str(data)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-s", "-rs", "-p", "no:cacheprovider", str(tests)],
+        capture_output=True, text=True, env=env, cwd=tests, timeout=300,
+    )  # fmt: skip
+    if with_env:
+        assert proc.returncode == 0, proc.stdout
+        assert f"DATA {data}" in proc.stdout
+    else:
+        assert "1 skipped" in proc.stdout and "expected next to the repository" in proc.stdout
