@@ -298,8 +298,11 @@ class ProgramMap:
         self.const_col = const_col
         # the slots and the constant column fill theta entirely (theta may start uninitialised)
         self._covered = sum(size for _, _, size in self.slots) + 1 == self.n_theta
-        spans = [(name, col, col + size) for name, col, size in self.slots]
+        spans = sorted(
+            ((name, col, col + size) for name, col, size in self.slots), key=lambda t: t[1]
+        )
         self._spans = spans
+        self._starts = np.array([col for _, col, _ in spans], dtype=np.int64)
 
         # objective: [q; d] = Q @ theta
         Q = sp.csr_matrix(prog.q)
@@ -443,9 +446,12 @@ class ProgramMap:
         if last is None or last_theta is None:
             data = self.data(theta)
         else:
-            changed = {
-                name for name, a, b in self._spans if not (theta[a:b] == last_theta[a:b]).all()
-            }
+            # one comparison of the whole vector, then one reduction per slot (slots sorted by
+            # column; the constant column and any gap fall in a segment and never differ)
+            changed: set[str] = set()
+            if self._spans:
+                differs = np.logical_or.reduceat(theta[:, 0] != last_theta[:, 0], self._starts)
+                changed = {n for (n, _, _), d in zip(self._spans, differs, strict=True) if d}
 
             def block(amap: _AffineMap, old: NDArray[np.float64]) -> NDArray[np.float64]:
                 if amap.M is None or not any(name in changed for name, _, _ in amap.deps):
@@ -695,8 +701,9 @@ class OsqpBackend(_Backend):
             status_val, prim, dual, x_raw, y_raw = self._run()
         status = _OSQP_STATUS.get(status_val, cp.SOLVER_ERROR)
         if status in _SOLUTION_PRESENT:
-            x = np.array(x_raw, dtype=np.float64)
-            self._last = (x, np.array(y_raw, dtype=np.float64))
+            # OSQP hands out fresh arrays (copies of its workspace); no further copy needed
+            x = np.asarray(x_raw, dtype=np.float64)
+            self._last = (x, np.asarray(y_raw, dtype=np.float64))
         else:
             x = None
             self._last = None
