@@ -308,9 +308,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument(
         "--state-batches",
         type=int,
-        nargs="+",
+        nargs="*",
         default=[1, 16],
-        help="state-step batch sizes (default 1 16; empty skips part 2)",
+        help="state-step batch sizes (default 1 16; none given skips part 2)",
     )
     p.add_argument("--state-rows", type=int, default=64, help="state-step rows per round (64)")
     p.add_argument(
