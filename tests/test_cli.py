@@ -469,3 +469,20 @@ def test_every_subcommand_takes_import(capsys):
     assert "cannot import the module 'no_such_module_here'" in one_line_error(
         capsys.readouterr().err
     )
+
+
+def test_an_unwritable_output_folder_is_reported_before_training(files, capsys, monkeypatch):
+    import tempfile
+
+    def read_only(*args, **kwargs):  # what a read-only folder does (tests may run as root)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.chdir(files)
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    assert cli.main(["train", "d.csv", "-o", "m4", *FAST]) == 2
+    captured = capsys.readouterr()
+    assert "cannot write --out" in one_line_error(captured.err)
+    assert "is not writable (Permission denied)" in captured.err
+    assert "training" not in captured.out
+    assert cli.main(["predict", "m.cvxl", "d.csv", "-o", "p.csv"]) == 2
+    assert "cannot write -o/--output p.csv" in capsys.readouterr().err
