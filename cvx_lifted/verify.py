@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cvx_lifted.activations import ACTIVATIONS, Activation, get_activation
+from cvx_lifted.activations import ACTIVATIONS, Activation
 from cvx_lifted.activations.base import as_float_array
 from cvx_lifted.compile import Accuracy, CompiledArgmin
 from cvx_lifted.exceptions import NotRepresentableError
+from cvx_lifted.network import resolve_activation
 from cvx_lifted.testing import rel_error, solver_tolerance
 
 __all__ = [
@@ -158,7 +159,7 @@ def default_inputs(
     -------
     numpy.ndarray, shape (m, n_features)
     """
-    base, grid = _input_groups(get_activation(activation), n_features, n_random, seed)
+    base, grid = _input_groups(resolve_activation(activation), n_features, n_random, seed)
     n_edge = base.shape[0] - n_random - 2
     return np.vstack([base[: base.shape[0] - n_edge], grid, base[base.shape[0] - n_edge :]])
 
@@ -202,7 +203,8 @@ def verify(
     Parameters
     ----------
     activation : Activation or str
-        The activation to verify (a registry name or an instance, custom ones included).
+        The activation to verify (a registry name or an instance, custom ones included; a name
+        not registered yet is looked up in the ``cvx_lifted.activations`` entry points).
     U : array_like, shape (m, n), optional
         Inputs; by default :func:`default_inputs`.
     batch_size : int, default=1
@@ -230,7 +232,7 @@ def verify(
     SolverFailedError
         If every solver fails.
     """
-    act = get_activation(activation)
+    act = resolve_activation(activation)
     if not act.has_program:
         act.divergence(None, None)  # raises NotRepresentableError with the reason
     if U is None:
@@ -317,7 +319,7 @@ def verify_all(
     """
     out: list[VerificationReport | tuple[str, str]] = []
     for name in list(names) if names is not None else list(ACTIVATIONS):
-        act = get_activation(name)
+        act = resolve_activation(name)
         try:
             out.append(verify(act, **kwargs))
         except NotRepresentableError as exc:

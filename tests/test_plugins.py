@@ -121,9 +121,12 @@ def test_predict_through_an_entry_point(plugin_site, tmp_path):
     assert proc.returncode == 0, proc.stderr
     labels = proc.stdout.split()
     assert labels[0] == "label" and len(labels) == 31 and set(labels[1:]) <= {"0", "1"}
-    # 'list' shows what installed packages provide
+    # 'list' shows what installed packages provide, 'verify' checks it by name
     proc = _cli("list", cwd=tmp_path, pythonpath=[plugin_site])
     assert proc.returncode == 0 and "plugin_soft" in proc.stdout
+    proc = _cli("verify", "plugin_soft", cwd=tmp_path, pythonpath=[plugin_site])
+    assert proc.returncode == 0, proc.stderr
+    assert "plugin_soft" in proc.stdout and "1/1 activations within tolerance" in proc.stdout
     # without the package: a clean error that names the module to import
     proc = _cli("predict", "m.cvxl", data, cwd=tmp_path)
     assert proc.returncode == 2
