@@ -957,7 +957,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--plot", metavar="PNG", help="save the objective per sweep as a PNG")
     p.add_argument(
-        "--data-dir", metavar="DIR", help="folder with the IDX files of mnist/fashion-mnist"
+        "--data-dir",
+        metavar="DIR",
+        help="the data set's folder of IDX files, or a folder holding mnist/, mnist-10k/, "
+        "fashion-mnist/ like $CVX_LIFTED_DATA (default: $CVX_LIFTED_DATA)",
     )
 
 

@@ -2073,7 +2073,13 @@ def add_reproduce_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-train-rows", type=_positive_int, default=None, help="subsample the training set"
     )
-    p.add_argument("--data-dir", default=None, help="folder with the data set's IDX files")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="the data set's folder of IDX files, or a folder holding mnist/, mnist-10k/, "
+        "fashion-mnist/ like $CVX_LIFTED_DATA (default: $CVX_LIFTED_DATA)",
+    )
     p.add_argument("--cache", default=None, help="cache of lifted weights (default OUT/cache)")
     p.add_argument(
         "--study",
