@@ -261,6 +261,16 @@ def bench_state_step(
 
 
 # ---------------------------------------------------------------------------- main
+def _relative_paths(machine: dict[str, Any]) -> dict[str, Any]:
+    """Keep only the file names of the BLAS libraries (no absolute paths in the results)."""
+    import os
+
+    for pool in machine.get("threadpools") or []:
+        if isinstance(pool, dict) and pool.get("filepath"):
+            pool["filepath"] = os.path.basename(str(pool["filepath"]))
+    return machine
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -330,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     acts = args.activations or program_activations()
     rng = np.random.default_rng(args.seed)
 
-    machine = machine_info()
+    machine = _relative_paths(machine_info())
     results: list[dict[str, Any]] = []
     state: list[dict[str, Any]] = []
     t0 = time.perf_counter()
