@@ -3,7 +3,7 @@ r"""cvx_lifted: lifted neural networks whose activations are argmins of convex d
 
 An activation is declared as a convex program, :math:`\phi(u) = \operatorname{argmin}_z D(u, z)`,
 with its closed form alongside; a lifted network keeps its hidden states as variables and trains
-by block-coordinate descent, each block a small convex problem (El Ghaoui et al., 2018).
+by block-coordinate descent, each block a small convex problem (Askari et al., 2018).
 
 Main entry points: :data:`ACTIVATIONS`, :func:`get_activation`, :func:`custom_activation`,
 :func:`verify`, :class:`CompiledProblem`, :class:`LiftedNetwork`, :class:`LiftedMLPClassifier`,

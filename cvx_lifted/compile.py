@@ -85,6 +85,8 @@ __all__ = [
     "weight_step_problem",
 ]
 
+#: Accuracy mode of a compiled solve: ``"default"`` (training) or ``"tight"`` (checks); the
+#: tolerances of each are in :data:`SOLVER_SETTINGS`.
 Accuracy = Literal["default", "tight"]
 
 SOLVER_ORDER: dict[str, tuple[str, ...]] = {

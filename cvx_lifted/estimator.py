@@ -380,7 +380,7 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
 
     The network's activations are argmins of convex divergences, its hidden states are variables
     of the training problem, and every block of the block-coordinate descent (weights, hidden
-    states, output) is a convex problem solved exactly (El Ghaoui et al., 2018). Labels are
+    states, output) is a convex problem solved exactly (Askari et al., 2018). Labels are
     encoded as one-hot rows with one column per class -- two columns for a binary problem, so
     that the simplex heads apply.
 
@@ -437,7 +437,7 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
         ``intercepts_[i]`` of shape ``(n_out,)``.
     n_iter_ : int
         Number of BCD sweeps run by the last fit.
-    objective_curve_ : ndarray of shape (n_iter_,)
+    objective_curve_ : ndarray of shape (``n_iter_``,)
         Lifted objective after each sweep of the last fit (the objective at the initial point is
         ``history_.objective[0]``).
     history_ : BCDHistory
@@ -450,7 +450,7 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
         The trained network (the source of truth for predictions).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Feature names, when ``X`` has string column names (e.g. a DataFrame).
     n_outputs_ : int
         Number of output units (the number of classes).
@@ -637,7 +637,7 @@ class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
 
     The network's activations are argmins of convex divergences, its hidden states are variables
     of the training problem, and every block of the block-coordinate descent (weights, hidden
-    states, output) is a convex problem solved exactly (El Ghaoui et al., 2018). The loss is the
+    states, output) is a convex problem solved exactly (Askari et al., 2018). The loss is the
     squared error; several outputs are fitted jointly.
 
     Parameters
@@ -692,7 +692,7 @@ class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
         ``intercepts_[i]`` of shape ``(n_out,)``.
     n_iter_ : int
         Number of BCD sweeps run by the last fit.
-    objective_curve_ : ndarray of shape (n_iter_,)
+    objective_curve_ : ndarray of shape (``n_iter_``,)
         Lifted objective after each sweep of the last fit (the objective at the initial point is
         ``history_.objective[0]``).
     history_ : BCDHistory
@@ -705,7 +705,7 @@ class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
         The trained network (the source of truth for predictions).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Feature names, when ``X`` has string column names (e.g. a DataFrame).
     n_outputs_ : int
         Number of targets.

@@ -6,16 +6,27 @@ and :math:`\phi(u) = \operatorname{argmin}_z \Phi(z) - uz` (eq. 7). Adding :math
 the argmin and makes :math:`D \ge 0`, zero exactly at :math:`z = \phi(u)`, and convex in
 :math:`u`.
 
-=======================  =============================================  ==========================
-name                     :math:`\Phi(z)`                                 :math:`\Phi^*(u)`
-=======================  =============================================  ==========================
-``sigmoid``              :math:`z\log z + (1-z)\log(1-z)`                :math:`\log(1+e^u)`
-``tanh``                 :math:`\tfrac12[(1-z)\log(1-z)+(1+z)\log(1+z)]` :math:`\log\cosh u`
-``relu_fenchel``         :math:`\tfrac12 z^2,\ z \ge 0`                  :math:`\tfrac12\max(u,0)^2`
-``leaky_relu_fenchel``   :math:`\tfrac12\max(z,0)^2+\tfrac1{2\alpha}\min(z,0)^2`
-                                                                         :math:`\tfrac12\max(u,0)^2+\tfrac\alpha2\min(u,0)^2`
-``sign``                 :math:`0,\ |z| \le 1`                           :math:`|u|`
-=======================  =============================================  ==========================
+.. list-table::
+   :header-rows: 1
+
+   * - name
+     - :math:`\Phi(z)`
+     - :math:`\Phi^*(u)`
+   * - ``sigmoid``
+     - :math:`z\log z + (1-z)\log(1-z)`
+     - :math:`\log(1+e^u)`
+   * - ``tanh``
+     - :math:`\tfrac12[(1-z)\log(1-z)+(1+z)\log(1+z)]`
+     - :math:`\log\cosh u`
+   * - ``relu_fenchel``
+     - :math:`\tfrac12 z^2,\ z \ge 0`
+     - :math:`\tfrac12\max(u,0)^2`
+   * - ``leaky_relu_fenchel``
+     - :math:`\tfrac12\max(z,0)^2+\tfrac1{2\alpha}\min(z,0)^2`
+     - :math:`\tfrac12\max(u,0)^2+\tfrac\alpha2\min(u,0)^2`
+   * - ``sign``
+     - :math:`0,\ |z| \le 1`
+     - :math:`|u|`
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ r"""Max-pooling as a jointly convex argmin (paper eq. 9).
 The paper writes :math:`\phi(u) = \operatorname{argmin}_z 1^\top z + 1^\top(u - Dz)_+`, with
 :math:`D` the pooling matrix. With weight one on the hinge that objective is flat on each pool
 between the second-largest and the largest entry, so the argmin is not unique (errors up to 3.5
-measured, see ``notes/solver-facts.md``). A weight :math:`w > 1` on the hinge makes it unique:
+measured, see ``docs/solver-facts.md``). A weight :math:`w > 1` on the hinge makes it unique:
 just below the pool maximum the slope is :math:`1 - w < 0`, just above it is :math:`1 > 0`.
 """
 

@@ -81,6 +81,7 @@ __all__ = [
     "xavier_init",
 ]
 
+#: How to install PyTorch for this module, quoted by the errors raised when it is missing.
 INSTALL_HINT = (
     "install PyTorch first with `pip install torch==2.13.0` (the CPU wheel), then `pip install "
     '"cvx-lifted[torch]"`'
