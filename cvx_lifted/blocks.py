@@ -129,7 +129,21 @@ def check_block_memory(
 ) -> int:
     """Refuse a compiled block whose estimated memory exceeds :func:`memory_budget`.
 
-    Returns the estimate when it fits.
+    Parameters
+    ----------
+    kind : {"column_weight", "whole_weight", "state", "output"}
+        Which block, as in :func:`estimate_block_bytes`.
+    what : str
+        The block's name in the error message, e.g. ``"state step"``.
+    rows, n_in, n_out : int
+        Problem size, as in :func:`estimate_block_bytes`.
+    cone : {"qp", "lp", "exp", "conic"}, default="qp"
+        The cone class of the divergence.
+
+    Returns
+    -------
+    int
+        The estimate in bytes, when it fits.
 
     Raises
     ------
