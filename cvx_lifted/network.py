@@ -254,14 +254,14 @@ class LiftedNetwork:
         :math:`\lambda_{l+1} > 0` weighting the divergence of each layer ``l = 0..L``.
     rho : float or sequence, default=1e-3
         :math:`\rho_l \ge 0`, weight of the penalty on each weight matrix.
+    dtype : {numpy.float64, numpy.float32}, default=numpy.float64
+        Floating type of weights and states.
     penalty : {"l2", "l1"} or callable, default="l2"
         :math:`\pi(W)`: ``"l2"`` is :math:`\tfrac12\|W\|_F^2` (ridge weight steps, fast path);
         ``"l1"`` is :math:`\sum|W_{ij}|`; a callable ``W -> cvxpy.Expression`` (convex in the
         variable ``W``) gives any other convex penalty. Penalties other than ``"l2"`` make every
         weight step a compiled CVXPY problem (paper eq. 3: "penalty functions which can be used
         to encode convex constraints, network structure, etc.").
-    dtype : {numpy.float64, numpy.float32}, default=numpy.float64
-        Floating type of weights and states.
 
     Attributes
     ----------
