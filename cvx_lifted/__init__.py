@@ -23,6 +23,7 @@ from cvx_lifted.activations import (
     register_activation,
 )
 from cvx_lifted.activations.custom import FenchelYoungForm, custom_activation
+from cvx_lifted.bcd import BCDSolver
 from cvx_lifted.compile import CompiledArgmin, CompiledProblem
 from cvx_lifted.exceptions import (
     BlockTooLargeError,
@@ -33,21 +34,19 @@ from cvx_lifted.exceptions import (
     NotRepresentableError,
     SolverFailedError,
 )
+from cvx_lifted.history import BCDHistory, BCDResult
 from cvx_lifted.losses import OUTPUTS, get_output
-from cvx_lifted.network import LiftedNetwork
+from cvx_lifted.network import LiftedNetwork, load_network
 from cvx_lifted.verify import VerificationReport, verify, verify_all
 
 _LAZY = {
     "LiftedMLPClassifier": "cvx_lifted.estimator",
     "LiftedMLPRegressor": "cvx_lifted.estimator",
-    "BCDSolver": "cvx_lifted.bcd",
-    "BCDResult": "cvx_lifted.bcd",
-    "BCDHistory": "cvx_lifted.bcd",
 }
 
 
 def __getattr__(name: str) -> object:
-    """Import the estimators and the solver on first use (scikit-learn is slow to import)."""
+    """Import the estimators on first use (scikit-learn is slow to import)."""
     if name in _LAZY:
         import importlib
 
@@ -74,8 +73,6 @@ def load(path: str) -> LiftedNetwork:
     ModelFileError
         For any other problem with the file (see :mod:`cvx_lifted.modelfile`).
     """
-    from cvx_lifted.io import load_network
-
     return load_network(path)
 
 

@@ -11,12 +11,17 @@ import math
 import numbers
 from typing import Any
 
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 __all__ = [
+    "check_array",
     "check_fraction",
     "check_non_negative_float",
     "check_non_negative_int",
     "check_positive_float",
     "check_positive_int",
+    "max_magnitude",
 ]
 
 
@@ -149,3 +154,79 @@ def check_fraction(value: Any, name: str) -> float:
     if not _is_real(value) or not 0.0 < float(value) < 1.0:
         raise ValueError(f"{name} must be a number between 0 and 1 (exclusive), got {value!r}.")
     return float(value)
+
+
+# ------------------------------------------------------------------------------------------
+# Arrays: the inputs and targets of networks and estimators
+# ------------------------------------------------------------------------------------------
+def max_magnitude(dtype: Any = np.float64) -> float:
+    """Return the largest input magnitude accepted for ``dtype`` (about 1e150 for float64).
+
+    Training forms squares and Gram matrices of the inputs; beyond this bound they overflow
+    (the square root of the largest float, with a margin of 1e4 for sums over rows).
+
+    Parameters
+    ----------
+    dtype : numpy dtype, default=float64
+
+    Returns
+    -------
+    float
+    """
+    return float(np.sqrt(np.finfo(np.dtype(dtype)).max)) / 1e4
+
+
+def check_array(
+    X: ArrayLike, name: str = "X", *, n_features: int | None = None, dtype: Any = np.float64
+) -> NDArray[np.floating[Any]]:
+    """Validate a 2-D, finite, non-empty float array (rows are samples).
+
+    Parameters
+    ----------
+    X : array_like
+        Input.
+    name : str, default="X"
+        Argument name for error messages.
+    n_features : int, optional
+        Required number of columns.
+    dtype : numpy dtype, default=float64
+        Output dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    ValueError
+        For non-numeric, non-2-D, empty, NaN/infinite input or the wrong width.
+    """
+    arr = np.asarray(X)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} must be numeric, got dtype {arr.dtype}; encode categories as numbers first."
+        )
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (rows are samples), got shape {arr.shape}; reshape a single "
+            f"sample with x.reshape(1, -1) or a single feature with x.reshape(-1, 1)."
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); at least one sample is needed.")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features, the network expects {n_features}.")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinity; clean or impute it first.")
+    limit = max_magnitude(dtype)
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.uint8)
+    top = max(float(arr.max()), -float(arr.min()))
+    if top > limit:
+        column = int(np.argmax(np.max(np.abs(arr.astype(np.float64)), axis=0)))
+        raise ValueError(
+            f"{name} has entries as large as {top:.3g} in magnitude (column {column}); squares "
+            f"of such values overflow {np.dtype(dtype).name}, so {name} must stay below "
+            f"{limit:.1e} in magnitude. Rescale it first, e.g. with "
+            "sklearn.preprocessing.StandardScaler or by dividing that column by its largest value."
+        )
+    return np.asarray(arr, dtype=dtype)

@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cvx_lifted import kernels
+from cvx_lifted import kernels, paths, threads
+from cvx_lifted._validation import check_array
 from cvx_lifted.blocks import (
     column_weight_problem,
     separable_weight_step,
@@ -48,12 +49,20 @@ from cvx_lifted.compile import (
     output_step_problem,
 )
 from cvx_lifted.exceptions import SolverFailedError
-from cvx_lifted.network import check_array
+from cvx_lifted.history import BCDHistory, BCDResult
 
 if TYPE_CHECKING:
     from cvx_lifted.network import LiftedNetwork
 
-__all__ = ["BCDHistory", "BCDResult", "BCDSolver", "Backend", "lifted_predict"]
+__all__ = [
+    "BCDHistory",
+    "BCDResult",
+    "BCDSolver",
+    "BCDState",
+    "Backend",
+    "blas_limits",
+    "default_metric",
+]
 
 Backend = Literal["auto", "numpy", "cvxpy"]
 FloatArray = NDArray[np.floating[Any]]
@@ -66,130 +75,27 @@ _RETRY_SOLVERS = ("CLARABEL", "ECOS", "OSQP", "SCS")
 _RETRY_RTOL = 1e-6
 
 
-def weight_kernel(act: Any) -> str | None:
-    """Name the fast weight step of a layer whose divergence is ``act`` (``None``: softmax head).
-
-    ``"softmax"``, ``"ridge"``, ``"relu_fenchel"`` or ``"fenchel_young"`` (a generalised linear
-    model in the activation's Fenchel--Young pair); ``None`` when only the compiled path applies.
-    """
-    if act is None:
-        return "softmax"
-    if act.weight_step in ("ridge", "relu_fenchel"):
-        return str(act.weight_step)
-    if getattr(act, "fy", None) is not None:
-        return "fenchel_young"
-    return None
-
-
-def coupling_kind(following: Any) -> str | None:
-    """Name the fast coupling of a state step to the next layer (``None``: compiled path only)."""
-    if following is None:
-        return "softmax"
-    if following.weight_step == "ridge":
-        return "l2"
-    if following.weight_step == "relu_fenchel":
-        return "relu_fenchel"
-    if getattr(following, "fy", None) is not None:
-        return "fenchel_young"
-    return None
-
-
-def state_kernel(previous: Any) -> str | None:
-    """Name the fast state step for a layer whose own divergence is ``previous``."""
-    if previous.box is not None:
-        return "box"
-    fy = getattr(previous, "fy", None)
-    if fy is not None and not fy.closed:
-        return "fenchel_young"
-    if previous.kernel == "simplex":
-        return "simplex"
-    return None
-
-
-def _coupling(kind: str, following: Any, T: FloatArray) -> Any:
-    if kind == "softmax":
-        return kernels.SoftmaxCoupling(T)
-    if kind == "l2":
-        return kernels.L2Coupling(T)
-    if kind == "relu_fenchel":
-        return kernels.ReluFenchelCoupling(T)
-    return kernels.FYCoupling(following.fy, T)
-
-
 @dataclass
-class BCDHistory:
-    """What happened during training, sweep by sweep (index 0 is the initial point).
+class BCDState:
+    """The iterate of block-coordinate descent (the weights live in the network).
 
     Attributes
     ----------
-    objective : list of float
-        Total objective after each sweep.
-    terms : list of dict
-        Each term of the objective (``loss``, ``divergence_<l>``, ``penalty``, ``total``).
-    seconds : list of dict
-        Wall time of each block (``W<l>``, ``X<l>``, ``output``) and of the whole sweep.
-    residuals : list of dict
-        Per block: iterations and final residual of the inner solver (fast path).
-    validation : list of float
-        Validation score after each sweep (if a validation set was given).
-    blocks : list of tuple
-        ``(sweep, block, objective after the block)`` when ``track_blocks`` is on.
-    paths : dict of str to str
-        Which path solved each block: ``"numpy"`` or ``"cvxpy"``.
-    rejected : list of tuple
-        ``(sweep, block, objective before, objective after the rejected answer)`` for every
-        compiled block whose answer raised the objective even after a second, tighter solve with
-        another solver order; the previous iterate was kept.
-    retried : list of tuple
-        ``(sweep, block, objective before, objective after the first answer)`` for compiled blocks
-        whose first answer raised the objective and whose second attempt was accepted.
-    increases : list of int
-        Sweeps after which the objective was higher than before (never counted as convergence).
-    """
-
-    objective: list[float] = field(default_factory=list)
-    terms: list[dict[str, float]] = field(default_factory=list)
-    seconds: list[dict[str, float]] = field(default_factory=list)
-    residuals: list[dict[str, float]] = field(default_factory=list)
-    validation: list[float] = field(default_factory=list)
-    blocks: list[tuple[int, str, float]] = field(default_factory=list)
-    paths: dict[str, str] = field(default_factory=dict)
-    rejected: list[tuple[int, str, float, float]] = field(default_factory=list)
-    retried: list[tuple[int, str, float, float]] = field(default_factory=list)
-    increases: list[int] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the history as plain lists and dicts (JSON-friendly)."""
-        return asdict(self)
-
-
-@dataclass
-class BCDResult:
-    """Outcome of :meth:`BCDSolver.run`.
-
-    Attributes
-    ----------
-    network : LiftedNetwork
-        The trained network (weights updated in place).
     states : list of numpy.ndarray
-        Final states ``[X_1, ..., X_L]`` (plus the output state when the head has one).
+        ``[X_0, X_1, ..., X_L]`` (the input, then the hidden states), plus the output state
+        ``X_{L+1}`` when the head has one.
+    targets : numpy.ndarray
+        The targets ``Y`` (unused by the lifted prediction rule).
     history : BCDHistory
-        Objective, timings and residuals per sweep.
-    n_iter : int
-        Number of sweeps run.
-    converged : bool
-        Whether a sweep decreased the objective by less than ``tol`` (relative); a sweep that
-        raises it never counts.
-    stop_reason : str
-        ``"tol"``, ``"max_iter"``, ``"time_limit"`` or ``"callback"``.
+        What happened so far.
+    sweep : int
+        Number of sweeps done.
     """
 
-    network: LiftedNetwork
     states: list[FloatArray]
+    targets: FloatArray
     history: BCDHistory
-    n_iter: int
-    converged: bool
-    stop_reason: str
+    sweep: int = 0
 
 
 class BCDSolver:
@@ -307,29 +213,28 @@ class BCDSolver:
         self._sweep = 0
         self._wversion: dict[int, int] = {}
         self._retrying = False
+        self._val: tuple[FloatArray, FloatArray] | None = None
+        self._argmin_out: CompiledArgmin | None = None
         self.paths = self._choose_paths()
 
     # ------------------------------------------------------------------ path choice
     def _fast_paths(self) -> dict[str, bool]:
+        """Which blocks have a fast path (see :mod:`cvx_lifted.paths`)."""
         net = self.network
-        L = net.n_hidden
         fast: dict[str, bool] = {}
         for layer in range(net.n_layers):
-            ok = weight_kernel(net.divergence_of(layer)) is not None
+            found = paths.WEIGHT.find(net.divergence_of(layer))
             # the fast weight steps are ridge-type: they need the l2 penalty with rho > 0
-            fast[f"W{layer}"] = ok and net.penalty == "l2" and net.rho[layer] > 0
-        for layer in range(1, L + 1):
-            prev = net.activations[layer - 1]
-            following = net.divergence_of(layer)
+            fast[f"W{layer}"] = (
+                found is not None and net.penalty == "l2" and bool(net.rho[layer] > 0)
+            )
+        for layer in range(1, net.n_hidden + 1):
             fast[f"X{layer}"] = (
-                state_kernel(prev) is not None and coupling_kind(following) is not None
+                paths.STATE.find(net.activations[layer - 1]) is not None
+                and paths.COUPLING.find(net.divergence_of(layer)) is not None
             )
         if net.head.has_state:
-            head = net.head
-            assert head.activation is not None
-            fast["output"] = head.name == "simplex_xent" or (
-                head.name == "squared" and head.activation.box is not None
-            )
+            fast["output"] = paths.OUTPUT.find(net.head) is not None
         return fast
 
     def _choose_paths(self) -> dict[str, str]:
@@ -366,66 +271,25 @@ class BCDSolver:
     def _weight_step(self, layer: int, Xs: list[FloatArray], Y: FloatArray) -> dict[str, float]:
         net = self.network
         Xin = Xs[layer]
-        m = Xin.shape[0]
         act = net.divergence_of(layer)
         target = Y if act is None else Xs[layer + 1]
         lam, rho = float(net.lam[layer]), float(net.rho[layer])
         block = f"W{layer}"
         info: dict[str, float] = {}
         if self.paths[block] == "numpy":
-            W0, b0 = net.weights[layer], net.biases[layer]
-            if act is None:
-                W, b, kinfo = kernels.softmax_wstep(
-                    Xin,
-                    target,
-                    m * rho,
-                    W0,
-                    b0,
-                    ridge=self._ridge(layer, Xin, m * rho) if rho > 0 else None,
-                    tol=self.weight_tol,
-                    max_iter=self.weight_max_iter,
-                    return_info=True,
-                )
-                info = _numeric_info(kinfo)
-            else:
-                alpha = m * rho / lam
-                ridge = self._ridge(layer, Xin, alpha)
-                kind = weight_kernel(act)
-                if kind == "ridge":
-                    W, b = ridge.solve(target)
-                elif kind == "relu_fenchel":
-                    W, b, kinfo = kernels.relu_fenchel_wstep(
-                        Xin,
-                        target,
-                        alpha,
-                        W0,
-                        b0,
-                        ridge=ridge,
-                        tol=self.weight_tol,
-                        max_iter=self.weight_max_iter,
-                        return_info=True,
-                    )
-                    info = _numeric_info(kinfo)
-                else:
-                    W, b, kinfo = kernels.fy_wstep(
-                        Xin,
-                        target,
-                        alpha,
-                        W0,
-                        b0,
-                        act.fy,
-                        ridge=ridge,
-                        tol=self.weight_tol,
-                        max_iter=self.weight_max_iter,
-                        return_info=True,
-                    )
-                    info = _numeric_info(kinfo)
+            found = paths.WEIGHT.find(act)
+            assert found is not None
+            result = found[1](
+                act, Xin, target, net.weights[layer], net.biases[layer], lam, rho,
+                self._options(layer, Xin),
+            )  # fmt: skip
+            (W, b), info = result.value, result.info
         else:
             W, b = self._compiled_weight_step(layer, act, Xin, target, lam, rho)
-        if act is None:
-            # softmax is invariant to a common shift of the (unpenalised) biases: pick the
-            # minimiser with zero-mean biases so that every path returns the same one
-            b = np.asarray(b) - np.mean(b)
+            if act is None:
+                # softmax is invariant to a common shift of the (unpenalised) biases: pick the
+                # minimiser with zero-mean biases, as the fast path does
+                b = np.asarray(b) - np.mean(b)
         net.weights[layer] = self._finite(np.asarray(W, dtype=net.dtype), f"{block} weight")
         net.biases[layer] = self._finite(np.asarray(b, dtype=net.dtype), f"{block} bias")
         self._wversion[layer] = self._wversion.get(layer, 0) + 1
@@ -498,13 +362,21 @@ class BCDSolver:
         for key in [k for k in self._problems if k[:n] == prefix and k[n] != keep]:
             del self._problems[key]
 
-    def _ridge(self, layer: int, Xin: FloatArray, alpha: float) -> kernels.Ridge:
-        if layer == 0:
-            # the input never changes during a fit: factor its Gram once
-            if self._ridge0 is None or self._ridge0.alpha != alpha:
-                self._ridge0 = kernels.Ridge(Xin, alpha)
-            return self._ridge0
-        return kernels.Ridge(Xin, alpha)
+    def _options(self, layer: int, Xin: FloatArray) -> paths.StepOptions:
+        def ridge(alpha: float) -> kernels.Ridge:
+            if layer == 0:
+                # the input never changes during a fit: factor its Gram once
+                if self._ridge0 is None or self._ridge0.alpha != alpha:
+                    self._ridge0 = kernels.Ridge(Xin, alpha)
+                return self._ridge0
+            return kernels.Ridge(Xin, alpha)
+
+        return paths.StepOptions(
+            weight_tol=self.weight_tol,
+            weight_max_iter=self.weight_max_iter,
+            state_tol=self.state_tol,
+            ridge=ridge,
+        )
 
     # ------------------------------------------------------------------ state step
     def _state_step(
@@ -514,7 +386,12 @@ class BCDSolver:
         prev = net.activations[layer - 1]
         following = net.divergence_of(layer)
         softmax = following is None
-        U = net.preactivation(layer - 1, Xs[layer - 1])
+        ridge0 = self._ridge0 if layer == 1 and self.paths[f"X{layer}"] == "numpy" else None
+        if ridge0 is not None and ridge0.X is Xs[0]:
+            # the fast weight step of layer 0 keeps the image of its answer: no product here
+            U = ridge0.image(net.weights[0], net.biases[0])
+        else:
+            U = net.preactivation(layer - 1, Xs[layer - 1])
         W, b = net.weights[layer], net.biases[layer]
         if softmax:
             T = Y
@@ -531,29 +408,19 @@ class BCDSolver:
         Z = Xs[layer]
         info: dict[str, float] = {}
         if self.paths[block] == "numpy":
-            kind = state_kernel(prev)
-            ckind = coupling_kind(following)
-            assert kind is not None and ckind is not None
+            state = paths.STATE.find(prev)
+            coupling = paths.COUPLING.find(following)
+            assert state is not None and coupling is not None
+            options = self._options(layer, Xs[layer])
             out = np.empty_like(Z)
             for s in range(0, Z.shape[0], self.chunk_size):
                 rows = slice(s, s + self.chunk_size)
-                coupling = _coupling(ckind, following, T[rows])
-                common = {"Z0": Z[rows], "tol": self.state_tol, "return_info": True}
-                if kind == "box":
-                    lo, hi = prev.box
-                    Zc, kinfo = kernels.state_step(
-                        U[rows], W, b, coupling, lam_prev, lam_next, lo, hi, **common
-                    )
-                elif kind == "fenchel_young":
-                    Zc, kinfo = kernels.fy_state_step(
-                        U[rows], W, b, coupling, lam_prev, lam_next, prev.fy, **common
-                    )
-                else:
-                    Zc, kinfo = kernels.simplex_state_step(
-                        U[rows], W, b, coupling, lam_prev, lam_next, **common
-                    )
-                out[rows] = Zc
-                info = _merge_info(info, _numeric_info(kinfo))
+                result = state[1](
+                    prev, U[rows], W, b, coupling[1](following, T[rows]), lam_prev, lam_next,
+                    Z[rows], options,
+                )  # fmt: skip
+                out[rows] = result.value
+                info = paths.merge_info(info, result.info)
         else:
             accuracy, solvers = self._solver_options(prev, following)
             stamp = self._wversion.get(layer, 0)
@@ -591,11 +458,9 @@ class BCDSolver:
         U = net.preactivation(L, Xs[L])
         lam = float(net.lam[L])
         if self.paths["output"] == "numpy":
-            if head.name == "simplex_xent":
-                Z = kernels.simplex_xent_prox(U, Y, lam)
-            else:
-                lo, hi = act.box  # type: ignore[misc]
-                Z = np.clip((Y + lam * U) / (1.0 + lam), lo, hi)
+            found = paths.OUTPUT.find(head)
+            assert found is not None
+            Z = found[1](head, U, Y, lam).value
         else:
             onehot = bool(np.all((Y == 0) | (Y == 1)) and np.all(Y.sum(axis=1) == 1))
             accuracy, solvers = self._solver_options(act)
@@ -648,6 +513,86 @@ class BCDSolver:
             Xs.append(net.head.activation.act(U).astype(net.dtype, copy=False))
         return Xs
 
+    def init(
+        self,
+        X: ArrayLike,
+        Y: ArrayLike,
+        *,
+        random_state: int | np.random.Generator | None = None,
+        warm_start: bool = False,
+    ) -> BCDState:
+        """Validate the data, initialise the weights and return the starting iterate.
+
+        The states are a forward pass from the weights (Xavier initialisation, or the current
+        weights with ``warm_start`` on a fitted network), with the output state set by an exact
+        output step (a forward pass can put zero probability on a label).
+
+        Parameters
+        ----------
+        X : array_like, shape (m, n_inputs)
+            Inputs.
+        Y : array_like, shape (m, n_outputs)
+            Targets; one-hot (or probability) rows for classification heads.
+        random_state : int or numpy.random.Generator, optional
+            Seed of the Xavier initialisation (ignored with ``warm_start`` on a fitted network).
+        warm_start : bool, default=False
+            Start from the current weights instead of a fresh initialisation.
+
+        Returns
+        -------
+        BCDState
+        """
+        X0, Ymat = self._validate(X, Y)
+        net = self.network
+        if not (warm_start and net.is_fitted):
+            net.initialize(random_state)
+        self._ridge0 = None
+        self._val = self._validation_data()
+        Xs = self.initial_states(X0)
+        if net.head.has_state:
+            self._output_step(Xs, Ymat)
+        state = BCDState(Xs, Ymat, BCDHistory(paths=dict(self.paths)))
+        self._record(state.history, Xs, Ymat, {}, {}, self._val)
+        return state
+
+    def update(self, state: BCDState) -> BCDState:
+        """Run one sweep (every weight step, the state steps in order, the output step).
+
+        The sweep's objective, terms, timings and solver residuals are appended to
+        ``state.history``; ``state`` is updated in place and returned.
+
+        Parameters
+        ----------
+        state : BCDState
+            From :meth:`init` or a previous :meth:`update`.
+
+        Returns
+        -------
+        BCDState
+        """
+        net = self.network
+        Xs, Y, history = state.states, state.targets, state.history
+        state.sweep += 1
+        sweep = self._sweep = state.sweep
+        seconds: dict[str, float] = {}
+        residuals: dict[str, float] = {}
+        t_sweep = time.perf_counter()
+        steps: list[tuple[str, Callable[[], dict[str, float]]]] = [
+            (f"W{layer}", lambda layer=layer: self._weight_step(layer, Xs, Y))  # type: ignore[misc]
+            for layer in range(net.n_layers)
+        ]
+        steps += [
+            (f"X{layer}", lambda layer=layer: self._state_step(layer, Xs, Y))  # type: ignore[misc]
+            for layer in range(1, net.n_hidden + 1)
+        ]
+        if net.head.has_state:
+            steps.append(("output", lambda: self._output_step(Xs, Y)))
+        for block, step in steps:
+            self._timed(block, seconds, residuals, history, sweep, Xs, Y, step)
+        seconds["sweep"] = time.perf_counter() - t_sweep
+        self._record(history, Xs, Y, seconds, residuals, self._val)
+        return state
+
     def run(
         self,
         X: ArrayLike,
@@ -656,7 +601,11 @@ class BCDSolver:
         random_state: int | np.random.Generator | None = None,
         warm_start: bool = False,
     ) -> BCDResult:
-        """Train the network on ``(X, Y)``.
+        """Train the network on ``(X, Y)``: :meth:`init`, then :meth:`update` until a stop.
+
+        Training stops after ``max_iter`` sweeps, when a sweep decreases the objective by less
+        than ``tol`` (relative; a sweep that raises it is recorded in ``history.increases`` and
+        never counts as convergence), when ``time_limit`` is spent or when ``callback`` says so.
 
         Parameters
         ----------
@@ -673,55 +622,54 @@ class BCDSolver:
         -------
         BCDResult
         """
-        X0, Ymat = self._validate(X, Y)
-        with blas_limits(self.blas_threads, X0.shape[0], self.network.layer_sizes):
-            return self._run(X0, Ymat, random_state, warm_start)
+        n_rows = np.shape(X)[0] if np.ndim(X) else 0
+        with blas_limits(self.blas_threads, n_rows, self.network.layer_sizes):
+            state = self.init(X, Y, random_state=random_state, warm_start=warm_start)
+            return self._loop(state)
 
-    def _run(
-        self,
-        X0: FloatArray,
-        Ymat: FloatArray,
-        random_state: int | np.random.Generator | None,
-        warm_start: bool,
-    ) -> BCDResult:
+    def lifted_update(self, state: BCDState) -> BCDState:
+        """One cycle of the lifted prediction rule (paper eq. 12) on ``state``'s rows.
+
+        The weights are fixed and the output is free: every hidden state takes an exact state
+        step in turn, without a loss term, and the output state becomes the argmin of the output
+        activation. Used by :func:`cvx_lifted.predict.lifted_predict`.
+
+        Parameters
+        ----------
+        state : BCDState
+            States of the rows to predict (``targets`` are ignored).
+
+        Returns
+        -------
+        BCDState
+        """
         net = self.network
-        if not (warm_start and net.is_fitted):
-            net.initialize(random_state)
-        self._ridge0 = None
-        Xs = self.initial_states(X0)
+        Xs, L = state.states, net.n_hidden
+        for layer in range(1, L + 1):
+            self._state_step(layer, Xs, state.targets, lifted_rule=True)
         if net.head.has_state:
-            # the forward pass can put zero probability on a label (infinite cross-entropy):
-            # start from the exact output step instead
-            self._output_step(Xs, Ymat)
-        history = BCDHistory(paths=dict(self.paths))
-        val = self._validation_data()
-        self._record(history, Xs, Ymat, {}, {}, val)
+            act = net.head.activation
+            assert act is not None
+            U = net.preactivation(L, Xs[L])
+            if self.paths.get("output") == "cvxpy":
+                if self._argmin_out is None:
+                    self._argmin_out = CompiledArgmin(act, U.shape[1], self.batch_size)
+                Z = self._argmin_out(U)
+            else:
+                Z = act.act(U)
+            Xs[L + 1] = Z.astype(net.dtype, copy=False)
+        state.sweep += 1
+        return state
+
+    def _loop(self, state: BCDState) -> BCDResult:
+        net = self.network
+        history = state.history
         t_start = time.perf_counter()
-        stop_reason, converged, sweep = "max_iter", False, 0
+        stop_reason, converged = "max_iter", False
         bar = _progress(self.max_iter, self.verbose)
         try:
-            for sweep in range(1, self.max_iter + 1):
-                self._sweep = sweep
-                seconds: dict[str, float] = {}
-                residuals: dict[str, float] = {}
-                t_sweep = time.perf_counter()
-                for layer in range(net.n_layers):
-                    self._timed(
-                        f"W{layer}", seconds, residuals, history, sweep, Xs, Ymat,
-                        lambda layer=layer: self._weight_step(layer, Xs, Ymat),
-                    )  # fmt: skip
-                for layer in range(1, net.n_hidden + 1):
-                    self._timed(
-                        f"X{layer}", seconds, residuals, history, sweep, Xs, Ymat,
-                        lambda layer=layer: self._state_step(layer, Xs, Ymat),
-                    )  # fmt: skip
-                if net.head.has_state:
-                    self._timed(
-                        "output", seconds, residuals, history, sweep, Xs, Ymat,
-                        lambda: self._output_step(Xs, Ymat),
-                    )  # fmt: skip
-                seconds["sweep"] = time.perf_counter() - t_sweep
-                self._record(history, Xs, Ymat, seconds, residuals, val)
+            while state.sweep < self.max_iter:
+                self.update(state)
                 if bar is not None:
                     bar.update(1)
                     post = {"objective": f"{history.objective[-1]:.6g}"}
@@ -732,7 +680,7 @@ class BCDSolver:
                 scale = max(abs(prev), 1e-12)
                 if cur - prev > BLOCK_RTOL * scale:
                     # an increase is recorded, and never taken for convergence
-                    history.increases.append(sweep)
+                    history.increases.append(state.sweep)
                 elif prev - cur <= self.tol * scale:
                     stop_reason, converged = "tol", True
                     break
@@ -740,15 +688,17 @@ class BCDSolver:
                     stop_reason = "time_limit"
                     break
                 if self.callback is not None:
-                    partial = BCDResult(net, Xs[1:], history, sweep, False, "running")
-                    if self.callback(sweep, partial):
+                    partial = BCDResult(
+                        net, state.states[1:], history, state.sweep, False, "running"
+                    )
+                    if self.callback(state.sweep, partial):
                         stop_reason = "callback"
                         break
         finally:
             if bar is not None:
                 bar.close()
         net.history = history
-        return BCDResult(net, Xs[1:], history, sweep, converged, stop_reason)
+        return BCDResult(net, state.states[1:], history, state.sweep, converged, stop_reason)
 
     def _timed(
         self,
@@ -872,21 +822,15 @@ class BCDSolver:
 
 
 def blas_limits(setting: int | str | None, n_rows: int, layer_sizes: Any) -> Any:
-    """Return a context manager that sets the BLAS threads for a problem of this size.
+    """Return a context manager that sets the BLAS threads of training or prediction.
 
-    ``"auto"``: one thread when ``n_rows * max(layer_sizes) < 4e6`` (small matrices, where extra
-    threads only cost), otherwise unchanged; an integer: that many; ``None``: unchanged.
+    ``"auto"``: one thread for everything except the large products over the data, whose thread
+    count is chosen from their own timings among 1 and the available cores
+    (:func:`cvx_lifted.threads.training_threads`: more cores never make a sweep slower, on a
+    quiet or a busy machine); an integer: that many threads for everything; ``None``: unchanged.
+    ``n_rows`` and ``layer_sizes`` are not used (the choice no longer depends on the size).
     """
-    import contextlib
-
-    limit = setting
-    if limit == "auto":
-        limit = 1 if n_rows * max(layer_sizes) < 4e6 else None
-    if limit is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=int(limit), user_api="blas")
+    return threads.training_threads(setting)
 
 
 def default_metric(network: LiftedNetwork, X: FloatArray, Y: ArrayLike) -> float:
@@ -919,93 +863,6 @@ def default_metric(network: LiftedNetwork, X: FloatArray, Y: ArrayLike) -> float
     return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
 
 
-def lifted_predict(
-    network: LiftedNetwork,
-    X: FloatArray,
-    *,
-    backend: Backend = "auto",
-    tol: float = 1e-8,
-    max_iter: int = 200,
-) -> tuple[FloatArray, list[FloatArray]]:
-    r"""Lifted prediction rule (paper eq. 12) by cyclic exact state steps.
-
-    Minimises :math:`\sum_l \lambda_{l+1} D_l(U_l, X_{l+1})` over the states of the rows of
-    ``X`` with the weights fixed and the output free, starting from the feed-forward states.
-    Rows are independent and each stops on its own test (relative decrease of its penalty below
-    ``tol``), so a row's prediction does not depend on the other rows of the batch.
-
-    Parameters
-    ----------
-    network : LiftedNetwork
-        A fitted network.
-    X : numpy.ndarray, shape (m, n_inputs)
-        Validated inputs.
-    backend : {"auto", "numpy", "cvxpy"}, default="auto"
-    tol : float, default=1e-8
-        Relative decrease of a row's penalty below which that row stops.
-    max_iter : int, default=200
-        Maximum number of cycles.
-
-    Returns
-    -------
-    output : numpy.ndarray
-        The predicted outputs.
-    states : list of numpy.ndarray
-        The optimal hidden states (and output state).
-    """
-    with blas_limits("auto", X.shape[0], network.layer_sizes):
-        return _lifted_predict(network, X, backend, tol, max_iter)
-
-
-def _lifted_predict(
-    network: LiftedNetwork, X: FloatArray, backend: Backend, tol: float, max_iter: int
-) -> tuple[FloatArray, list[FloatArray]]:
-    solver = BCDSolver(network, backend=backend, state_tol=min(1e-10, tol))
-    all_states = solver.initial_states(X)
-    head = network.head
-    L = network.n_hidden
-    argmin_out = None
-    if head.has_state and solver.paths.get("output") == "cvxpy":
-        assert head.activation is not None
-        argmin_out = CompiledArgmin(head.activation, network.layer_sizes[-1], solver.batch_size)
-
-    def row_penalty(Xs: list[FloatArray]) -> NDArray[np.float64]:
-        total = np.zeros(Xs[0].shape[0])
-        for layer in range(network.n_layers):
-            act = network.divergence_of(layer)
-            if act is None:
-                continue
-            U = network.preactivation(layer, Xs[layer])
-            total += network.lam[layer] * act.row_values(U, Xs[layer + 1])
-        return total
-
-    active = np.arange(X.shape[0])
-    previous = row_penalty(all_states)
-    for _ in range(max_iter if L > 0 else 0):
-        Xs = [S[active] for S in all_states]
-        Y = np.zeros((len(active), network.layer_sizes[-1]), dtype=network.dtype)
-        for layer in range(1, L + 1):
-            solver._state_step(layer, Xs, Y, lifted_rule=True)
-        if head.has_state:
-            assert head.activation is not None
-            U = network.preactivation(L, Xs[L])
-            Z = argmin_out(U) if argmin_out is not None else head.activation.act(U)
-            Xs[L + 1] = Z.astype(network.dtype, copy=False)
-        for S, part in zip(all_states, Xs, strict=True):
-            S[active] = part
-        current = row_penalty(Xs)
-        done = previous[active] - current <= tol * np.maximum(np.abs(previous[active]), 1e-12)
-        previous[active] = current
-        active = active[~done]
-        if active.size == 0:
-            break
-    if head.has_state:
-        out = all_states[L + 1]
-    else:
-        out = head.predict(network.preactivation(L, all_states[L]))
-    return out, all_states[1:]
-
-
 # ------------------------------------------------------------------------------------------
 def _batches(m: int, batch: int) -> Any:
     """Yield ``(row slice, pad)`` pairs that cover ``m`` rows in batches.
@@ -1023,29 +880,6 @@ def _batches(m: int, batch: int) -> Any:
             return np.vstack([a, np.repeat(a[-1:], batch - n, axis=0)])
 
         yield rows, pad
-
-
-_INFO_KEYS = {"n_iter": np.max, "residual": np.max, "grad_norm": np.max, "converged": np.min}
-
-
-def _numeric_info(info: Any) -> dict[str, float]:
-    """Summarise a kernel's info: worst iterations/residual, whether every row converged."""
-    if info is None:
-        return {}
-    out = {}
-    for key, reduce in _INFO_KEYS.items():
-        if key in info:
-            arr = np.asarray(info[key], dtype=np.float64)
-            if arr.size:
-                out[key] = float(reduce(arr))
-    return out
-
-
-def _merge_info(total: dict[str, float], part: dict[str, float]) -> dict[str, float]:
-    for key, value in part.items():
-        reduce = _INFO_KEYS[key]
-        total[key] = float(reduce([total[key], value])) if key in total else value
-    return total
 
 
 def _progress(total: int, verbose: bool) -> Any:

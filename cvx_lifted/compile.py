@@ -69,6 +69,7 @@ from cvx_lifted._solver_backends import (
     make_backend,
 )
 from cvx_lifted.activations import Activation, get_activation
+from cvx_lifted.dcp import drop_constant_terms, explain_not_dcp, problem_class
 from cvx_lifted.exceptions import NonConvexError, NotDPPError, SolverFailedError
 
 __all__ = [
@@ -139,49 +140,6 @@ def _quiet_osqp(solver: str) -> contextlib.AbstractContextManager[Any]:
     if solver == "OSQP":
         return contextlib.redirect_stdout(io.StringIO())
     return contextlib.nullcontext()
-
-
-def problem_class(problem: cp.Problem) -> str:
-    """Classify a DCP problem as ``"lp"``, ``"qp"``, ``"exp"`` or ``"conic"`` for solver choice.
-
-    Parameters
-    ----------
-    problem : cvxpy.Problem
-
-    Returns
-    -------
-    str
-    """
-    if problem.is_lp():
-        return "lp"
-    if problem.is_qp():
-        return "qp"
-    exp_atoms = {"entr", "log", "exp", "logistic", "kl_div", "rel_entr", "log_sum_exp"}
-    names = {getattr(a, "__name__", type(a).__name__).lower() for a in problem.atoms()}
-    if names & exp_atoms:
-        return "exp"
-    return "conic"
-
-
-def drop_constant_terms(expr: cp.Expression) -> cp.Expression:
-    r"""Remove top-level summands that contain no variable (they do not move the argmin).
-
-    Fenchel--Young divergences carry :math:`\Phi^*(u)`, constant in :math:`z`; dropping it from an
-    argmin problem saves cones without changing the solution.
-
-    Parameters
-    ----------
-    expr : cvxpy.Expression
-
-    Returns
-    -------
-    cvxpy.Expression
-    """
-    if isinstance(expr, AddExpression):
-        keep = [a for a in expr.args if a.variables()]
-        if keep and len(keep) < len(expr.args):
-            return keep[0] if len(keep) == 1 else AddExpression(keep)
-    return expr
 
 
 CANON_BACKEND = "COO"
@@ -266,91 +224,6 @@ def hoist_parametric_products(
 
     new = visit(objective)
     return new, extra
-
-
-def _curvature(e: cp.Expression) -> str:
-    return str(getattr(e, "curvature", "UNKNOWN")).lower()
-
-
-def _first_offender(expr: Any, dpp: bool) -> Any | None:
-    """Return the smallest sub-expression that breaks DCP (or DPP), searching leaves first."""
-    for arg in getattr(expr, "args", []):
-        found = _first_offender(arg, dpp)
-        if found is not None:
-            return found
-    try:
-        ok = expr.is_dcp(dpp=dpp)
-    except (AttributeError, TypeError):
-        return None
-    if ok:
-        return None
-    return expr
-
-
-def _describe(node: Any, dpp: bool) -> str:
-    args = getattr(node, "args", [])
-    kinds = ", ".join(f"`{a}` ({_curvature(a)})" for a in args)
-    atom = type(node).__name__
-    if dpp:
-        params = sorted({p.name() for a in args for p in getattr(a, "parameters", lambda: [])()})
-        which = f" ({', '.join(params)})" if params else ""
-        return (
-            f"`{node}` is not DPP: in a compiled problem the parameters{which} may enter only "
-            f"affinely, and a product may involve parameters in one factor only; here {atom} "
-            f"combines {', '.join(f'`{a}`' for a in args)}. Precompute the parameter-dependent "
-            f"part as a single Parameter (e.g. sqrt(lam) * u), or keep parameters out of "
-            f"non-affine atoms."
-        )
-    if atom in ("multiply", "MulExpression") and len(args) == 2:
-        return (
-            f"`{node}` multiplies two non-constant expressions ({kinds}); DCP allows a product "
-            f"only when one factor is constant. In a divergence this usually means z appears "
-            f"multiplied by itself or by another variable: use cp.square(z), cp.sum_squares or "
-            f"cp.quad_over_lin instead."
-        )
-    return (
-        f"`{node}` breaks the DCP rules: {atom} is applied to {kinds}, a combination whose "
-        f"curvature CVXPY cannot certify. Rewrite it with atoms of known curvature "
-        f"(see https://www.cvxpy.org/tutorial/dcp/)."
-    )
-
-
-def explain_not_dcp(problem: cp.Problem, *, dpp: bool = False, what: str = "problem") -> str:
-    """Say, in one paragraph, why ``problem`` is not DCP (or not DPP).
-
-    Parameters
-    ----------
-    problem : cvxpy.Problem
-        The problem that failed ``is_dcp()`` or ``is_dpp()``.
-    dpp : bool, default=False
-        Explain a DPP failure rather than a DCP one.
-    what : str, default="problem"
-        How to name the problem in the message (e.g. ``"divergence of 'my_act' in z"``).
-
-    Returns
-    -------
-    str
-    """
-    objective = problem.objective.expr
-    node = _first_offender(objective, dpp)
-    if node is not None:
-        return f"The {what} is not {'DPP' if dpp else 'convex (DCP)'}: {_describe(node, dpp)}"
-    for con in problem.constraints:
-        bad = _first_offender(con, dpp)
-        if bad is None:
-            continue
-        if bad is con:
-            return (
-                f"The {what} has a constraint that is not {'DPP' if dpp else 'DCP'}: `{con}`. "
-                f"Equality constraints must be affine; inequalities must read convex <= concave."
-            )
-        return f"In constraint `{con}` of the {what}: {_describe(bad, dpp)}"
-    if not dpp and not objective.is_convex():
-        return (
-            f"The {what} is {_curvature(objective)}, not convex, in the optimisation variable: "
-            f"`{objective}`. A divergence must be convex in z (and in u for the weight step)."
-        )
-    return f"The {what} is not {'DPP' if dpp else 'DCP'} (CVXPY gives no further detail)."
 
 
 @dataclass

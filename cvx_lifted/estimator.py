@@ -52,9 +52,8 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from cvx_lifted import defaults
-from cvx_lifted.activations import Activation
+from cvx_lifted.activations import Activation, get_activation
 from cvx_lifted.exceptions import NotRepresentableError
-from cvx_lifted.kernels import project_simplex
 from cvx_lifted.losses import get_output
 from cvx_lifted.network import LiftedNetwork, resolve_activation
 
@@ -83,6 +82,8 @@ FloatArray = NDArray[np.floating[Any]]
 ActivationSpec = str | Activation | Sequence[str | Activation]
 
 # ---------------------------------------------------------------------------------- defaults
+_SIMPLEX = get_activation("sparsemax")  # the Euclidean projection onto the simplex
+
 # all from cvx_lifted.defaults, the one place shared with LiftedNetwork and the command line
 DEFAULT_HIDDEN_LAYER_SIZES: tuple[int, ...] = defaults.HIDDEN
 """Width of each hidden layer (:data:`cvx_lifted.defaults.HIDDEN`)."""
@@ -607,7 +608,7 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
             out = np.clip(out, 0.0, None)
             return out / out.sum(axis=1, keepdims=True)
         # idempotent on the simplex: fixes the round-off of the lifted rule, projects "squared"
-        return np.asarray(project_simplex(out), dtype=np.float64)
+        return np.asarray(_SIMPLEX.act(out), dtype=np.float64)
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
         """Return the most probable class of each sample.

@@ -101,14 +101,17 @@ import tempfile
 import threading
 import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from cvx_lifted._version import __version__
+from cvx_lifted.activations import ACTIVATIONS
 from cvx_lifted.exceptions import ModelFileError
+from cvx_lifted.losses import OUTPUTS
+from cvx_lifted.plugins import load_activation_plugin
 
 if TYPE_CHECKING:
     from cvx_lifted.network import LiftedNetwork
@@ -120,9 +123,10 @@ __all__ = [
     "MAX_LAYERS",
     "MAX_LAYER_WIDTH",
     "MAX_PARAMETERS",
-    "SavedModel",
-    "load_model",
-    "load_network",
+    "ModelContents",
+    "check_registered",
+    "guarded",
+    "read_model",
     "metadata_digest",
     "model_bytes",
     "read_metadata",
@@ -160,25 +164,22 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 # Saving
 # =========================================================================================
 @dataclass(frozen=True)
-class SavedModel:
-    """A model file as loaded by :func:`load_model`.
+class ModelContents:
+    """What :func:`read_model` found in a model file, checked but not yet turned into a network.
 
     Attributes
     ----------
-    network : LiftedNetwork
-        The network, with weights, biases and (when saved) training history.
-    extra : dict
-        The user metadata given to :func:`save_network` (``{}`` when none), e.g. the command
-        line's ``{"task": "classify", "classes": [...], "feature_names": [...]}``.
     metadata : dict
         The whole ``metadata.json`` (format, versions, architecture, array checksums, ...).
+    weights, biases : list of numpy.ndarray
+        One per layer, in the architecture's dtype (empty lists for an unfitted network).
     path : pathlib.Path
         The file read.
     """
 
-    network: LiftedNetwork
-    extra: dict[str, Any]
     metadata: dict[str, Any]
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
     path: Path
 
 
@@ -505,7 +506,7 @@ def _fsync_folder(folder: Path) -> None:
 # =========================================================================================
 # Loading
 # =========================================================================================
-def _bad(path: Path, what: str, todo: str = "") -> ModelFileError:
+def bad_file(path: Path, what: str, todo: str = "") -> ModelFileError:
     todo = todo or "re-save the model from the network that produced it, or retrain it"
     return ModelFileError(f"{path}: {what}; {todo}.")
 
@@ -536,11 +537,13 @@ def _open_regular(path: Path) -> BinaryIO:
     except FileNotFoundError:
         raise FileNotFoundError(f"no model file at {path}.") from None
     except OSError as exc:
-        raise _bad(path, f"cannot be read ({exc})", "check the file and its permissions") from None
+        raise bad_file(
+            path, f"cannot be read ({exc})", "check the file and its permissions"
+        ) from None
     if stat.S_ISDIR(st.st_mode):
-        raise _bad(path, "is a folder, not a model file", "pass the .cvxl file inside it")
+        raise bad_file(path, "is a folder, not a model file", "pass the .cvxl file inside it")
     if not stat.S_ISREG(st.st_mode):
-        raise _bad(
+        raise bad_file(
             path,
             f"is {_kind_of(st.st_mode)}, not a regular file; model files are only read from "
             "regular files",
@@ -550,10 +553,12 @@ def _open_regular(path: Path) -> BinaryIO:
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise _bad(path, f"cannot be read ({exc})", "check the file and its permissions") from None
+        raise bad_file(
+            path, f"cannot be read ({exc})", "check the file and its permissions"
+        ) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between stat and open
-            raise _bad(path, "is not a regular file", "save the model to a file and pass that")
+            raise bad_file(path, "is not a regular file", "save the model to a file and pass that")
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -564,37 +569,37 @@ def _open_zip(path: Path, fh: BinaryIO) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(fh, "r")
     except zipfile.BadZipFile:
-        raise _bad(
+        raise bad_file(
             path,
             "is not a cvx_lifted model file (not a zip archive: truncated, corrupted, or "
             "another kind of file)",
         ) from None
     except (OSError, ValueError, EOFError, OverflowError, NotImplementedError) as exc:
-        raise _bad(path, f"is not a readable zip archive ({exc})") from None
+        raise bad_file(path, f"is not a readable zip archive ({exc})") from None
 
 
 def _read_member(zf: zipfile.ZipFile, path: Path, name: str, limit: int) -> bytes:
     try:
         info = zf.getinfo(name)
     except KeyError:
-        raise _bad(
+        raise bad_file(
             path,
             f"the member {name!r} is missing from the archive (truncated or edited file)",
         ) from None
     if info.flag_bits & 0x1:
-        raise _bad(
+        raise bad_file(
             path,
             f"the member {name!r} is marked as encrypted, which cvx_lifted never writes "
             "(edited or foreign file)",
         )
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise _bad(
+        raise bad_file(
             path,
             f"the member {name!r} uses zip compression method {info.compress_type}, which "
             "cvx_lifted never writes (edited or foreign file)",
         )
     if info.file_size > limit:
-        raise _bad(
+        raise bad_file(
             path,
             f"the member {name!r} is {info.file_size} bytes, more than the {limit} expected",
         )
@@ -610,9 +615,9 @@ def _read_member(zf: zipfile.ZipFile, path: Path, name: str, limit: int) -> byte
         NotImplementedError,
         OverflowError,
     ) as exc:
-        raise _bad(path, f"the member {name!r} is corrupted ({exc})") from None
+        raise bad_file(path, f"the member {name!r} is corrupted ({exc})") from None
     if len(data) > limit:
-        raise _bad(path, f"the member {name!r} is longer than the {limit} bytes expected")
+        raise bad_file(path, f"the member {name!r} is longer than the {limit} bytes expected")
     return data
 
 
@@ -629,10 +634,10 @@ def _parse_metadata(raw: bytes, path: Path) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _bad(path, f"{METADATA_MEMBER} is not UTF-8 text ({exc})") from None
+        raise bad_file(path, f"{METADATA_MEMBER} is not UTF-8 text ({exc})") from None
     depth = _json_depth(raw)
     if depth > _MAX_JSON_DEPTH:
-        raise _bad(
+        raise bad_file(
             path,
             f"{METADATA_MEMBER} is nested {depth} levels deep, more than the "
             f"{_MAX_JSON_DEPTH} a model file ever needs (edited or foreign file)",
@@ -640,12 +645,14 @@ def _parse_metadata(raw: bytes, path: Path) -> dict[str, Any]:
     try:
         meta = json.loads(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, too many digits
-        raise _bad(path, f"{METADATA_MEMBER} is not valid JSON ({exc})") from None
+        raise bad_file(path, f"{METADATA_MEMBER} is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
-        raise _bad(path, f"{METADATA_MEMBER} must hold a JSON object, got {type(meta).__name__}")
+        raise bad_file(
+            path, f"{METADATA_MEMBER} must hold a JSON object, got {type(meta).__name__}"
+        )
     fmt = meta.get("format")
     if fmt != FORMAT_NAME:
-        raise _bad(
+        raise bad_file(
             path,
             f"is not a cvx_lifted model file ({METADATA_MEMBER} says format {fmt!r}, expected "
             f"{FORMAT_NAME!r})",
@@ -653,17 +660,17 @@ def _parse_metadata(raw: bytes, path: Path) -> dict[str, Any]:
         )
     version = meta.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise _bad(path, f"invalid format_version {version!r} in {METADATA_MEMBER}")
+        raise bad_file(path, f"invalid format_version {version!r} in {METADATA_MEMBER}")
     if version > FORMAT_VERSION:
         writer = meta.get("cvx_lifted_version", "a newer version")
-        raise _bad(
+        raise bad_file(
             path,
             f"was written in model-file format version {version} (by cvx_lifted {writer}), but "
             f"this cvx_lifted {__version__} reads format version {FORMAT_VERSION}",
             "upgrade cvx_lifted (pip install --upgrade cvx-lifted) to load it",
         )
     if version < FORMAT_VERSION:
-        raise _bad(
+        raise bad_file(
             path,
             f"is in model-file format version {version}, written by a development version of "
             f"cvx_lifted before metadata checksums; this version reads format version "
@@ -673,10 +680,10 @@ def _parse_metadata(raw: bytes, path: Path) -> dict[str, Any]:
         )
     stored = meta.get(_DIGEST_KEY)
     if not isinstance(stored, str) or _HEX64.fullmatch(stored) is None:
-        raise _bad(path, f"{METADATA_MEMBER} has no valid {_DIGEST_KEY!r} (edited file)")
+        raise bad_file(path, f"{METADATA_MEMBER} has no valid {_DIGEST_KEY!r} (edited file)")
     digest = metadata_digest(meta)
     if digest != stored:
-        raise _bad(
+        raise bad_file(
             path,
             f"checksum mismatch for {METADATA_MEMBER} (SHA-256 {digest[:12]}... instead of "
             f"{stored[:12]}...): the architecture, settings or metadata were modified or damaged "
@@ -700,7 +707,7 @@ def _check_metadata(meta: dict[str, Any], path: Path) -> None:
 
     def need(ok: bool, what: str) -> None:
         if not ok:
-            raise _bad(path, f"malformed {METADATA_MEMBER}: {what}")
+            raise bad_file(path, f"malformed {METADATA_MEMBER}: {what}")
 
     arch = meta.get("architecture")
     need(isinstance(arch, dict), "no 'architecture' object")
@@ -782,7 +789,7 @@ def _check_metadata(meta: dict[str, Any], path: Path) -> None:
             f"array entry for {name!r} names {entry.get('file')!r:.100}, expected '{name}.npy'",
         )
         if entry.get("shape") != shape:
-            raise _bad(
+            raise bad_file(
                 path,
                 f"array {name + '.npy'!r} is listed with shape {entry.get('shape')!r:.100}, but "
                 f"the architecture {sizes} needs {tuple(shape)} (edited or mixed-up file)",
@@ -836,15 +843,18 @@ def _missing_activation(name: str, arch: dict[str, Any], path: Path) -> ModelFil
     )
 
 
-def _check_registered(arch: dict[str, Any], path: Path) -> None:
-    from cvx_lifted.activations import ACTIVATIONS
-    from cvx_lifted.losses import OUTPUTS
-    from cvx_lifted.plugins import load_activation_plugin
+def check_registered(arch: dict[str, Any], path: Path) -> None:
+    """Make sure every activation and the head of ``arch`` are known (entry points included).
 
+    Raises
+    ------
+    ModelFileError
+        Naming the module to import for an unregistered custom activation.
+    """
     names = [a["name"] for a in arch["activations"]]
     head = arch["output"]
     if head["name"] not in OUTPUTS:
-        raise _bad(
+        raise bad_file(
             path,
             f"unknown output head {head['name']!r:.100} (known: {', '.join(OUTPUTS)})",
             "load it with the cvx_lifted version that wrote it",
@@ -862,31 +872,6 @@ def _check_registered(arch: dict[str, Any], path: Path) -> None:
             raise _missing_activation(name, arch, path)
 
 
-def _build_network(arch: dict[str, Any], path: Path) -> LiftedNetwork:
-    from cvx_lifted.activations import get_activation
-    from cvx_lifted.losses import get_output
-    from cvx_lifted.network import LiftedNetwork
-
-    _check_registered(arch, path)
-    try:
-        acts = [get_activation(a["name"], **a["params"]) for a in arch["activations"]]
-        head = get_output(arch["output"]["name"], **arch["output"]["params"])
-        # a custom penalty callable is not stored (nothing executable is); it only matters for
-        # further training, so the loaded network falls back to the l2 penalty
-        penalty = arch.get("penalty", "l2")
-        return LiftedNetwork(
-            arch["layer_sizes"],
-            activation=acts,
-            output=head,
-            lam=arch["lam"],
-            rho=arch["rho"],
-            dtype=np.dtype(arch["dtype"]),
-            penalty=penalty if penalty in ("l2", "l1") else "l2",
-        )
-    except (ValueError, TypeError, NotImplementedError) as exc:
-        raise _bad(path, f"the stored architecture is invalid ({exc})") from None
-
-
 def _decode_npy(data: bytes, name: str, shape: tuple[int, ...], dtype: np.dtype[Any], path: Path):
     """Decode ``.npy`` bytes whose header must announce exactly ``shape`` and ``dtype``."""
     from numpy.lib import format as npy_format
@@ -901,15 +886,17 @@ def _decode_npy(data: bytes, name: str, shape: tuple[int, ...], dtype: np.dtype[
         else:  # pragma: no cover - read_magic only returns known versions
             raise ValueError(f"unknown .npy version {version}")
     except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
-        raise _bad(path, f"{name!r} is not a valid .npy array ({exc})") from None
+        raise bad_file(path, f"{name!r} is not a valid .npy array ({exc})") from None
     if tuple(got_shape) != shape:
-        raise _bad(path, f"{name!r} has shape {tuple(got_shape)}, the architecture needs {shape}")
+        raise bad_file(
+            path, f"{name!r} has shape {tuple(got_shape)}, the architecture needs {shape}"
+        )
     if got_dtype != dtype or fortran:
         order = " (Fortran order)" if fortran else ""
-        raise _bad(path, f"{name!r} has dtype {got_dtype}{order}, the model says {dtype}")
+        raise bad_file(path, f"{name!r} has dtype {got_dtype}{order}, the model says {dtype}")
     body = data[buf.tell() :]
     if len(body) != math.prod(shape) * dtype.itemsize:
-        raise _bad(
+        raise bad_file(
             path,
             f"{name!r} holds {len(body)} bytes of data, {math.prod(shape) * dtype.itemsize} "
             "expected",
@@ -917,17 +904,22 @@ def _decode_npy(data: bytes, name: str, shape: tuple[int, ...], dtype: np.dtype[
     return np.frombuffer(body, dtype=dtype).reshape(shape).copy()
 
 
-def _load_arrays(zf: zipfile.ZipFile, meta: dict[str, Any], net: LiftedNetwork, path: Path) -> None:
+def _read_arrays(
+    zf: zipfile.ZipFile, meta: dict[str, Any], path: Path
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     if not meta["fitted"]:
-        return
+        return [], []
+    arch = meta["architecture"]
+    dtype = np.dtype(arch["dtype"])
+    n_layers = len(arch["layer_sizes"]) - 1
     found: dict[tuple[str, int], np.ndarray] = {}
     for entry in meta["arrays"]:
         shape = tuple(entry["shape"])
-        limit = math.prod(shape) * net.dtype.itemsize + _NPY_HEADER_MAX
+        limit = math.prod(shape) * dtype.itemsize + _NPY_HEADER_MAX
         data = _read_member(zf, path, entry["file"], limit)
         digest = hashlib.sha256(data).hexdigest()
         if digest != entry["sha256"]:
-            raise _bad(
+            raise bad_file(
                 path,
                 f"checksum mismatch for {entry['file']!r} (SHA-256 {digest[:12]}... instead of "
                 f"{entry['sha256'][:12]}...): the array was modified or damaged after saving",
@@ -935,30 +927,18 @@ def _load_arrays(zf: zipfile.ZipFile, meta: dict[str, Any], net: LiftedNetwork, 
                 "predictions",
             )
         found[(entry["kind"], entry["layer"])] = _decode_npy(
-            data, entry["file"], shape, net.dtype, path
+            data, entry["file"], shape, dtype, path
         )
     try:
-        net.set_weights(
-            [found[("weight", i)] for i in range(net.n_layers)],
-            [found[("bias", i)] for i in range(net.n_layers)],
+        return (
+            [found[("weight", i)] for i in range(n_layers)],
+            [found[("bias", i)] for i in range(n_layers)],
         )
-    except ValueError as exc:
-        raise _bad(path, f"the stored weights are unusable ({exc})") from None
+    except KeyError as exc:
+        raise bad_file(path, f"the array for {exc.args[0]} is missing") from None
 
 
-def _history(raw: dict[str, Any] | None) -> Any:
-    if raw is None:
-        return None
-    from cvx_lifted.bcd import BCDHistory
-
-    known = {f.name for f in fields(BCDHistory)}
-    kwargs = {k: v for k, v in raw.items() if k in known}
-    if "blocks" in kwargs:
-        kwargs["blocks"] = [tuple(b) if isinstance(b, list) else b for b in kwargs["blocks"]]
-    return BCDHistory(**kwargs)
-
-
-def _guarded(path: Path, action: str) -> contextlib.AbstractContextManager[None]:
+def guarded(path: Path, action: str) -> contextlib.AbstractContextManager[None]:
     """Turn any unexpected exception while reading ``path`` into a ModelFileError."""
 
     @contextlib.contextmanager
@@ -968,7 +948,7 @@ def _guarded(path: Path, action: str) -> contextlib.AbstractContextManager[None]
         except (ModelFileError, FileNotFoundError):
             raise
         except Exception as exc:  # a case the checks above do not foresee: still a clean error
-            raise _bad(
+            raise bad_file(
                 path,
                 f"could not be {action} ({type(exc).__name__}: {str(exc)[:200]})",
             ) from exc
@@ -999,23 +979,23 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         cvx_lifted.
     """
     p = _resolve(path)
-    with _guarded(p, "read as a model file"), _open_regular(p) as fh, _open_zip(p, fh) as zf:
+    with guarded(p, "read as a model file"), _open_regular(p) as fh, _open_zip(p, fh) as zf:
         return _parse_metadata(_read_member(zf, p, METADATA_MEMBER, _MAX_METADATA_BYTES), p)
 
 
-def load_model(path: str | os.PathLike[str]) -> SavedModel:
-    """Load a model file: the network plus the metadata stored next to it.
+def read_model(path: str | os.PathLike[str]) -> ModelContents:
+    """Read and check a whole model file: metadata, architecture bounds and every array.
+
+    :func:`cvx_lifted.network.load_model` builds the network from what this returns.
 
     Parameters
     ----------
     path : str or os.PathLike
-        Model file written by :func:`save_network` (``.cvxl`` is tried when the name has no
-        extension and does not exist).
+        Model file (``.cvxl`` is tried when the name has no extension and does not exist).
 
     Returns
     -------
-    SavedModel
-        ``network``, ``extra`` (user metadata), ``metadata`` (all of ``metadata.json``), ``path``.
+    ModelContents
 
     Raises
     ------
@@ -1025,39 +1005,13 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
         For anything else that is wrong (see the module documentation): not a regular file,
         truncated, not a zip archive, encrypted or oddly compressed members, a missing member,
         a failed checksum (metadata or array), malformed or oversized JSON, an architecture
-        out of bounds, array headers that disagree with the metadata, non-finite weights, an
-        unknown or newer format, or a custom activation that is not registered (the message
-        names the module to import). Never another exception.
+        out of bounds, array headers that disagree with the metadata, an unknown or newer
+        format, or a custom activation that is not registered (the message names the module to
+        import). Never another exception.
     """
     p = _resolve(path)
-    with _guarded(p, "loaded"):
-        with _open_regular(p) as fh, _open_zip(p, fh) as zf:
-            meta = _parse_metadata(_read_member(zf, p, METADATA_MEMBER, _MAX_METADATA_BYTES), p)
-            net = _build_network(meta["architecture"], p)
-            _load_arrays(zf, meta, net, p)
-        net.history = _history(meta.get("history"))
-        return SavedModel(network=net, extra=dict(meta.get("extra") or {}), metadata=meta, path=p)
-
-
-def load_network(path: str | os.PathLike[str]) -> LiftedNetwork:
-    """Load a network saved by :func:`save_network` (also :func:`cvx_lifted.load`).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Model file.
-
-    Returns
-    -------
-    LiftedNetwork
-        Predicts bit-for-bit like the saved network.
-
-    Raises
-    ------
-    FileNotFoundError
-        If there is no such file.
-    ModelFileError
-        If the file is damaged, edited, of an unknown or newer format, or needs a custom
-        activation that is not registered (see :func:`load_model`).
-    """
-    return load_model(path).network
+    with guarded(p, "loaded"), _open_regular(p) as fh, _open_zip(p, fh) as zf:
+        meta = _parse_metadata(_read_member(zf, p, METADATA_MEMBER, _MAX_METADATA_BYTES), p)
+        check_registered(meta["architecture"], p)
+        weights, biases = _read_arrays(zf, meta, p)
+    return ModelContents(metadata=meta, weights=weights, biases=biases, path=p)

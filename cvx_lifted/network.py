@@ -28,39 +28,33 @@ import copy
 import numbers
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cvx_lifted import defaults
-from cvx_lifted.activations import Activation, get_activation
+from cvx_lifted import defaults, modelfile
+from cvx_lifted._validation import check_array, max_magnitude
+from cvx_lifted.activations import ACTIVATIONS, Activation, get_activation
+from cvx_lifted.bcd import BCDSolver
+from cvx_lifted.history import BCDHistory, BCDResult
 from cvx_lifted.losses import OutputHead, get_output
+from cvx_lifted.plugins import activation_module, load_activation_plugin
+from cvx_lifted.predict import lifted_predict
 
-if TYPE_CHECKING:
-    from cvx_lifted.bcd import BCDResult
-
-__all__ = ["LiftedNetwork", "check_array", "max_magnitude", "resolve_activation"]
+__all__ = [
+    "LiftedNetwork",
+    "SavedModel",
+    "check_array",
+    "load_model",
+    "load_network",
+    "max_magnitude",
+    "resolve_activation",
+]
 
 FloatArray = NDArray[np.floating[Any]]
-
-
-def max_magnitude(dtype: Any = np.float64) -> float:
-    """Return the largest input magnitude accepted for ``dtype`` (about 1e150 for float64).
-
-    Training forms squares and Gram matrices of the inputs; beyond this bound they overflow
-    (the square root of the largest float, with a margin of 1e4 for sums over rows).
-
-    Parameters
-    ----------
-    dtype : numpy dtype, default=float64
-
-    Returns
-    -------
-    float
-    """
-    return float(np.sqrt(np.finfo(np.dtype(dtype)).max)) / 1e4
 
 
 def resolve_activation(spec: Any) -> Activation:
@@ -88,69 +82,10 @@ def resolve_activation(spec: Any) -> Activation:
     except ValueError:
         if not isinstance(spec, str):
             raise
-        from cvx_lifted.activations import ACTIVATIONS
-        from cvx_lifted.plugins import load_activation_plugin
-
         key = spec.strip()
         if key in ACTIVATIONS or not load_activation_plugin(key):
             raise
         return get_activation(key)
-
-
-def check_array(
-    X: ArrayLike, name: str = "X", *, n_features: int | None = None, dtype: Any = np.float64
-) -> FloatArray:
-    """Validate a 2-D, finite, non-empty float array (rows are samples).
-
-    Parameters
-    ----------
-    X : array_like
-        Input.
-    name : str, default="X"
-        Argument name for error messages.
-    n_features : int, optional
-        Required number of columns.
-    dtype : numpy dtype, default=float64
-        Output dtype.
-
-    Returns
-    -------
-    numpy.ndarray
-
-    Raises
-    ------
-    ValueError
-        For non-numeric, non-2-D, empty, NaN/infinite input or the wrong width.
-    """
-    arr = np.asarray(X)
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(
-            f"{name} must be numeric, got dtype {arr.dtype}; encode categories as numbers first."
-        )
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D (rows are samples), got shape {arr.shape}; reshape a single "
-            f"sample with x.reshape(1, -1) or a single feature with x.reshape(-1, 1)."
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); at least one sample is needed.")
-    if n_features is not None and arr.shape[1] != n_features:
-        raise ValueError(f"{name} has {arr.shape[1]} features, the network expects {n_features}.")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinity; clean or impute it first.")
-    limit = max_magnitude(dtype)
-    if arr.dtype.kind == "b":
-        arr = arr.astype(np.uint8)
-    top = max(float(arr.max()), -float(arr.min()))
-    if top > limit:
-        column = int(np.argmax(np.max(np.abs(arr.astype(np.float64)), axis=0)))
-        raise ValueError(
-            f"{name} has entries as large as {top:.3g} in magnitude (column {column}); squares "
-            f"of such values overflow {np.dtype(dtype).name}, so {name} must stay below "
-            f"{limit:.1e} in magnitude. Rescale it first, e.g. with "
-            "sklearn.preprocessing.StandardScaler or by dividing that column by its largest value."
-        )
-    return np.asarray(arr, dtype=dtype)
 
 
 def _per_layer(value: float | Sequence[float], n: int, name: str, *, positive: bool) -> np.ndarray:
@@ -512,8 +447,6 @@ class LiftedNetwork:
         -------
         numpy.ndarray or (numpy.ndarray, list of numpy.ndarray)
         """
-        from cvx_lifted.bcd import lifted_predict
-
         if backend not in ("auto", "numpy", "cvxpy"):
             raise ValueError(f"backend must be 'auto', 'numpy' or 'cvxpy', got {backend!r}.")
         if not isinstance(max_iter, numbers.Integral) or isinstance(max_iter, bool) or max_iter < 1:
@@ -628,8 +561,6 @@ class LiftedNetwork:
             ``False``), so that a half-updated network is never left behind to be saved. A note
             on the exception says which.
         """
-        from cvx_lifted.bcd import BCDSolver
-
         random_state = options.pop("random_state", None)
         warm_start = options.pop("warm_start", False)
         user_callback = options.pop("callback", None)
@@ -690,9 +621,7 @@ class LiftedNetwork:
         pathlib.Path
             The path written.
         """
-        from cvx_lifted.io import save_network
-
-        return save_network(self, path)
+        return modelfile.save_network(self, path)
 
     def describe(self) -> dict[str, Any]:
         """Return the architecture as plain data (used by model files and ``repr``).
@@ -705,8 +634,6 @@ class LiftedNetwork:
             that are not built in -- ``modules``: the module that defines each of them, so that
             a model file can say what to import before loading it.
         """
-        from cvx_lifted.plugins import activation_module
-
         out: dict[str, Any] = {
             "layer_sizes": list(self.layer_sizes),
             "activations": [{"name": a.name, "params": a.params} for a in self.activations],
@@ -731,3 +658,114 @@ class LiftedNetwork:
             f"LiftedNetwork({list(self.layer_sizes)}, activations=[{acts}], "
             f"output={self.head!r}, lam={self.lam.tolist()}, rho={self.rho.tolist()})"
         )
+
+
+# ------------------------------------------------------------------------------------------
+# Loading model files (the file format, its checks and saving live in cvx_lifted.modelfile)
+# ------------------------------------------------------------------------------------------
+@dataclass
+class SavedModel:
+    """A model file as loaded by :func:`load_model`.
+
+    Attributes
+    ----------
+    network : LiftedNetwork
+        The network, with weights, biases and (when saved) training history.
+    extra : dict
+        The user metadata given to :func:`~cvx_lifted.modelfile.save_network` (``{}`` when
+        none), e.g. the command line's ``{"task": "classify", "classes": [...]}``.
+    metadata : dict
+        The whole ``metadata.json`` (format, versions, architecture, array checksums, ...).
+    path : pathlib.Path
+        The file read.
+    """
+
+    network: LiftedNetwork
+    extra: dict[str, Any]
+    metadata: dict[str, Any]
+    path: Path
+
+
+def _network_from(contents: modelfile.ModelContents) -> LiftedNetwork:
+    arch, path = contents.metadata["architecture"], contents.path
+    try:
+        acts = [get_activation(a["name"], **a["params"]) for a in arch["activations"]]
+        head = get_output(arch["output"]["name"], **arch["output"]["params"])
+        # a custom penalty callable is not stored (nothing executable is); it only matters for
+        # further training, so the loaded network falls back to the l2 penalty
+        penalty = arch.get("penalty", "l2")
+        net = LiftedNetwork(
+            arch["layer_sizes"],
+            activation=acts,
+            output=head,
+            lam=arch["lam"],
+            rho=arch["rho"],
+            dtype=np.dtype(arch["dtype"]),
+            penalty=penalty if penalty in ("l2", "l1") else "l2",
+        )
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        raise modelfile.bad_file(path, f"the stored architecture is invalid ({exc})") from None
+    if contents.weights:
+        try:
+            net.set_weights(contents.weights, contents.biases)
+        except ValueError as exc:
+            raise modelfile.bad_file(path, f"the stored weights are unusable ({exc})") from None
+    raw = contents.metadata.get("history")
+    net.history = BCDHistory.from_dict(raw) if raw is not None else None
+    return net
+
+
+def load_model(path: str | os.PathLike[str]) -> SavedModel:
+    """Load a model file: the network plus the metadata stored next to it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Model file written by :meth:`LiftedNetwork.save` or
+        :func:`~cvx_lifted.modelfile.save_network` (``.cvxl`` is tried when the name has no
+        extension and does not exist).
+
+    Returns
+    -------
+    SavedModel
+        ``network``, ``extra`` (user metadata), ``metadata`` (all of ``metadata.json``), ``path``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ModelFileError
+        For anything else that is wrong (see :func:`cvx_lifted.modelfile.read_model`). Never
+        another exception.
+    """
+    contents = modelfile.read_model(path)
+    with modelfile.guarded(contents.path, "loaded"):
+        net = _network_from(contents)
+    meta = contents.metadata
+    return SavedModel(
+        network=net, extra=dict(meta.get("extra") or {}), metadata=meta, path=contents.path
+    )
+
+
+def load_network(path: str | os.PathLike[str]) -> LiftedNetwork:
+    """Load a network saved by :meth:`LiftedNetwork.save` (also :func:`cvx_lifted.load`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Model file.
+
+    Returns
+    -------
+    LiftedNetwork
+        Predicts bit-for-bit like the saved network.
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    ModelFileError
+        If the file is damaged, edited, of an unknown or newer format, or needs a custom
+        activation that is not registered (see :func:`load_model`).
+    """
+    return load_model(path).network

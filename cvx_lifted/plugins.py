@@ -34,6 +34,9 @@ from importlib import metadata
 from types import ModuleType
 from typing import Any
 
+from cvx_lifted.activations import ACTIVATIONS, register_activation
+from cvx_lifted.activations.base import Activation
+
 __all__ = [
     "ENTRY_POINT_GROUP",
     "activation_entry_points",
@@ -59,9 +62,6 @@ def activation_entry_points() -> list[metadata.EntryPoint]:
 
 def _register_loaded(name: str, obj: Any) -> None:
     """Make sure what an entry point loaded is registered under ``name``."""
-    from cvx_lifted.activations import ACTIVATIONS, register_activation
-    from cvx_lifted.activations.base import Activation
-
     if isinstance(obj, Activation):
         cls: type[Activation] | None = type(obj)
     elif isinstance(obj, type) and issubclass(obj, Activation):
@@ -102,8 +102,6 @@ def load_activation_plugin(name: str) -> bool:
         If the entry point exists but cannot be loaded or does not register ``name`` (the
         message names the entry point and its package).
     """
-    from cvx_lifted.activations import ACTIVATIONS
-
     if name in ACTIVATIONS:
         return True
     for ep in activation_entry_points():

@@ -27,6 +27,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from cvx_lifted._validation import max_magnitude
+
 __all__ = [
     "MAX_EXACT_INTEGER",
     "Table",
@@ -95,8 +97,6 @@ def _detect_header(rows: list[list[str]]) -> bool:
 
 def _check_finite(X: np.ndarray, path: Path, names: list[str] | None, what: str) -> None:
     """Refuse NaN, infinity and magnitudes that overflow in training, naming the column."""
-    from cvx_lifted.network import max_magnitude
-
     if X.size == 0:
         return
     bad = ~np.isfinite(X)

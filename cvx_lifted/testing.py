@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from cvx_lifted.network import LiftedNetwork
+
 __all__ = [
     "AUDIT_ACTIVATIONS",
     "TOLERANCES",
@@ -147,8 +149,6 @@ def random_fit_audit(seed: int, *, sweeps: int = 3, rtol: float = 1e-9) -> dict[
         ``(sweep, block, rise)``), ``rejected``, ``retried``, ``increases`` and ``error`` (the
         message of an exception, or ``None``).
     """
-    from cvx_lifted.network import LiftedNetwork
-
     rng = np.random.default_rng(seed)
     n_hidden = int(rng.integers(1, 4))
     acts = [str(a) for a in rng.choice(AUDIT_ACTIVATIONS, size=n_hidden)]

@@ -34,6 +34,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from cvx_lifted.exceptions import SolverFailedError
+from cvx_lifted.network import LiftedNetwork
+
 __all__ = ["SAMPLERS", "TuneResult", "split_validation", "tune_lambda"]
 
 #: Samplers of :func:`tune_lambda`: ``"gp"`` (Gaussian process, needs PyTorch), ``"tpe"``,
@@ -239,9 +242,6 @@ def tune_lambda(
     >>> sorted(res.best_params)  # doctest: +SKIP
     ['lam', 'rho']
     """
-    from cvx_lifted.exceptions import SolverFailedError
-    from cvx_lifted.network import LiftedNetwork
-
     optuna = _import_optuna()
     lam_lo, lam_hi = _log_range("lam_range", lam_range)
     rho_lo, rho_hi = _log_range("rho_range", rho_range)

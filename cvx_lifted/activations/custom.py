@@ -43,6 +43,7 @@ from numpy.typing import ArrayLike
 
 from cvx_lifted.activations import ACTIVATIONS, register_activation
 from cvx_lifted.activations.base import Activation, FloatArray
+from cvx_lifted.dcp import explain_not_dcp, problem_class
 from cvx_lifted.exceptions import NonConvexError, NotDPPError
 from cvx_lifted.kernels.fenchel_young import ScalarFY
 
@@ -125,8 +126,6 @@ def check_divergence(act: Activation, n_features: int = 3, n_rows: int = 2) -> s
     NotDPPError
         If it is convex in ``z`` but not DPP in ``u``.
     """
-    from cvx_lifted.compile import explain_not_dcp
-
     k = act.output_size(n_features)
     u = cp.Parameter((n_rows, n_features))
     z = cp.Variable((n_rows, k))
@@ -434,8 +433,6 @@ def _check_fenchel_young(act: Activation, form: FenchelYoungForm) -> None:
 
 
 def _cone(act: Activation, n: int) -> str:
-    from cvx_lifted.compile import problem_class
-
     u = cp.Parameter((1, n))
     z = cp.Variable((1, act.output_size(n)))
     return problem_class(_problem(act, u, z))

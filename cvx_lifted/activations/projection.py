@@ -29,6 +29,7 @@ from cvx_lifted.activations.base import (
     FloatArray,
     ProjectionActivation,
 )
+from cvx_lifted.kernels import project_simplex
 
 __all__ = [
     "Clip",
@@ -268,13 +269,9 @@ class Sparsemax(ProjectionActivation):
         return [z >= 0, cp.sum(z, axis=1) == 1]
 
     def _act(self, u: FloatArray) -> FloatArray:
-        from cvx_lifted.kernels import project_simplex
-
         return project_simplex(u)
 
     def repair(self, u: FloatArray, z: FloatArray) -> FloatArray:  # noqa: D102
-        from cvx_lifted.kernels import project_simplex
-
         return project_simplex(z)
 
     def domain_violation(self, u: ArrayLike, z: ArrayLike) -> float:  # noqa: D102

@@ -1,0 +1,328 @@
+# SPDX-License-Identifier: Apache-2.0
+r"""Which fast path solves each block of a sweep: registries keyed by what layers declare.
+
+Every block of block-coordinate descent has a fast NumPy path when a kernel of
+:mod:`cvx_lifted.kernels` fits what the layer's activation (or the head) declares, and a
+compiled CVXPY problem (:mod:`cvx_lifted.blocks`) otherwise. The choice is made by four
+registries, each an ordered list of entries ``(name, matches, solve)``; the first entry whose
+``matches`` accepts the subject wins:
+
+==================  ================================  ==========================================
+registry            subject                           entries (first match wins)
+==================  ================================  ==========================================
+:data:`WEIGHT`      the layer's divergence            ``softmax`` (the softmax head, ``None``),
+                    (``None``: softmax head)          ``ridge`` (``weight_step == "ridge"``),
+                                                      ``relu_fenchel``, ``fenchel_young``
+                                                      (``act.fy`` is set)
+:data:`COUPLING`    the next layer's divergence       ``softmax``, ``l2``, ``relu_fenchel``,
+                                                      ``fenchel_young``
+:data:`STATE`       the layer's own divergence        ``box`` (``act.box``), ``fenchel_young``
+                                                      (an interior ``act.fy``), ``simplex``
+:data:`OUTPUT`      the output head                   ``simplex_xent``, ``squared_box``
+==================  ================================  ==========================================
+
+A new fast path is one :meth:`Registry.register` call plus its kernel, for example::
+
+    from cvx_lifted import paths
+
+    @paths.WEIGHT.register("my_glm", lambda act: getattr(act, "my_flag", False))
+    def my_weight_step(act, X, T, W0, b0, lam, rho, options):
+        ...
+        return paths.StepResult((W, b), info)
+
+Every ``solve`` returns a :class:`StepResult`: the block's answer and a dict of numbers about
+how the kernel ended (iterations, residual, convergence), the single result type of the fast
+paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cvx_lifted import kernels
+
+__all__ = [
+    "COUPLING",
+    "OUTPUT",
+    "STATE",
+    "WEIGHT",
+    "Registry",
+    "StepOptions",
+    "StepResult",
+    "summarise_info",
+]
+
+FloatArray = NDArray[np.floating[Any]]
+F = TypeVar("F", bound=Callable[..., Any])
+
+_INFO_KEYS: dict[str, Callable[[Any], Any]] = {
+    "n_iter": np.max,
+    "residual": np.max,
+    "grad_norm": np.max,
+    "converged": np.min,
+}
+
+
+def summarise_info(info: Any) -> dict[str, float]:
+    """Summarise a kernel's per-row or per-column info.
+
+    Worst iterations, residual and gradient norm, and whether everything converged
+    (``converged`` 1.0 or 0.0).
+    """
+    if info is None:
+        return {}
+    out = {}
+    for key, reduce in _INFO_KEYS.items():
+        if key in info:
+            arr = np.asarray(info[key], dtype=np.float64)
+            if arr.size:
+                out[key] = float(reduce(arr))
+    return out
+
+
+def merge_info(total: dict[str, float], part: dict[str, float]) -> dict[str, float]:
+    """Combine two summaries (e.g. of two chunks of rows) the way :func:`summarise_info` does."""
+    for key, value in part.items():
+        reduce = _INFO_KEYS[key]
+        total[key] = float(reduce([total[key], value])) if key in total else value
+    return total
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a fast path returns: the block's answer and a summary of how its kernel ended.
+
+    Attributes
+    ----------
+    value : Any
+        ``(W, b)`` for a weight step, the states ``Z`` for a state or output step.
+    info : dict of str to float
+        ``n_iter``, ``residual``, ``grad_norm``, ``converged`` where the kernel reports them.
+    """
+
+    value: Any
+    info: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """Tolerances and helpers a fast path may use (set by :class:`~cvx_lifted.bcd.BCDSolver`).
+
+    Attributes
+    ----------
+    weight_tol, weight_max_iter : float, int
+        Stopping rule of the iterative weight steps.
+    state_tol : float
+        Tolerance of the state steps.
+    ridge : callable
+        ``ridge(alpha) -> kernels.Ridge``: the (cached) factor of the layer input's Gram plus
+        ``alpha I``.
+    """
+
+    weight_tol: float
+    weight_max_iter: int
+    state_tol: float
+    ridge: Callable[[float], kernels.Ridge]
+
+
+class Registry(Generic[F]):
+    """An ordered table of fast paths for one kind of block.
+
+    Parameters
+    ----------
+    kind : str
+        What the registry chooses (used in messages).
+    """
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: list[tuple[str, Callable[[Any], bool], F]] = []
+
+    def register(
+        self, name: str, matches: Callable[[Any], bool], *, first: bool = False
+    ) -> Callable[[F], F]:
+        """Register ``solve`` (the decorated function) for subjects that ``matches`` accepts.
+
+        Parameters
+        ----------
+        name : str
+            Entry name, unique in the registry (re-registering replaces the entry).
+        matches : callable
+            ``matches(subject) -> bool``.
+        first : bool, default=False
+            Put the entry before the existing ones (it then takes precedence).
+
+        Returns
+        -------
+        callable
+            The decorator: it registers the function and returns it unchanged.
+        """
+
+        def add(solve: F) -> F:
+            self._entries = [e for e in self._entries if e[0] != name]
+            entry = (name, matches, solve)
+            if first:
+                self._entries.insert(0, entry)
+            else:
+                self._entries.append(entry)
+            return solve
+
+        return add
+
+    def find(self, subject: Any) -> tuple[str, F] | None:
+        """Return ``(name, solve)`` of the first entry that matches ``subject``, or ``None``."""
+        for name, matches, solve in self._entries:
+            if matches(subject):
+                return name, solve
+        return None
+
+    def names(self) -> list[str]:
+        """Entry names in order of precedence."""
+        return [name for name, _, _ in self._entries]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {self.names()})"
+
+
+WEIGHT: Registry[Callable[..., StepResult]] = Registry("weight step")
+"""Weight steps: ``solve(act, X, T, W0, b0, lam, rho, options) -> StepResult((W, b), info)``;
+they need the ridge penalty with ``rho > 0``."""
+
+COUPLING: Registry[Callable[..., Any]] = Registry("state-step coupling")
+"""Couplings to the next layer: ``make(following, T) -> kernels coupling``."""
+
+STATE: Registry[Callable[..., StepResult]] = Registry("state step")
+"""State steps: ``solve(act, U, W, b, coupling, lam_prev, lam_next, Z0, options) ->
+StepResult(Z, info)``."""
+
+OUTPUT: Registry[Callable[..., StepResult]] = Registry("output step")
+"""Output steps: ``solve(head, U, Y, lam) -> StepResult(Z)``."""
+
+
+def _fy(act: Any) -> Any:
+    return getattr(act, "fy", None)
+
+
+# ------------------------------------------------------------------------------ weight steps
+@WEIGHT.register("softmax", lambda act: act is None)
+def _softmax_weight(
+    act: Any, X: FloatArray, T: FloatArray, W0: FloatArray, b0: FloatArray, lam: float,
+    rho: float, options: StepOptions,
+) -> StepResult:  # fmt: skip
+    alpha = X.shape[0] * rho
+    W, b, info = kernels.softmax_wstep(
+        X, T, alpha, W0, b0, ridge=options.ridge(alpha), tol=options.weight_tol,
+        max_iter=options.weight_max_iter, return_info=True,
+    )  # fmt: skip
+    # softmax is invariant to a common shift of the (unpenalised) biases: pick the minimiser
+    # with zero-mean biases so that every path returns the same one
+    return StepResult((W, np.asarray(b) - np.mean(b)), summarise_info(info))
+
+
+@WEIGHT.register("ridge", lambda act: act is not None and act.weight_step == "ridge")
+def _ridge_weight(
+    act: Any, X: FloatArray, T: FloatArray, W0: FloatArray, b0: FloatArray, lam: float,
+    rho: float, options: StepOptions,
+) -> StepResult:  # fmt: skip
+    return StepResult(options.ridge(X.shape[0] * rho / lam).solve(T))
+
+
+@WEIGHT.register("relu_fenchel", lambda act: act is not None and act.weight_step == "relu_fenchel")
+def _relu_fenchel_weight(
+    act: Any, X: FloatArray, T: FloatArray, W0: FloatArray, b0: FloatArray, lam: float,
+    rho: float, options: StepOptions,
+) -> StepResult:  # fmt: skip
+    alpha = X.shape[0] * rho / lam
+    W, b, info = kernels.relu_fenchel_wstep(
+        X, T, alpha, W0, b0, ridge=options.ridge(alpha), tol=options.weight_tol,
+        max_iter=options.weight_max_iter, return_info=True,
+    )  # fmt: skip
+    return StepResult((W, b), summarise_info(info))
+
+
+@WEIGHT.register("fenchel_young", lambda act: act is not None and _fy(act) is not None)
+def _fy_weight(
+    act: Any, X: FloatArray, T: FloatArray, W0: FloatArray, b0: FloatArray, lam: float,
+    rho: float, options: StepOptions,
+) -> StepResult:  # fmt: skip
+    alpha = X.shape[0] * rho / lam
+    W, b, info = kernels.fy_wstep(
+        X, T, alpha, W0, b0, act.fy, ridge=options.ridge(alpha), tol=options.weight_tol,
+        max_iter=options.weight_max_iter, return_info=True,
+    )  # fmt: skip
+    return StepResult((W, b), summarise_info(info))
+
+
+# ------------------------------------------------------------------------------ couplings
+COUPLING.register("softmax", lambda act: act is None)(lambda act, T: kernels.SoftmaxCoupling(T))
+COUPLING.register("l2", lambda act: act is not None and act.weight_step == "ridge")(
+    lambda act, T: kernels.L2Coupling(T)
+)
+COUPLING.register(
+    "relu_fenchel", lambda act: act is not None and act.weight_step == "relu_fenchel"
+)(lambda act, T: kernels.ReluFenchelCoupling(T))
+COUPLING.register("fenchel_young", lambda act: act is not None and _fy(act) is not None)(
+    lambda act, T: kernels.FYCoupling(act.fy, T)
+)
+
+
+# ------------------------------------------------------------------------------ state steps
+@STATE.register("box", lambda act: act.box is not None)
+def _box_state(
+    act: Any, U: FloatArray, W: FloatArray, b: FloatArray, coupling: Any, lam_prev: float,
+    lam_next: float, Z0: FloatArray, options: StepOptions,
+) -> StepResult:  # fmt: skip
+    lo, hi = act.box
+    Z, info = kernels.state_step(
+        U, W, b, coupling, lam_prev, lam_next, lo, hi, Z0=Z0, tol=options.state_tol,
+        return_info=True,
+    )  # fmt: skip
+    return StepResult(Z, summarise_info(info))
+
+
+@STATE.register("fenchel_young", lambda act: _fy(act) is not None and not act.fy.closed)
+def _fy_state(
+    act: Any, U: FloatArray, W: FloatArray, b: FloatArray, coupling: Any, lam_prev: float,
+    lam_next: float, Z0: FloatArray, options: StepOptions,
+) -> StepResult:  # fmt: skip
+    Z, info = kernels.fy_state_step(
+        U, W, b, coupling, lam_prev, lam_next, act.fy, Z0=Z0, tol=options.state_tol,
+        return_info=True,
+    )  # fmt: skip
+    return StepResult(Z, summarise_info(info))
+
+
+@STATE.register("simplex", lambda act: act.kernel == "simplex")
+def _simplex_state(
+    act: Any, U: FloatArray, W: FloatArray, b: FloatArray, coupling: Any, lam_prev: float,
+    lam_next: float, Z0: FloatArray, options: StepOptions,
+) -> StepResult:  # fmt: skip
+    Z, info = kernels.simplex_state_step(
+        U, W, b, coupling, lam_prev, lam_next, Z0=Z0, tol=options.state_tol, return_info=True
+    )
+    return StepResult(Z, summarise_info(info))
+
+
+# ------------------------------------------------------------------------------ output steps
+@OUTPUT.register("simplex_xent", lambda head: head.name == "simplex_xent")
+def _simplex_xent_output(head: Any, U: FloatArray, Y: FloatArray, lam: float) -> StepResult:
+    return StepResult(kernels.simplex_xent_prox(U, Y, lam))
+
+
+@OUTPUT.register(
+    "squared_box",
+    lambda head: (
+        head.name == "squared" and head.activation is not None and head.activation.box is not None
+    ),
+)
+def _squared_box_output(head: Any, U: FloatArray, Y: FloatArray, lam: float) -> StepResult:
+    lo, hi = head.activation.box
+    return StepResult(np.clip((Y + lam * U) / (1.0 + lam), lo, hi))

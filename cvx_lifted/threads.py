@@ -1,0 +1,339 @@
+# SPDX-License-Identifier: Apache-2.0
+r"""BLAS threads chosen from measurements: more cores never make training slower.
+
+Multithreaded BLAS pays only on large products and only while the cores are free. On a shared
+2-core machine, with one other CPU-bound process running, OpenBLAS with 2 threads was 5-20x slower
+than with one on small and medium products and on Cholesky factorisations, and a default
+MNIST-10k sweep went from 0.76 s to 4.2 s; on a quiet machine the same 2 threads halve the time
+of a 60,000 x 784 x 300 product. No size threshold separates the two cases: the load decides.
+
+So training (``blas_threads="auto"``, :func:`training_threads`) runs everything on one BLAS
+thread, except the products over the data that dominate a sweep, which the kernels send through
+:func:`matmul`. A :class:`ThreadChooser` times every such product and picks, per kind of product,
+the thread count with the best measured rate (flops per second); it keeps measuring the other
+count on a slice of the rows of every few products (``probe_fraction`` of the rows, every
+``reprobe_every`` products), so a change of load is noticed within a few products and a wrong
+choice costs a fraction of one product. Slices of a product are products of the same kind and
+shape class, so their rates compare.
+
+This module imports nothing from :mod:`cvx_lifted` (it sits with the validation helpers at the
+bottom of the package's layers; the kernels use it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "ThreadChooser",
+    "active_chooser",
+    "available_cores",
+    "blas_thread_count",
+    "matmul",
+    "training_threads",
+]
+
+#: Products below this many flops are run as they are (not timed, not split).
+MIN_TIMED_FLOPS = 2e7
+
+
+def available_cores() -> int:
+    """Return the number of CPU cores this process may run on (its affinity mask)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _blas_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+def blas_thread_count() -> int:
+    """Return the thread count of the loaded BLAS libraries (the largest; 1 if none is found)."""
+    try:
+        info = _blas_controller().info()
+    except Exception:  # noqa: BLE001 - threadpoolctl cannot inspect this platform
+        return 1
+    return max([int(lib.get("num_threads", 1)) for lib in info] or [1])
+
+
+@dataclass
+class _Rates:
+    """Measured seconds per flop of one kind of product, per thread count."""
+
+    rate: dict[int, float] = field(default_factory=dict)
+    calls: dict[int, int] = field(default_factory=dict)
+    flops: dict[int, float] = field(default_factory=dict)
+    seconds: dict[int, float] = field(default_factory=dict)
+    n: int = 0
+
+    def record(self, threads: int, seconds: float, flops: float) -> None:
+        rate = seconds / flops
+        old = self.rate.get(threads)
+        # the newest measurement weighs half: a change of load shows within two products
+        self.rate[threads] = rate if old is None else 0.5 * (old + rate)
+        self.calls[threads] = self.calls.get(threads, 0) + 1
+        self.flops[threads] = self.flops.get(threads, 0.0) + flops
+        self.seconds[threads] = self.seconds.get(threads, 0.0) + seconds
+
+
+class ThreadChooser:
+    r"""Choose the BLAS thread count of large products from their own timings.
+
+    For each kind of product (dtype and which operand is transposed) the chooser keeps, per
+    candidate thread count, a running estimate of the seconds per flop (the newest product weighs
+    half). A product runs on the candidate with the best estimate; while a candidate has no
+    estimate, and then on every ``reprobe_every``-th product, a slice of ``probe_fraction`` of
+    its rows runs on another candidate first, which keeps the estimates current as the load
+    changes. A product is split along its largest dimension (the rows of ``A``, the shared inner
+    dimension, or the columns of ``B``), so the result is the same product up to the order of
+    the floating-point additions.
+
+    Parameters
+    ----------
+    candidates : sequence of int
+        Thread counts to choose from (for example ``(1, 2)``); at least one, each >= 1.
+    probe_fraction : float, default 0.125
+        Share of a product's rows measured on another candidate when probing.
+    reprobe_every : int, default 8
+        Probe on every ``reprobe_every``-th product of a kind once every candidate has a measure.
+    min_flops : float, default :data:`MIN_TIMED_FLOPS`
+        Smaller products run unsplit on one thread and are not timed.
+
+    Attributes
+    ----------
+    candidates : tuple of int
+        The thread counts, sorted.
+
+    Raises
+    ------
+    ValueError
+        If a candidate is not an integer >= 1, or ``probe_fraction`` is not in (0, 0.5].
+    """
+
+    def __init__(
+        self,
+        candidates: Sequence[int],
+        *,
+        probe_fraction: float = 0.125,
+        reprobe_every: int = 8,
+        min_flops: float = MIN_TIMED_FLOPS,
+    ) -> None:
+        cands = sorted({int(c) for c in candidates})
+        if not cands or any(c < 1 or c != float(c) for c in candidates):
+            raise ValueError(
+                f"candidates must be integers >= 1 (thread counts), got {list(candidates)!r}"
+            )
+        if not 0.0 < probe_fraction <= 0.5:
+            raise ValueError(f"probe_fraction must be in (0, 0.5], got {probe_fraction!r}")
+        if int(reprobe_every) != reprobe_every or reprobe_every < 1:
+            raise ValueError(f"reprobe_every must be an integer >= 1, got {reprobe_every!r}")
+        self.candidates: tuple[int, ...] = tuple(cands)
+        self.probe_fraction = float(probe_fraction)
+        self.reprobe_every = int(reprobe_every)
+        self.min_flops = float(min_flops)
+        self._rates: dict[tuple[str, str], _Rates] = {}
+        self._lock = threading.Lock()
+        self._blas: Any = None
+
+    # ----------------------------------------------------------------------------- choice
+    def choice(self, key: tuple[str, str]) -> int:
+        """Return the thread count with the best measured rate for ``key`` (the fewest if none)."""
+        rates = self._rates.get(key)
+        if rates is None or not rates.rate:
+            return self.candidates[0]
+        return min(rates.rate, key=lambda c: (rates.rate[c], c))
+
+    def _probe(self, key: tuple[str, str], best: int) -> int | None:
+        """Return the candidate to measure on a slice of this product, or ``None``."""
+        if len(self.candidates) == 1:
+            return None
+        rates = self._rates.setdefault(key, _Rates())
+        missing = [c for c in self.candidates if c not in rates.rate]
+        rates.n += 1
+        if missing:
+            return missing[0] if missing[0] != best else (missing[1:] or [None])[0]
+        if rates.n % self.reprobe_every:
+            return None
+        others = [c for c in self.candidates if c != best]
+        # the candidate measured longest ago: the one with the fewest calls
+        return min(others, key=lambda c: rates.calls.get(c, 0))
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """Per kind of product: calls, flops, seconds and current estimate per thread count."""
+        out: dict[str, dict[str, Any]] = {}
+        for (dtype, kind), r in self._rates.items():
+            out[f"{dtype}:{kind}"] = {
+                "choice": self.choice((dtype, kind)),
+                "calls": dict(r.calls),
+                "gflops": {c: r.flops[c] / 1e9 for c in r.flops},
+                "seconds": dict(r.seconds),
+                "gflop_per_s": {c: 1e-9 / v for c, v in r.rate.items()},
+            }
+        return out
+
+    # ----------------------------------------------------------------------------- running
+    def _limit(self, threads: int) -> Any:
+        if self._blas is None:
+            self._blas = _blas_controller()
+        return self._blas.limit(limits=threads)
+
+    def _timed(
+        self, key: tuple[str, str], threads: int, flops: float, fn: Any, *args: Any
+    ) -> NDArray[Any]:
+        with self._limit(threads):
+            t0 = time.perf_counter()
+            out = fn(*args)
+            seconds = time.perf_counter() - t0
+        with self._lock:
+            self._rates.setdefault(key, _Rates()).record(threads, seconds, flops)
+        return np.asarray(out)
+
+    def matmul(self, A: NDArray[Any], B: NDArray[Any]) -> NDArray[Any]:
+        """Return ``A @ B`` (2-D operands) computed with the chosen thread count.
+
+        Parameters
+        ----------
+        A : ndarray, shape (m, k)
+        B : ndarray, shape (k, n)
+
+        Returns
+        -------
+        ndarray, shape (m, n)
+            The product, in numpy's result dtype of ``A @ B``.
+        """
+        if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[0]:
+            return np.asarray(A @ B)
+        m, k = A.shape
+        n = B.shape[1]
+        flops = 2.0 * m * k * n
+        if flops < self.min_flops:
+            with self._limit(1):
+                return np.asarray(A @ B)
+        dtype = np.result_type(A, B)
+        # the kind of product: which operand BLAS reads transposed, and the split dimension
+        split = int(np.argmax([m, k, n]))
+        kind = ("T" if A.flags.f_contiguous and not A.flags.c_contiguous else "N") + "MKN"[split]
+        key = (dtype.str, kind)
+        with self._lock:
+            best = self.choice(key)
+            probe = self._probe(key, best)
+        size = (m, k, n)[split]
+        s = int(size * self.probe_fraction)
+        if probe is None or s < 1 or size - s < 1:
+            return self._timed(key, best, flops, np.matmul, A, B)
+        frac = s / size
+        if split == 0:  # rows of A
+            out = np.empty((m, n), dtype=dtype)
+            out[:s] = self._timed(key, probe, flops * frac, np.matmul, A[:s], B)
+            out[s:] = self._timed(key, best, flops * (1 - frac), np.matmul, A[s:], B)
+            return out
+        if split == 1:  # the inner dimension: two partial sums
+            out = self._timed(key, probe, flops * frac, np.matmul, A[:, :s], B[:s])
+            out += self._timed(key, best, flops * (1 - frac), np.matmul, A[:, s:], B[s:])
+            return out
+        out = np.empty((m, n), dtype=dtype)  # columns of B
+        out[:, :s] = self._timed(key, probe, flops * frac, np.matmul, A, B[:, :s])
+        out[:, s:] = self._timed(key, best, flops * (1 - frac), np.matmul, A, B[:, s:])
+        return out
+
+
+_ACTIVE: list[ThreadChooser] = []
+
+
+def active_chooser() -> ThreadChooser | None:
+    """Return the chooser of the innermost :func:`training_threads` block, or ``None``."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+def matmul(A: NDArray[Any], B: NDArray[Any]) -> NDArray[Any]:
+    """Return ``A @ B``; inside :func:`training_threads` ``"auto"``, with measured thread counts.
+
+    The kernels send the products over a layer's data (``m x p`` by ``p x q`` and the transposed
+    ones) through this function; outside training it is ``A @ B``.
+
+    Parameters
+    ----------
+    A, B : ndarray
+        Operands of ``A @ B``.
+
+    Returns
+    -------
+    ndarray
+    """
+    chooser = active_chooser()
+    if chooser is None:
+        return np.asarray(A @ B)
+    return chooser.matmul(A, B)
+
+
+@contextlib.contextmanager
+def training_threads(
+    setting: int | str | None, *, max_threads: int | None = None
+) -> Iterator[ThreadChooser | None]:
+    """Set the BLAS threads of a block of training code.
+
+    Parameters
+    ----------
+    setting : int, "auto" or None
+        ``"auto"``: one BLAS thread for everything, except the large products sent through
+        :func:`matmul`, whose thread count a :class:`ThreadChooser` picks among 1 and
+        ``max_threads`` from measurements (with a single core the chooser is not used). An
+        integer: that many threads for everything, no measurements. ``None``: leave the
+        setting alone.
+    max_threads : int, optional
+        The most threads ``"auto"`` may use; default: the cores this process may run on, at most
+        the BLAS library's own thread count.
+
+    Yields
+    ------
+    ThreadChooser or None
+        The chooser in use (``"auto"`` with more than one core), else ``None``.
+
+    Raises
+    ------
+    ValueError
+        If ``setting`` is not a positive integer, ``"auto"`` or ``None``.
+    """
+    if setting is None:
+        yield None
+        return
+    if isinstance(setting, str):
+        if setting != "auto":
+            raise ValueError(
+                f"blas_threads must be a positive integer, 'auto' or None, got {setting!r}."
+            )
+        n = max_threads if max_threads is not None else min(available_cores(), blas_thread_count())
+    else:
+        if isinstance(setting, bool) or int(setting) != setting or setting < 1:
+            raise ValueError(
+                f"blas_threads must be a positive integer, 'auto' or None, got {setting!r}."
+            )
+        n = 0
+    try:
+        limiter = _blas_controller().limit(limits=int(setting) if n == 0 else 1)
+    except Exception:  # noqa: BLE001 - no BLAS threadpoolctl can control: nothing to choose
+        yield None
+        return
+    with limiter:
+        if n <= 1:
+            yield None
+            return
+        chooser = ThreadChooser((1, int(n)))
+        _ACTIVE.append(chooser)
+        try:
+            yield chooser
+        finally:
+            _ACTIVE.remove(chooser)
