@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,62 @@ def test_train_regression_and_npz(tmp_path, capsys):
     np.testing.assert_allclose([float(v) for v in values], target[:4], atol=0.5)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_train_is_the_estimator_on_standardised_features(tmp_path, capsys):
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from cvx_lifted import LiftedMLPClassifier, LiftedMLPRegressor, defaults
+
+    X, y = _blobs(["red", "green", "blue"], seed=4)
+    data = _write_csv(tmp_path / "c.csv", X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cli.main(["train", str(data), "--out", str(tmp_path / "c.cvxl"), *FAST]) == 0
+    assert "stopped by max_iter" in capsys.readouterr().out
+    assert not caught  # no ConvergenceWarning: train says why it stopped instead
+    saved = load_model(tmp_path / "c.cvxl")
+    clf = LiftedMLPClassifier(hidden_layer_sizes=(8,), max_iter=8, random_state=defaults.SEED)
+    pipe = make_pipeline(StandardScaler(), clf).fit(X, y)
+    # the saved network takes raw features: the scaling is folded into its first layer
+    np.testing.assert_allclose(saved.network.predict(X), pipe.predict_proba(X), atol=1e-10)
+    assert saved.extra["classes"] == clf.classes_.tolist()
+    assert saved.extra["estimator"]["class"] == "LiftedMLPClassifier"
+    assert saved.extra["estimator"]["params"]["hidden_layer_sizes"] == [8]
+    assert saved.extra["estimator"]["params"]["random_state"] == defaults.SEED
+    assert cli.main(["predict", str(tmp_path / "c.cvxl"), str(data)]) == 0
+    assert _predicted(capsys.readouterr().out)[1] == pipe.predict(X).tolist()
+
+    rng = np.random.default_rng(1)
+    Xr = rng.standard_normal((40, 2)) * [1.0, 50.0] + [2.0, -100.0]
+    yr = 1000.0 + 300.0 * Xr[:, 0] - 2.0 * Xr[:, 1] + rng.standard_normal(40)
+    np.savez(tmp_path / "r.npz", X=Xr, y=yr)
+    assert cli.main(["train", str(tmp_path / "r.npz"), "-o", str(tmp_path / "r"), *FAST]) == 0
+    reg = TransformedTargetRegressor(
+        make_pipeline(StandardScaler(), LiftedMLPRegressor(hidden_layer_sizes=(8,), max_iter=8,
+                                                           random_state=defaults.SEED)),
+        transformer=StandardScaler(),
+    ).fit(Xr, yr)  # fmt: skip
+    got = cl.load(tmp_path / "r.cvxl").predict(Xr).ravel()
+    np.testing.assert_allclose(got, reg.predict(Xr), rtol=1e-9)
+    assert np.corrcoef(got, yr)[0, 1] > 0.99
+
+
+def test_train_scores_the_validation_rows_after_every_sweep(tmp_path, capsys):
+    X, y = _blobs(["b", "a", "c"], m_per=20, seed=5)
+    data = _write_csv(tmp_path / "d.csv", X, y)
+    argv = ["train", str(data), "-o", str(tmp_path / "m"), "--hidden", "8", "--sweeps", "3"]
+    assert cli.main([*argv, "--progress", "lines", "--validation-fraction", "0.25"]) == 0
+    out = capsys.readouterr().out
+    sweeps = re.findall(r"^  sweep +(\d+)  objective \S+  validation ([\d.]+)$", out, re.M)
+    assert [int(k) for k, _ in sweeps] == [0, 1, 2, 3]
+    final = re.search(r"^validation accuracy: ([\d.]+)$", out, re.M).group(1)
+    assert sweeps[-1][1] == final  # the last sweep's score is the saved model's
+    history = load_model(tmp_path / "m.cvxl").network.history
+    assert [f"{v:.4f}" for v in history.validation] == [v for _, v in sweeps]
+
+
 def test_train_on_a_dataset_reports_test_accuracy(tmp_path, capsys):
     model = tmp_path / "digits.cvxl"
     argv = ["train", "digits", "--out", str(model), "--hidden", "20", "--sweeps", "3"]
@@ -367,9 +424,10 @@ def test_verify_of_a_closed_form_only_name_fails_with_the_reason(capsys):
 
 
 def test_verify_all_says_what_it_skipped(capsys, monkeypatch):
-    verify_module = sys.modules["cvx_lifted.verify"]  # cvx_lifted.verify is also a function
+    from cvx_lifted.cli import catalogue
+
     reports = [("softplus", "closed form only"), ("sin", "closed form only")]
-    monkeypatch.setattr(verify_module, "verify_all", lambda *a, **k: reports)
+    monkeypatch.setattr(catalogue, "verify_all", lambda *a, **k: reports)
     assert cli.main(["verify"]) == 0
     out = capsys.readouterr().out
     assert "0/0 activations within tolerance (2 skipped, closed form only: softplus, sin)." in out
