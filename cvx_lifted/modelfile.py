@@ -87,18 +87,14 @@ True
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import hashlib
 import io as _io
 import json
 import math
 import os
-import re
-import signal
 import stat
 import tempfile
-import threading
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -107,6 +103,23 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from cvx_lifted import _atomic
+from cvx_lifted._modelschema import (
+    _DIGEST_KEY,
+    _MAX_METADATA_BYTES,
+    _NPY_HEADER_MAX,
+    _ZIP_DATE,
+    DEFAULT_SUFFIX,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MAX_LAYER_WIDTH,
+    MAX_LAYERS,
+    MAX_PARAMETERS,
+    METADATA_MEMBER,
+    bad_file,
+    metadata_digest,
+    parse_metadata,
+)
 from cvx_lifted._version import __version__
 from cvx_lifted.activations import ACTIVATIONS
 from cvx_lifted.exceptions import ModelFileError
@@ -132,32 +145,6 @@ __all__ = [
     "read_metadata",
     "save_network",
 ]
-
-FORMAT_NAME = "cvx_lifted.model"
-"""Value of the ``"format"`` key of ``metadata.json``."""
-
-FORMAT_VERSION = 2
-"""Model-file format version this package writes and reads (2: checksummed metadata)."""
-
-DEFAULT_SUFFIX = ".cvxl"
-"""Extension appended by :func:`save_network` to a path that has none."""
-
-MAX_LAYERS = 1024
-"""Most weight layers a model file may declare."""
-
-MAX_LAYER_WIDTH = 2**24
-"""Widest layer a model file may declare (16,777,216 units)."""
-
-MAX_PARAMETERS = 2**31
-"""Most weights and biases a model file may declare in all (16 GiB in float64)."""
-
-METADATA_MEMBER = "metadata.json"
-_DIGEST_KEY = "metadata_sha256"
-_MAX_METADATA_BYTES = 64 * 2**20  # a history of many thousand sweeps is still far below this
-_MAX_JSON_DEPTH = 64
-_NPY_HEADER_MAX = 4096  # np.save writes 128-byte headers for these arrays
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: identical networks give identical files
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 # =========================================================================================
@@ -203,27 +190,6 @@ def _history_dict(history: Any) -> dict[str, Any] | None:
     if isinstance(history, Mapping):
         return dict(history)
     return None
-
-
-def metadata_digest(metadata: Mapping[str, Any]) -> str:
-    """Return the SHA-256 of a model file's metadata, as stored under ``metadata_sha256``.
-
-    The digest covers the canonical JSON form of every key except ``metadata_sha256`` itself:
-    keys sorted, no whitespace, non-ASCII characters escaped.
-
-    Parameters
-    ----------
-    metadata : mapping
-        The parsed ``metadata.json``.
-
-    Returns
-    -------
-    str
-        64 lowercase hexadecimal digits.
-    """
-    body = {k: v for k, v in metadata.items() if k != _DIGEST_KEY}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
@@ -343,81 +309,6 @@ def model_bytes(network: LiftedNetwork, extra: Mapping[str, Any] | None = None) 
     return buf.getvalue()
 
 
-# -------------------------------------------------------------- temporary-file bookkeeping
-_PENDING: set[str] = set()  # temporary files being written by this process
-_PENDING_LOCK = threading.Lock()
-
-
-def _remove_pending() -> None:
-    """Remove the temporary files of saves still in progress (atexit and signal handlers)."""
-    for name in list(_PENDING):
-        with contextlib.suppress(OSError):
-            os.unlink(name)
-        _PENDING.discard(name)
-
-
-atexit.register(_remove_pending)
-
-_CLEANUP_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
-)
-
-
-def _terminate_after_cleanup(signum: int, frame: Any) -> None:  # pragma: no cover - subprocess
-    """Remove pending temporary files, then die of the signal as if no handler was installed."""
-    _remove_pending()
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-
-@contextlib.contextmanager
-def _cleanup_on_signals() -> Iterator[None]:
-    """While saving, make SIGTERM/SIGHUP remove the temporary file before terminating.
-
-    Only signals whose handler is the default (terminate) are taken over, and only in the main
-    thread (where Python runs signal handlers); the previous handlers are restored afterwards.
-    """
-    previous: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for signum in _CLEANUP_SIGNALS:
-            with contextlib.suppress(ValueError, OSError):
-                if signal.getsignal(signum) == signal.SIG_DFL:
-                    previous[signum] = signal.signal(signum, _terminate_after_cleanup)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            with contextlib.suppress(ValueError, OSError):
-                signal.signal(signum, handler)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True  # exists but not ours, or not a pid: leave its files alone
-    return True
-
-
-def _remove_stale_temporaries(target: Path) -> None:
-    """Remove ``.NAME.PID.*.tmp`` files left next to ``target`` by processes that are gone."""
-    pattern = re.compile(re.escape(f".{target.name}.") + r"(\d+)\.[^/]*\.tmp\Z")
-    try:
-        names = os.listdir(target.parent)
-    except OSError:
-        return
-    for name in names:
-        match = pattern.match(name)
-        if match is None:
-            continue
-        pid = int(match.group(1))
-        if pid != os.getpid() and not _pid_alive(pid):
-            with contextlib.suppress(OSError):
-                os.unlink(target.parent / name)
-
-
 def save_network(
     network: LiftedNetwork,
     path: str | os.PathLike[str],
@@ -466,13 +357,13 @@ def save_network(
         mode = target.stat().st_mode & 0o777
     else:
         mode = 0o666 & ~_current_umask()
-    _remove_stale_temporaries(target)
-    with _cleanup_on_signals():
+    _atomic.remove_stale_temporaries(target)
+    with _atomic.cleanup_on_signals():
         fd, tmp_name = tempfile.mkstemp(
             dir=folder, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp"
         )
-        with _PENDING_LOCK:
-            _PENDING.add(tmp_name)
+        with _atomic.PENDING_LOCK:
+            _atomic.PENDING.add(tmp_name)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -481,36 +372,17 @@ def save_network(
             os.chmod(tmp_name, mode)
             os.replace(tmp_name, target)
         finally:
-            with _PENDING_LOCK:
-                _PENDING.discard(tmp_name)
+            with _atomic.PENDING_LOCK:
+                _atomic.PENDING.discard(tmp_name)
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)  # only still there when the replace did not happen
-    _fsync_folder(folder)
+    _atomic.fsync_folder(folder)
     return target
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 # =========================================================================================
 # Loading
 # =========================================================================================
-def bad_file(path: Path, what: str, todo: str = "") -> ModelFileError:
-    todo = todo or "re-save the model from the network that produced it, or retrain it"
-    return ModelFileError(f"{path}: {what}; {todo}.")
-
-
 def _resolve(path: str | os.PathLike[str]) -> Path:
     p = Path(path).expanduser()
     if not p.exists() and not p.suffix and p.with_name(p.name + DEFAULT_SUFFIX).exists():
@@ -619,201 +491,6 @@ def _read_member(zf: zipfile.ZipFile, path: Path, name: str, limit: int) -> byte
     if len(data) > limit:
         raise bad_file(path, f"the member {name!r} is longer than the {limit} bytes expected")
     return data
-
-
-def _json_depth(raw: bytes) -> int:
-    """Return the nesting depth of a JSON text (brackets outside strings), without parsing it."""
-    stripped = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", raw)
-    delta = np.frombuffer(stripped, dtype=np.uint8)
-    steps = (np.isin(delta, (ord("["), ord("{")))).astype(np.int64)
-    steps -= np.isin(delta, (ord("]"), ord("}"))).astype(np.int64)
-    return int(np.cumsum(steps).max(initial=0))
-
-
-def _parse_metadata(raw: bytes, path: Path) -> dict[str, Any]:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise bad_file(path, f"{METADATA_MEMBER} is not UTF-8 text ({exc})") from None
-    depth = _json_depth(raw)
-    if depth > _MAX_JSON_DEPTH:
-        raise bad_file(
-            path,
-            f"{METADATA_MEMBER} is nested {depth} levels deep, more than the "
-            f"{_MAX_JSON_DEPTH} a model file ever needs (edited or foreign file)",
-        )
-    try:
-        meta = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, too many digits
-        raise bad_file(path, f"{METADATA_MEMBER} is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise bad_file(
-            path, f"{METADATA_MEMBER} must hold a JSON object, got {type(meta).__name__}"
-        )
-    fmt = meta.get("format")
-    if fmt != FORMAT_NAME:
-        raise bad_file(
-            path,
-            f"is not a cvx_lifted model file ({METADATA_MEMBER} says format {fmt!r}, expected "
-            f"{FORMAT_NAME!r})",
-            "load it with the tool that wrote it",
-        )
-    version = meta.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise bad_file(path, f"invalid format_version {version!r} in {METADATA_MEMBER}")
-    if version > FORMAT_VERSION:
-        writer = meta.get("cvx_lifted_version", "a newer version")
-        raise bad_file(
-            path,
-            f"was written in model-file format version {version} (by cvx_lifted {writer}), but "
-            f"this cvx_lifted {__version__} reads format version {FORMAT_VERSION}",
-            "upgrade cvx_lifted (pip install --upgrade cvx-lifted) to load it",
-        )
-    if version < FORMAT_VERSION:
-        raise bad_file(
-            path,
-            f"is in model-file format version {version}, written by a development version of "
-            f"cvx_lifted before metadata checksums; this version reads format version "
-            f"{FORMAT_VERSION} only",
-            "retrain the model (or load it with the version that wrote it and save it again "
-            "with this one)",
-        )
-    stored = meta.get(_DIGEST_KEY)
-    if not isinstance(stored, str) or _HEX64.fullmatch(stored) is None:
-        raise bad_file(path, f"{METADATA_MEMBER} has no valid {_DIGEST_KEY!r} (edited file)")
-    digest = metadata_digest(meta)
-    if digest != stored:
-        raise bad_file(
-            path,
-            f"checksum mismatch for {METADATA_MEMBER} (SHA-256 {digest[:12]}... instead of "
-            f"{stored[:12]}...): the architecture, settings or metadata were modified or damaged "
-            "after saving",
-            "restore the file from a good copy or retrain the model; do not trust its predictions",
-        )
-    _check_metadata(meta, path)
-    return meta
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_metadata(meta: dict[str, Any], path: Path) -> None:
-    """Check types, sizes and bounds of everything loading relies on (nothing is allocated)."""
-
-    def need(ok: bool, what: str) -> None:
-        if not ok:
-            raise bad_file(path, f"malformed {METADATA_MEMBER}: {what}")
-
-    arch = meta.get("architecture")
-    need(isinstance(arch, dict), "no 'architecture' object")
-    sizes = arch.get("layer_sizes")
-    need(
-        isinstance(sizes, list) and 2 <= len(sizes) <= MAX_LAYERS + 1,
-        f"'layer_sizes' must list 2 to {MAX_LAYERS + 1} positive integers, got {sizes!r:.200}",
-    )
-    need(
-        all(_is_int(s) and 1 <= s <= MAX_LAYER_WIDTH for s in sizes),
-        f"'layer_sizes' must hold integers from 1 to {MAX_LAYER_WIDTH}, got {sizes!r:.200}",
-    )
-    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
-    need(
-        n_params <= MAX_PARAMETERS,
-        f"the architecture {sizes} has {n_params} weights, more than the {MAX_PARAMETERS} a "
-        "model file may hold",
-    )
-    n_layers = len(sizes) - 1
-    acts = arch.get("activations")
-    need(
-        isinstance(acts, list)
-        and len(acts) == n_layers - 1
-        and all(
-            isinstance(a, dict)
-            and isinstance(a.get("name"), str)
-            and isinstance(a.get("params"), dict)
-            for a in acts
-        ),
-        f"'activations' must list one {{name, params}} object per hidden layer, got {acts!r:.200}",
-    )
-    out = arch.get("output")
-    need(
-        isinstance(out, dict)
-        and isinstance(out.get("name"), str)
-        and isinstance(out.get("params"), dict),
-        f"'output' must be a {{name, params}} object, got {out!r:.200}",
-    )
-    for key in ("lam", "rho"):
-        val = arch.get(key)
-        need(
-            isinstance(val, list) and len(val) == n_layers and all(_is_number(v) for v in val),
-            f"'{key}' must be a list of {n_layers} numbers, got {val!r:.200}",
-        )
-    need(
-        arch.get("penalty", "l2") in ("l2", "l1", "custom"),
-        f"unknown penalty {arch.get('penalty')!r:.100}",
-    )
-    need(arch.get("dtype") in ("float32", "float64"), f"unsupported dtype {arch.get('dtype')!r}")
-    modules = arch.get("modules", {})
-    need(
-        isinstance(modules, dict) and all(isinstance(v, str) for v in modules.values()),
-        "'modules' must map activation names to module names",
-    )
-    fitted = meta.get("fitted")
-    need(isinstance(fitted, bool), "'fitted' must be true or false")
-    arrays = meta.get("arrays")
-    need(isinstance(arrays, list), "no 'arrays' list")
-    expected = {}
-    for layer in range(n_layers):
-        shape = [sizes[layer + 1], sizes[layer]]
-        expected[("weight", layer)] = (f"W{layer}", shape)
-        expected[("bias", layer)] = (f"b{layer}", shape[:1])
-    seen = set()
-    for entry in arrays:
-        need(
-            isinstance(entry, dict)
-            and entry.get("kind") in ("weight", "bias")
-            and _is_int(entry.get("layer"))
-            and (entry["kind"], entry["layer"]) in expected,
-            f"bad array entry {entry!r:.200}",
-        )
-        key = (entry["kind"], entry["layer"])
-        name, shape = expected[key]
-        need(key not in seen, f"array {name!r} is listed twice")
-        seen.add(key)
-        need(
-            entry.get("name") == name and entry.get("file") == f"{name}.npy",
-            f"array entry for {name!r} names {entry.get('file')!r:.100}, expected '{name}.npy'",
-        )
-        if entry.get("shape") != shape:
-            raise bad_file(
-                path,
-                f"array {name + '.npy'!r} is listed with shape {entry.get('shape')!r:.100}, but "
-                f"the architecture {sizes} needs {tuple(shape)} (edited or mixed-up file)",
-            )
-        need(
-            entry.get("dtype") == arch["dtype"],
-            f"array {name!r} has dtype {entry.get('dtype')!r:.50}, the model says {arch['dtype']}",
-        )
-        need(
-            isinstance(entry.get("sha256"), str) and _HEX64.fullmatch(entry["sha256"]),
-            f"array {name!r} has no valid sha256",
-        )
-    if fitted:
-        missing = [expected[k][0] for k in expected if k not in seen]
-        need(not missing, f"the model is marked fitted but lacks the arrays {', '.join(missing)}")
-    else:
-        need(not arrays, "the model is marked unfitted but lists arrays")
-    history = meta.get("history")
-    need(history is None or isinstance(history, dict), "bad 'history'")
-    if isinstance(history, dict):
-        for key, value in history.items():
-            want = dict if key == "paths" else list
-            need(isinstance(value, want), f"history field {key!r:.50} must be a {want.__name__}")
-    need(isinstance(meta.get("extra", {}), dict), "'extra' must be an object")
 
 
 def _missing_activation(name: str, arch: dict[str, Any], path: Path) -> ModelFileError:
@@ -980,7 +657,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     p = _resolve(path)
     with guarded(p, "read as a model file"), _open_regular(p) as fh, _open_zip(p, fh) as zf:
-        return _parse_metadata(_read_member(zf, p, METADATA_MEMBER, _MAX_METADATA_BYTES), p)
+        return parse_metadata(_read_member(zf, p, METADATA_MEMBER, _MAX_METADATA_BYTES), p)
 
 
 def read_model(path: str | os.PathLike[str]) -> ModelContents:
@@ -1011,7 +688,7 @@ def read_model(path: str | os.PathLike[str]) -> ModelContents:
     """
     p = _resolve(path)
     with guarded(p, "loaded"), _open_regular(p) as fh, _open_zip(p, fh) as zf:
-        meta = _parse_metadata(_read_member(zf, p, METADATA_MEMBER, _MAX_METADATA_BYTES), p)
+        meta = parse_metadata(_read_member(zf, p, METADATA_MEMBER, _MAX_METADATA_BYTES), p)
         check_registered(meta["architecture"], p)
         weights, biases = _read_arrays(zf, meta, p)
     return ModelContents(metadata=meta, weights=weights, biases=biases, path=p)
