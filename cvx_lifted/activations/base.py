@@ -111,7 +111,9 @@ class Activation(abc.ABC):
     kernel : str or None
         The NumPy fast path that evaluates and trains this activation, if any:
         ``"box"`` (projection onto a box, shared-Hessian state step), ``"simplex"``
-        (sort-based simplex projection), or ``None`` (the compiled CVXPY path only).
+        (sort-based simplex projection), ``"fenchel_young"`` (a generalised linear model in the
+        weights and a damped Newton state step, from :attr:`fy`), or ``None`` (the compiled
+        CVXPY path only).
     weight_step : {"ridge", "relu_fenchel"} or None
         The fast weight-step kernel: ``"ridge"`` when :math:`D` is :math:`\tfrac12\|z-u\|^2` in
         :math:`u`, ``"relu_fenchel"`` for the Fenchel--Young ReLU divergence, ``None`` otherwise.

@@ -344,6 +344,7 @@ def custom_activation(
         "_domain_fn": staticmethod(domain) if domain is not None else None,
         "_closed_form_fn": staticmethod(closed_form),
         "_fy_form": fenchel_young,
+        "kernel": "fenchel_young" if fenchel_young is not None else None,
         "formula": formula or "user closed form",
         "divergence_text": (
             "Phi(z) + Phi*(u) - u z (user)" if fenchel_young else "user CVXPY expression"

@@ -62,6 +62,7 @@ class Sigmoid(FenchelYoungActivation):
 
     name: ClassVar[str] = "sigmoid"
     cone: ClassVar[str] = "exp"
+    kernel: ClassVar[str | None] = "fenchel_young"
     formula: ClassVar[str] = "1 / (1 + exp(-u))"
     divergence_text: ClassVar[str] = "z log z + (1-z) log(1-z) + log(1+e^u) - u z"
     domain_text: ClassVar[str] = "0 <= z <= 1"
@@ -111,6 +112,7 @@ class Tanh(FenchelYoungActivation):
 
     name: ClassVar[str] = "tanh"
     cone: ClassVar[str] = "exp"
+    kernel: ClassVar[str | None] = "fenchel_young"
     formula: ClassVar[str] = "tanh(u)"
     divergence_text: ClassVar[str] = "((1-z)log(1-z) + (1+z)log(1+z))/2 + log cosh u - u z"
     domain_text: ClassVar[str] = "-1 <= z <= 1"
@@ -240,6 +242,7 @@ class LeakyReLUFenchel(FenchelYoungActivation):
 
     name: ClassVar[str] = "leaky_relu_fenchel"
     cone: ClassVar[str] = "qp"
+    kernel: ClassVar[str | None] = "fenchel_young"
     formula: ClassVar[str] = "max(u, alpha u)"
     divergence_text: ClassVar[str] = "max(z,0)^2/2 + min(z,0)^2/(2a) + Phi*(u) - u z"
     domain_text: ClassVar[str] = "-"
