@@ -91,6 +91,12 @@ AGREE = [
     ("relu_fenchel", [3, 5, 2], "squared"),
     ("hard_tanh", [3, 4, 4, 2], "squared"),
     ("relu", [3, 5, 3], "softmax_xent"),
+    # the Fenchel-Young and simplex kernels against the compiled blocks
+    ("sigmoid", [3, 5, 2], "squared"),
+    ("tanh", [3, 4, 4, 2], "squared"),
+    ("leaky_relu_fenchel", [3, 5, 3], "simplex_xent"),
+    (["relu", "sigmoid"], [3, 4, 4, 2], "squared"),
+    ("sparsemax", [3, 4, 2], "squared"),
 ]
 
 
