@@ -523,6 +523,13 @@ def _missing_activation(name: str, arch: dict[str, Any], path: Path) -> ModelFil
 def check_registered(arch: dict[str, Any], path: Path) -> None:
     """Make sure every activation and the head of ``arch`` are known (entry points included).
 
+    Parameters
+    ----------
+    arch : dict
+        The ``architecture`` entry of a model file's checked metadata.
+    path : pathlib.Path
+        The model file, named in the errors.
+
     Raises
     ------
     ModelFileError

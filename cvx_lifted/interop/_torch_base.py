@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 __all__ = ["INSTALL_HINT", "OPTIMIZERS", "PAPER_BATCH_SIZE", "import_torch", "linear_layers"]
 
+#: How to install PyTorch, quoted by the errors raised when it is missing.
 INSTALL_HINT = (
     "install PyTorch first with `pip install torch==2.13.0` (the CPU wheel), then `pip install "
     '"cvx-lifted[torch]"`'
