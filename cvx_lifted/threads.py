@@ -164,7 +164,8 @@ class ThreadChooser:
         missing = [c for c in self.candidates if c not in rates.rate]
         rates.n += 1
         if missing:
-            return missing[0] if missing[0] != best else (missing[1:] or [None])[0]
+            unmeasured = [c for c in missing if c != best]
+            return unmeasured[0] if unmeasured else None
         if rates.n % self.reprobe_every:
             return None
         others = [c for c in self.candidates if c != best]

@@ -285,3 +285,21 @@ def test_dual_hands_stalled_rows_to_the_primal_newton_method(monkeypatch):
     assert info["converged"].all() and (info["n_iter"] >= 1).all()
     np.testing.assert_allclose(Z, Z_ref, atol=1e-10)
     assert _kkt_residual(Z, *args) < 1e-9
+
+
+@pytest.mark.parametrize("box", [(0.0, np.inf), (-1.0, 1.0)])
+def test_dual_residual_bounds_the_kkt_residual(box):
+    """Rows the dual method certifies by its bound satisfy the primal stopping test."""
+    lo, hi = box
+    U, W, b, T, _ = _problem(300, 30, 5, 1.0, seed=12)
+    args = (U, W, b, L2Coupling(T), 0.9, 1.7, lo, hi)
+    Z, info = state_step(*args, method="dual", tol=1e-9, return_info=True)
+    assert info["converged"].all()
+    V = Z @ W.T + b
+    grad = 0.9 * (Z - U) + 1.7 * (V - T) @ W
+    L = 0.9 + 1.7 * np.linalg.norm(W, 2) ** 2
+    kkt = L * np.abs(Z - np.clip(Z - grad / L, lo, hi)).max(axis=1)
+    assert (kkt <= info["residual"] * (1 + 1e-6) + 1e-13).all()
+    assert (kkt <= 1e-9 * (1 + np.abs(grad).max(axis=1))).all()
+    Z_ref = state_step(*args, method="newton", tol=1e-11)
+    np.testing.assert_allclose(Z, Z_ref, atol=1e-8)

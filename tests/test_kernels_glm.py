@@ -230,3 +230,65 @@ def test_bad_input():
         softmax_wstep(X, Y, -1.0, W0, b0)
     with pytest.raises(ValueError, match="W0"):
         softmax_wstep(X, Y, 1.0, np.full((2, 3), np.inf), b0)
+
+
+class _CountProducts:
+    """Count the products over the data (``cvx_lifted.threads.matmul``) a kernel makes."""
+
+    def __init__(self, monkeypatch, m):
+        import cvx_lifted.threads as threads_module
+
+        self.m = m
+        self.calls = []
+        original = threads_module.matmul
+
+        def counting(A, B):
+            if m in A.shape:  # a product over the rows of the data
+                self.calls.append((A.shape, B.shape))
+            return original(A, B)
+
+        monkeypatch.setattr(threads_module, "matmul", counting)
+
+
+@pytest.mark.parametrize("max_iter", [1, 3])
+def test_relu_fenchel_wstep_product_budget(monkeypatch, max_iter):
+    """Two products per iteration once the image of the start is remembered; none for the scale."""
+    X, T, _ = _data(120, 6, 4, 1.0, seed=11)
+    alpha = 0.4
+    ridge = Ridge(X, alpha)
+    W0, b0 = ridge.solve(T)
+    count = _CountProducts(monkeypatch, X.shape[0])
+    W1, b1, info = relu_fenchel_wstep(
+        X, T, alpha, W0, b0, ridge=ridge, tol=1e-14, max_iter=max_iter, return_info=True
+    )
+    assert not info["converged"] and info["n_iter"] == max_iter
+    assert len(count.calls) == 1 + 2 * max_iter  # the start's image, then two per iteration
+    U = ridge.recall_image(W1, b1)
+    assert U is not None
+    np.testing.assert_allclose(U, X @ W1.T + b1, rtol=1e-10, atol=1e-10)
+    count.calls.clear()
+    W2, b2, info2 = relu_fenchel_wstep(
+        X, T, alpha, W1, b1, ridge=ridge, tol=1e-14, max_iter=max_iter, return_info=True
+    )
+    assert len(count.calls) == 2 * max_iter  # warm: the remembered image
+    assert info2["objective_start"] == pytest.approx(_relu_objective(X, T, alpha, W1, b1), 1e-10)
+    assert _relu_objective(X, T, alpha, W2, b2) <= info2["objective_start"]
+
+
+def test_relu_fenchel_wstep_float32_products_track_the_exact_ones():
+    """Mixed precision: float32 products, float64 iterates; objective within float32 rounding."""
+    X, T, _ = _data(400, 12, 6, 1.0, seed=12)
+    alpha = 0.3
+    exact, mixed = Ridge(X, alpha, products="exact"), Ridge(X, alpha, products="float32")
+    W0, b0 = exact.solve(T)
+    f0 = _relu_objective(X, T, alpha, W0, b0)
+    out = {}
+    for name, ridge in (("exact", exact), ("mixed", mixed)):
+        W, b, info = relu_fenchel_wstep(
+            X, T, alpha, W0, b0, ridge=ridge, max_iter=30, tol=1e-12, return_info=True
+        )
+        assert W.dtype == np.float64
+        out[name] = _relu_objective(X, T, alpha, W, b)
+        assert out[name] <= f0 + 1e-6 * abs(f0)
+        assert info["objective"] == pytest.approx(out[name], rel=1e-5)
+    assert out["mixed"] == pytest.approx(out["exact"], rel=1e-6)

@@ -149,3 +149,51 @@ def test_float32_uncentred_data_is_not_singular():
     assert W.dtype == np.float32
     np.testing.assert_allclose(W, W64, rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(b, b64, rtol=1e-3, atol=1e-2)
+
+
+def test_mixed_precision_products():
+    """Float32 products on a float64 X: the same answer to float32 accuracy, float64 out."""
+    X, T = _data(300, 20, 40, 1.0, seed=7)
+    exact = Ridge(X, 0.5, products="exact")
+    mixed = Ridge(X, 0.5, products="float32")
+    assert exact.product_dtype == np.float64 and mixed.product_dtype == np.float32
+    assert mixed.product_matrix().dtype == np.float32 and exact.product_matrix() is exact.X
+    W, b = mixed.solve(T)
+    W_ref, b_ref = exact.solve(T)
+    assert W.dtype == np.float64
+    np.testing.assert_allclose(W, W_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(b, b_ref, rtol=1e-4, atol=1e-5)
+    # the Gram and its factor stay float64 and identical
+    np.testing.assert_array_equal(mixed.gram, exact.gram)
+
+
+def test_auto_products_follow_the_data_size(monkeypatch):
+    import cvx_lifted.kernels.ridge as ridge_module
+
+    X, _ = _data(30, 4, 1, 1.0, seed=8)
+    assert Ridge(X, 1.0).product_dtype == np.float64  # small: exact
+    monkeypatch.setattr(ridge_module, "MIXED_MIN_ENTRIES", X.size)
+    assert Ridge(X, 1.0).product_dtype == np.float32  # as large as the limit: float32
+    assert Ridge(X.astype(np.float32), 1.0).product_dtype == np.float32
+    with pytest.raises(ValueError, match="products"):
+        Ridge(X, 1.0, products="half")
+
+
+def test_image_is_remembered_and_checked():
+    X, _ = _data(50, 6, 1, 1.0, seed=9)
+    rng = np.random.default_rng(10)
+    W, b = rng.normal(size=(3, 6)), rng.normal(size=3)
+    r = Ridge(X, 1.0)
+    U = r.image(W, b)
+    np.testing.assert_allclose(U, X @ W.T + b, rtol=1e-12)
+    assert r.image(W.copy(), b.copy()) is U  # equal weights: no product
+    assert r.recall_image(W, b) is U
+    W2 = W.copy()
+    W2[0, 0] += 1e-9
+    U2 = r.image(W2, b)
+    assert U2 is not U and r.recall_image(W, b) is None  # only the last pair is kept
+    np.testing.assert_allclose(U2, X @ W2.T + b, rtol=1e-12)
+    r.forget_image()
+    assert r.recall_image(W2, b) is None
+    with pytest.raises(ValueError, match="W must have shape"):
+        r.image(np.ones((3, 5)), b)

@@ -54,15 +54,16 @@ as one of the two GEMMs).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import scipy.linalg
-import scipy.optimize
 from numpy.typing import ArrayLike, NDArray
 
+from cvx_lifted import threads
+
+from ._lbfgs import GradScale, colsum, lbfgs_columns, lbfgs_preconditioned
 from ._validation import as_float_array, float_dtype, positive_int, positive_scalar
 from .fenchel_young import RELU_FY, ScalarFY
 from .ridge import Ridge
@@ -73,8 +74,8 @@ __all__ = ["fy_wstep", "relu_fenchel_wstep", "softmax_wstep"]
 def _check_weights(
     W0: ArrayLike, b0: ArrayLike, q: int, p: int
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    W = as_float_array(W0, "W0", ndim=2, dtype=np.float64)
-    b = as_float_array(b0, "b0", ndim=1, dtype=np.float64)
+    W = np.asarray(as_float_array(W0, "W0", ndim=2, dtype=np.float64), dtype=np.float64)
+    b = np.asarray(as_float_array(b0, "b0", ndim=1, dtype=np.float64), dtype=np.float64)
     if W.shape != (q, p):
         raise ValueError(f"W0 must have shape {(q, p)}, got {W.shape}")
     if b.shape != (q,):
@@ -112,90 +113,89 @@ def _check_ridge(ridge: Ridge | None, X: NDArray[np.floating], alpha: float) -> 
     return ridge
 
 
+def _chunk_rows(q: int) -> int:
+    """Rows per chunk of the fused elementwise passes: about 2 MB of float64 per chunk."""
+    return max(256, 2**18 // max(q, 1))
+
+
+class _Products:
+    r"""The products over the data of a GLM weight step, in the precision of ``ridge``.
+
+    ``X`` is multiplied in :attr:`Ridge.product_dtype` (float32 for large float64 data, see
+    :mod:`~cvx_lifted.kernels.ridge`) with the thread counts of :func:`cvx_lifted.threads.matmul`;
+    images are returned in that dtype (:meth:`image_dir`) or in the dtype of ``X``
+    (:meth:`image`), moments in float64.
+    """
+
+    def __init__(self, ridge: Ridge, dt: np.dtype, q: int) -> None:
+        self.ridge = ridge
+        self.Xp = ridge.product_matrix()
+        self.pd = self.Xp.dtype
+        self.dt = dt
+        self.p = self.Xp.shape[1]
+        self.q = q
+
+    def image_dir(self, theta: NDArray[np.float64]) -> NDArray[np.floating]:
+        th = theta.astype(self.pd)
+        V = threads.matmul(self.Xp, th[: self.p])
+        V += th[self.p]
+        return V
+
+    def image(self, theta: NDArray[np.float64]) -> NDArray[np.floating]:
+        return self.image_dir(theta).astype(self.dt, copy=False)
+
+    def moments(self, G: NDArray[np.floating]) -> NDArray[np.float64]:
+        out = np.empty((self.p + 1, G.shape[1]))
+        out[: self.p] = threads.matmul(self.Xp.T, G.astype(self.pd, copy=False))
+        out[self.p] = G.sum(axis=0, dtype=np.float64)
+        return out
+
+    def bound(self, M_norm: float) -> float:
+        r"""Upper bound of :math:`\|[X, \mathbf 1]^\top M\|_F` from :math:`\|M\|_F` (no product).
+
+        :math:`\|[X, \mathbf 1]\|_2^2 \le \lambda_{\max}(A) \le \|A\|_F` for the regularised
+        Gram :math:`A` of the ridge.
+        """
+        fro = self.ridge.workspace.get("gram_fro")
+        if fro is None:
+            fro = self.ridge.workspace["gram_fro"] = float(np.linalg.norm(self.ridge.gram))
+        return float(np.sqrt(fro)) * M_norm * (1.0 + 1e-12)
+
+    def start(
+        self, W: NDArray[np.float64], b: NDArray[np.float64], theta0: NDArray[np.float64]
+    ) -> NDArray[np.floating]:
+        """Return an image of ``theta0`` the caller may change: the remembered one, or a new one."""
+        U = self.ridge.recall_image(W, b)
+        if U is None:
+            return self.image(theta0)
+        self.ridge.forget_image()  # it is about to change in place
+        return U
+
+    def finish(
+        self, theta: NDArray[np.float64], U: NDArray[np.floating] | None
+    ) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+        """Return ``(W, b)`` in the dtype of ``X`` and remember ``U`` as their image."""
+        W_out = np.ascontiguousarray(theta[: self.p].T).astype(self.dt, copy=False)
+        b_out = theta[self.p].astype(self.dt, copy=True)
+        if U is not None:
+            self.ridge.remember_image(W_out, b_out, U)
+        return W_out, b_out
+
+
 def _relu_fy_cols(
     U: NDArray[np.floating], T: NDArray[np.floating], W: NDArray[np.float64], alpha: float
 ) -> NDArray[np.float64]:
     r"""Per-column objective :math:`\sum_i \tfrac12\max(u,0)^2 - ut + \tfrac\alpha2\|w_j\|^2`."""
-    Up = np.maximum(U, 0.0)
-    val = (0.5 * Up - T) * Up  # = 1/2 max(u,0)^2 - max(u,0) t
-    val -= np.minimum(U, 0.0) * T
-    return val.sum(axis=0, dtype=np.float64) + 0.5 * alpha * np.einsum("ij,ij->i", W, W)
-
-
-def _lbfgs_preconditioned(
-    obj_grad: Callable[[NDArray[np.float64]], tuple[float, NDArray[np.float64]]],
-    theta0: NDArray[np.float64],
-    R: NDArray[np.float64] | None,
-    g_scale: float,
-    tol: float,
-    max_iter: int,
-) -> tuple[NDArray[np.float64], dict[str, Any]]:
-    r"""Minimise a smooth function of :math:`\Theta` by L-BFGS-B in the variables :math:`R\Theta`.
-
-    Stops at the first accepted iterate with :math:`\|\nabla F(\Theta)\|_F \le` ``tol`` ``g_scale``.
-    Returns the final iterate if its objective does not exceed the start's, else the best point
-    evaluated (the start included), so the result is never worse than ``theta0``.
-    """
-    shape = theta0.shape
-
-    def to_theta(phi: NDArray[np.float64]) -> NDArray[np.float64]:
-        if R is None:
-            return phi
-        return scipy.linalg.solve_triangular(R, phi, check_finite=False)
-
-    F_start, grad_start = obj_grad(theta0)
-    state: dict[str, Any] = {"x": None, "g": np.inf, "n_eval": 0, "best": (F_start, theta0)}
-
-    def fun(phi_flat: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
-        theta = to_theta(phi_flat.reshape(shape))
-        val, grad = obj_grad(theta)
-        state["n_eval"] += 1
-        state["x"] = phi_flat.copy()
-        state["g"] = float(np.linalg.norm(grad)) / g_scale
-        if val < state["best"][0]:
-            state["best"] = (val, theta)
-        if R is not None:
-            grad = scipy.linalg.solve_triangular(R, grad, trans="T", check_finite=False)
-        return val, grad.ravel()
-
-    def callback(intermediate_result: scipy.optimize.OptimizeResult) -> None:
-        if state["x"] is not None and np.array_equal(state["x"], intermediate_result.x):
-            if state["g"] <= tol:
-                raise StopIteration
-
-    grad_rel = float(np.linalg.norm(grad_start)) / g_scale
-    n_iter = 0
-    if grad_rel > tol:
-        phi0 = theta0 if R is None else R @ theta0
-        res = scipy.optimize.minimize(
-            fun,
-            phi0.ravel(),
-            jac=True,
-            method="L-BFGS-B",
-            callback=callback,
-            options={"maxiter": max_iter, "maxfun": 2 * max_iter + 20, "gtol": 0.0, "ftol": 0.0},
-        )
-        n_iter = int(res.nit)
-        grad_rel = state["g"]
-        theta_last = to_theta(np.asarray(res.x).reshape(shape))
-        F_last = float(res.fun)
-        if F_last <= F_start:  # prefer the final iterate (objective values resolve only sqrt(eps))
-            state["best"] = (F_last, theta_last)
-    F_best, theta = state["best"]
-    info = {
-        "n_iter": n_iter,
-        "n_eval": state["n_eval"],
-        "grad_norm": grad_rel,
-        "converged": bool(grad_rel <= tol),
-        "objective": float(F_best),
-        "objective_start": float(F_start),
-    }
-    return theta, info
-
-
-def _colsum(A: NDArray, B: NDArray) -> NDArray[np.float64]:
-    r"""Column-wise inner products :math:`\sum_i a_{ij} b_{ij}`."""
-    return np.einsum("ij,ij->j", A, B, dtype=np.float64)
+    m, q = U.shape
+    val = np.zeros(q)
+    rows = _chunk_rows(q)
+    for s in range(0, m, rows):
+        u, t = U[s : s + rows], T[s : s + rows]
+        up = np.maximum(u, 0.0)
+        val += colsum(0.5 * up - t, up)  # 1/2 max(u,0)^2 - max(u,0) t
+        np.minimum(u, 0.0, out=up)
+        val -= colsum(up, t)
+    return val + 0.5 * alpha * np.einsum("ij,ij->i", W, W)
 
 
 def _relu_line_cols(
@@ -205,232 +205,66 @@ def _relu_line_cols(
     t: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     r"""Per-column data term :math:`\sum_i \tfrac12\max(u + tv, 0)^2 - (u + tv)t_{ij}` at steps
-    ``t`` and its derivative in ``t``, in one pass over ``U``."""  # noqa: D205, D209
-    Ut = V * t.astype(U.dtype)
-    Ut += U
-    lin = _colsum(Ut, T)
-    np.maximum(Ut, 0.0, out=Ut)
-    value = 0.5 * _colsum(Ut, Ut) - lin
-    Ut -= T
-    return value, _colsum(V, Ut)
+    ``t`` and its derivative in ``t``, in one pass over ``U`` (chunks of rows, in cache)."""  # noqa: D205, D209
+    m, q = U.shape
+    value = np.zeros(q)
+    slope = np.zeros(q)
+    tu = t.astype(U.dtype)
+    rows = _chunk_rows(q)
+    buf = np.empty((min(rows, m), q), dtype=U.dtype)
+    for s in range(0, m, rows):
+        v, tc = V[s : s + rows], T[s : s + rows]
+        w = buf[: v.shape[0]]
+        np.multiply(v, tu, out=w)
+        w += U[s : s + rows]
+        value -= colsum(w, tc)
+        np.maximum(w, 0.0, out=w)
+        value += 0.5 * colsum(w, w)
+        w -= tc
+        slope += colsum(v, w)
+    return value, slope
 
 
-def _armijo_columns(
-    line: Callable[
-        [NDArray[np.float64]],
-        tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.floating] | None],
-    ],
-    f0: NDArray[np.float64],
-    ww: NDArray[np.float64],
-    wd: NDArray[np.float64],
-    dd: NDArray[np.float64],
-    slope0: NDArray[np.float64],
-    alpha: float,
-) -> tuple[
-    NDArray[np.float64], NDArray[np.float64], NDArray[np.floating] | None, NDArray[np.bool_]
-]:
-    r"""Per-column line search from the unit step; returns the steps and the new objectives.
-
-    Column :math:`j` of the objective along the line is the convex function
-    :math:`\varphi_j(t) = \sum_i \bigl[\Phi^*(u_{ij} + tv_{ij}) - (u_{ij} + tv_{ij})t_{ij}\bigr]
-    + \tfrac\alpha2\|w_j + td_j\|^2` (``f0`` :math:`= \varphi_j(0)`, ``slope0``
-    :math:`= \varphi_j'(0) < 0`, ``ww``, ``wd``, ``dd`` the column products of the weight part);
-    ``line(t)`` returns the data part of :math:`\varphi_j(t_j)`, its derivative and, optionally,
-    the residual :math:`\phi(U + Vt) - T` it computed on the way.
-
-    A step is accepted when it decreases the objective sufficiently (Armijo,
-    :math:`\varphi_j(t) \le \varphi_j(0) + 10^{-4} t \varphi_j'(0)`) or when
-    :math:`\varphi_j'(t) \le 0` (then :math:`\varphi_j` decreases on all of :math:`[0, t]`: a test
-    that stays exact when the decrease is below the rounding of :math:`\varphi_j`). Otherwise the
-    step moves to the root of the secant of :math:`\varphi_j'` (exact for a quadratic), kept in
-    :math:`[0.05t, 0.95t]`. Each trial is one pass over ``U``; the unit step is usually accepted.
-    Columns that find no acceptable step keep :math:`t_j = 0`: the objective never increases.
-
-    Returns
-    -------
-    step, f_new : ndarray, shape (q,)
-        The accepted steps and the objectives there.
-    resid : ndarray or None
-        The residual :math:`\phi(U + V\,\mathrm{diag}(t)) - T` at the accepted steps, in the columns
-        marked by ``filled`` (``None`` when ``line`` returns none).
-    filled : ndarray of bool, shape (q,)
-        The columns of ``resid`` that hold the residual at the accepted step.
-    """
-    q = f0.shape[0]
-    t = np.ones(q)
-    active = slope0 < 0
-    step = np.zeros(q)
-    f_new = f0.copy()
-    resid: NDArray[np.floating] | None = None
-    filled = np.zeros(q, dtype=bool)
-    for trial in range(40):
-        if not active.any():
-            break
-        tt = np.where(active, t, 0.0)
-        f, d1, P = line(tt)
-        f += 0.5 * alpha * (ww + 2 * tt * wd + tt * tt * dd)
-        d1 += alpha * (wd + tt * dd)
-        ok = active & ((f <= f0 + 1e-4 * tt * slope0) | (d1 <= 0))
-        step[ok], f_new[ok] = t[ok], f[ok]
-        if P is not None:
-            if trial == 0:  # columns not searched were evaluated at t = 0, their final step
-                resid = P
-                filled = ok | ~active
-            elif ok.any():
-                assert resid is not None
-                resid[:, ok] = P[:, ok]
-                filled |= ok
-        active &= ~ok
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t_sec = t * slope0 / (slope0 - d1)
-        t = np.where(active, np.clip(np.nan_to_num(t_sec, nan=0.5 * t), 0.05 * t, 0.95 * t), t)
-        active &= t > 1e-30
-    return step, f_new, resid, filled
-
-
-def _lbfgs_columns(
-    image_dir: Callable[[NDArray[np.float64]], NDArray[np.floating]],
-    moments: Callable[[NDArray[np.floating]], NDArray[np.float64]],
-    residual: Callable[[NDArray[np.floating]], NDArray[np.floating]],
-    objective_cols: Callable[[NDArray[np.floating], NDArray[np.float64]], NDArray[np.float64]],
-    line_cols: Callable[
-        [NDArray[np.floating], NDArray[np.floating], NDArray[np.float64]],
-        tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.floating] | None],
-    ],
-    alpha: float,
-    theta0: NDArray[np.float64],
-    U0: NDArray[np.floating],
-    R: NDArray[np.float64],
-    g_scale: float,
-    tol: float,
-    max_iter: int,
-    memory: int = 8,
-) -> tuple[NDArray[np.float64], dict[str, Any]]:
-    r"""Column-wise L-BFGS for a separable GLM W-step (the default method of both W-steps).
-
-    The objective is :math:`F(\Theta) = \sum_j \bigl[\sum_i \ell_{ij}(u_{ij})
-    + \tfrac\alpha2\|w_j\|^2\bigr]` with :math:`U = [X, \mathbf 1]\Theta`; ``residual(U)`` is
-    :math:`\partial\ell/\partial U` (so :math:`\nabla F = [X, \mathbf 1]^\top` ``residual(U)``
-    :math:`+ \alpha[W^\top; 0]`), ``objective_cols(U, Theta)`` the per-column objective and
-    ``line_cols(U, V, t)`` those sums at :math:`U + V\operatorname{diag}(t)`, their derivatives in
-    :math:`t` and optionally the residual there (reused as the next gradient's residual).
-
-    The problem separates over the :math:`q` columns of :math:`\Theta`; every column runs its own
-    L-BFGS recursion (vectorised across columns) in the preconditioned variables
-    :math:`\Phi = R\Theta`, with its own initial scaling and its own Armijo backtracking
-    (:func:`_armijo_columns`). Since the objective is evaluated along the line from the image
-    :math:`U` and the image :math:`V` of the direction, an iteration costs two GEMMs (the
-    direction's image and the gradient's moments) and usually one pass over :math:`U`, against two
-    GEMMs per *function evaluation* for a generic L-BFGS. Stops when
-    :math:`\|\nabla F\|_F \le` ``tol`` ``g_scale``.
-    """
-    p = theta0.shape[0] - 1
-
-    def gradient(Z: NDArray[np.floating], theta: NDArray[np.float64]) -> NDArray[np.float64]:
-        G = moments(Z)
-        G[:p] += alpha * theta[:p]
-        return G
-
-    def precondition(G: NDArray[np.float64]) -> NDArray[np.float64]:
-        return scipy.linalg.solve_triangular(R, G, trans="T", check_finite=False)
-
-    theta = theta0.copy()
-    U = U0  # updated in place (the caller passes a fresh image)
-    f_cols = objective_cols(U, theta)
-    F_start = float(f_cols.sum())
-    g = gradient(residual(U), theta)
-    grad_rel = float(np.linalg.norm(g)) / g_scale
-    gP = precondition(g)
-    pairs: list[tuple[NDArray, NDArray, NDArray]] = []
-    n_iter = 0
-    while grad_rel > tol and n_iter < max_iter:
-        r = gP.copy()
-        coefs = []
-        for s, y, rho in reversed(pairs):
-            a = rho * _colsum(s, r)
-            r -= a * y
-            coefs.append(a)
-        if pairs:
-            s, y, _ = pairs[-1]
-            yy = _colsum(y, y)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gamma = np.where(yy > 0, _colsum(s, y) / yy, 1.0)
-            r *= gamma
-        for (s, y, rho), a in zip(pairs, reversed(coefs), strict=True):
-            r += s * (a - rho * _colsum(y, r))
-        dP = -r
-        slope = _colsum(dP, gP)
-        bad = ~(slope < 0)
-        if bad.any():  # not a descent direction for some columns: steepest descent there
-            dP[:, bad] = -gP[:, bad]
-            slope[bad] = -_colsum(gP[:, bad], gP[:, bad])
-        D = scipy.linalg.solve_triangular(R, dP, check_finite=False)
-        V = image_dir(D)
-        t, f_cols, resid, filled = _armijo_columns(
-            functools.partial(line_cols, U, V),
-            f_cols,
-            _colsum(theta[:p], theta[:p]),
-            _colsum(theta[:p], D[:p]),
-            _colsum(D[:p], D[:p]),
-            slope,
-            alpha,
-        )
-        theta += D * t
-        V *= t.astype(U.dtype)  # in place: V is not needed any more
-        U += V
-        del V
-        if resid is None or not filled.all():
-            resid = residual(U)
-        g = gradient(resid, theta)
-        del resid
-        gP_new = precondition(g)
-        s_new, y_new = dP * t, gP_new - gP
-        sy = _colsum(s_new, y_new)
-        with np.errstate(divide="ignore"):
-            rho_new = np.where(sy > 1e-300, 1.0 / sy, 0.0)
-        pairs.append((s_new, y_new, rho_new))
-        if len(pairs) > memory:
-            pairs.pop(0)
-        gP = gP_new
-        grad_rel = float(np.linalg.norm(g)) / g_scale
-        n_iter += 1
-    F = float(f_cols.sum())  # the line searches return each column's objective at its step
-    info = {
-        "n_iter": n_iter,
-        "grad_norm": grad_rel,
-        "converged": bool(grad_rel <= tol),
-        "objective": F,
-        "objective_start": F_start,
-        "column_grad_norm": np.linalg.norm(g, axis=0) / g_scale,
-    }
-    if F > F_start:  # rounding only (every accepted step decreases its column): keep the start
-        return theta0, {**info, "objective": F_start}
-    return theta, info
+def _advance(U: NDArray[np.floating], V: NDArray[np.floating], t: NDArray[np.float64]) -> None:
+    """``U += V diag(t)`` in place, a chunk of rows at a time (no ``m x q`` temporary)."""
+    m, q = U.shape
+    tu = t.astype(U.dtype)
+    rows = _chunk_rows(q)
+    buf = np.empty((min(rows, m), q), dtype=U.dtype)
+    for s in range(0, m, rows):
+        v = V[s : s + rows]
+        w = buf[: v.shape[0]]
+        np.multiply(v, tu, out=w)
+        U[s : s + rows] += w
 
 
 def _lbfgs_columns_relu(
-    image_dir: Callable[[NDArray[np.float64]], NDArray[np.floating]],
-    moments: Callable[[NDArray[np.floating]], NDArray[np.float64]],
+    prod: _Products,
     T: NDArray[np.floating],
     alpha: float,
     theta0: NDArray[np.float64],
     U0: NDArray[np.floating],
     R: NDArray[np.float64],
-    g_scale: float,
+    scale: GradScale,
     tol: float,
     max_iter: int,
-) -> tuple[NDArray[np.float64], dict[str, Any]]:
-    r"""Column-wise L-BFGS (:func:`_lbfgs_columns`) for the Fenchel–Young ReLU W-step.
+) -> tuple[NDArray[np.float64], NDArray[np.floating] | None, dict[str, Any]]:
+    r"""Column-wise L-BFGS (:func:`~cvx_lifted.kernels._lbfgs.lbfgs_columns`), Fenchel–Young ReLU.
 
-    The ReLU loss :math:`\tfrac12\max(u, 0)^2 - ut` is evaluated with dedicated passes
-    (:func:`_relu_line_cols`): no transcendental functions, fewer temporaries.
+    The ReLU loss :math:`\tfrac12\max(u, 0)^2 - ut` is evaluated with dedicated passes over chunks
+    of rows (:func:`_relu_line_cols`): no transcendental functions, no ``m x q`` temporaries; the
+    residual is written directly in the dtype of the products.
     """
     p = theta0.shape[0] - 1
+    rows = _chunk_rows(T.shape[1])
 
     def residual(U: NDArray[np.floating]) -> NDArray[np.floating]:
-        Z = np.maximum(U, 0.0)
-        Z -= T
-        return Z
+        out = np.empty(U.shape, dtype=prod.pd)
+        for s in range(0, U.shape[0], rows):
+            block = np.maximum(U[s : s + rows], 0.0)
+            block -= T[s : s + rows]
+            out[s : s + rows] = block
+        return out
 
     def objective_cols(U: NDArray[np.floating], theta: NDArray[np.float64]) -> NDArray[np.float64]:
         return _relu_fy_cols(U, T, theta[:p].T, alpha)
@@ -441,9 +275,9 @@ def _lbfgs_columns_relu(
         value, slope = _relu_line_cols(U, V, T, t)
         return value, slope, None
 
-    return _lbfgs_columns(
-        image_dir,
-        moments,
+    return lbfgs_columns(
+        prod.image_dir,
+        prod.moments,
         residual,
         objective_cols,
         line_cols,
@@ -451,9 +285,10 @@ def _lbfgs_columns_relu(
         theta0,
         U0,
         R,
-        g_scale,
+        scale,
         tol,
         max_iter,
+        advance=_advance,
     )
 
 
@@ -554,6 +389,7 @@ def relu_fenchel_wstep(
         On inconsistent shapes, non-finite inputs, negative ``T``, ``alpha <= 0``, an unknown
         ``method`` or a ``ridge`` built on a different problem.
     """
+    # Over 120 lines through its numpydoc reference only: the code is checks and a dispatch.
     X_arr, T_arr = _check_xt(X, T, "T")
     if (T_arr < 0).any():
         raise ValueError("T must be non-negative (the Fenchel-Young ReLU domain is z >= 0)")
@@ -566,55 +402,49 @@ def relu_fenchel_wstep(
     if method not in ("lbfgs", "scipy", "amm"):
         raise ValueError(f"method must be 'lbfgs', 'scipy' or 'amm', got {method!r}")
     ridge = _check_ridge(ridge, X_arr, alpha_f)
-    dt = X_arr.dtype
-
-    def image(theta: NDArray[np.float64]) -> NDArray[np.floating]:
-        th = theta.astype(dt, copy=False)
-        return X_arr @ th[:p] + th[p]
-
-    def moments(V: NDArray[np.floating]) -> NDArray[np.float64]:
-        out = np.empty((p + 1, q))
-        out[:p] = X_arr.T @ V
-        out[p] = V.sum(axis=0, dtype=np.float64)
-        return out
-
-    g_scale = max(float(np.linalg.norm(moments(T_arr))), np.finfo(np.float64).tiny)
+    prod = _Products(ridge, X_arr.dtype, q)
     theta0 = np.vstack([W.T, b[None, :]])
+    T_norm = float(np.linalg.norm(T_arr))
 
+    def exact_scale() -> float:
+        return float(np.linalg.norm(prod.moments(T_arr)))
+
+    U: NDArray[np.floating] | None = None
     if method == "lbfgs":
-        theta, info = _lbfgs_columns_relu(
-            image,
-            moments,
+        scale = GradScale(exact_scale, prod.bound(T_norm))
+        theta, U, info = _lbfgs_columns_relu(
+            prod,
             T_arr,
             alpha_f,
             theta0,
-            image(theta0),
+            prod.start(W, b, theta0),
             np.triu(ridge.factor[0]),
-            g_scale,
+            scale,
             tol_f,
             max_iter,
         )
     elif method == "scipy":
 
         def obj_grad(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
-            U = image(theta)
+            U = prod.image(theta)
             val = float(_relu_fy_cols(U, T_arr, theta[:p].T, alpha_f).sum())
             np.maximum(U, 0.0, out=U)
             U -= T_arr
-            grad = moments(U)
+            grad = prod.moments(U)
             grad[:p] += alpha_f * theta[:p]
             return val, grad
 
-        theta, info = _lbfgs_preconditioned(
+        g_scale = max(exact_scale(), np.finfo(np.float64).tiny)
+        theta, info = lbfgs_preconditioned(
             obj_grad, theta0, np.triu(ridge.factor[0]), g_scale, tol_f, max_iter
         )
         del info["n_eval"]
     else:
+        g_scale = max(exact_scale(), np.finfo(np.float64).tiny)
         theta, info = _amm_relu(
-            image, moments, ridge, T_arr, alpha_f, theta0, g_scale, tol_f, max_iter
+            prod.image, prod.moments, ridge, T_arr, alpha_f, theta0, g_scale, tol_f, max_iter
         )
-    W_out = np.ascontiguousarray(theta[:p].T).astype(dt, copy=False)
-    b_out = theta[p].astype(dt, copy=True)
+    W_out, b_out = prod.finish(theta, U)
     if not return_info:
         return W_out, b_out
     return W_out, b_out, info
@@ -636,9 +466,9 @@ def _fy_line_cols(
     derivative in ``t`` and the residual :math:`\phi(U + Vt) - T`, in one pass over ``U``."""  # noqa: D205, D209
     Ut = V * t.astype(U.dtype)
     Ut += U
-    value = spec.conj(Ut).sum(axis=0, dtype=np.float64) - _colsum(Ut, T)
+    value = spec.conj(Ut).sum(axis=0, dtype=np.float64) - colsum(Ut, T)
     P = spec.conj_grad(Ut) - T
-    return value, _colsum(V, P), P
+    return value, colsum(V, P), P
 
 
 def _fy_preconditioner(ridge: Ridge, curvature: float, p: int) -> NDArray[np.float64]:
@@ -748,6 +578,7 @@ def fy_wstep(
         On inconsistent shapes, non-finite inputs, ``T`` outside :math:`[lo, hi]`, ``alpha <= 0``,
         a ``spec`` that is not a :class:`ScalarFY` or a ``ridge`` built on a different problem.
     """
+    # Over 120 lines through its numpydoc reference only: the code is checks and a dispatch.
     if not isinstance(spec, ScalarFY):
         raise ValueError(f"spec must be a ScalarFY, got {type(spec).__name__}")
     X_arr, T_arr = _check_xt(X, T, "T")
@@ -765,37 +596,34 @@ def fy_wstep(
     tol_f = positive_scalar(tol, "tol")
     max_iter = positive_int(max_iter, "max_iter")
     ridge = _check_ridge(ridge, X_arr, alpha_f)
-    dt = X_arr.dtype
-
-    def image(theta: NDArray[np.float64]) -> NDArray[np.floating]:
-        th = theta.astype(dt, copy=False)
-        return X_arr @ th[:p] + th[p]
-
-    def moments(V: NDArray[np.floating]) -> NDArray[np.float64]:
-        out = np.empty((p + 1, q))
-        out[:p] = X_arr.T @ V
-        out[p] = V.sum(axis=0, dtype=np.float64)
-        return out
-
+    prod = _Products(ridge, X_arr.dtype, q)
     theta0 = np.vstack([W.T, b[None, :]])
-    U0 = image(theta0)
+    U0 = prod.start(W, b, theta0)
     if spec == RELU_FY:
-        g_scale = max(float(np.linalg.norm(moments(T_arr))), np.finfo(np.float64).tiny)
-        theta, info = _lbfgs_columns_relu(
-            image,
-            moments,
+        scale = GradScale(
+            lambda: float(np.linalg.norm(prod.moments(T_arr))),
+            prod.bound(float(np.linalg.norm(T_arr))),
+        )
+        theta, U, info = _lbfgs_columns_relu(
+            prod,
             T_arr,
             alpha_f,
             theta0,
             U0,
             np.triu(ridge.factor[0]),
-            g_scale,
+            scale,
             tol_f,
             max_iter,
         )
     else:
         phi0 = float(np.asarray(spec.conj_grad(np.zeros(1)), dtype=np.float64)[0])
-        g_scale = max(float(np.linalg.norm(moments(phi0 - T_arr))), np.finfo(np.float64).tiny)
+        # ||phi0 - T||_F without an m x q temporary
+        t_sum = float(T_arr.sum(dtype=np.float64))
+        t_sq = float(np.vdot(T_arr, T_arr))
+        M_norm = float(np.sqrt(max(t_sq - 2.0 * phi0 * t_sum + T_arr.size * phi0 * phi0, 0.0)))
+        scale = GradScale(
+            lambda: float(np.linalg.norm(prod.moments(phi0 - T_arr))), prod.bound(M_norm)
+        )
 
         def residual(U: NDArray[np.floating]) -> NDArray[np.floating]:
             return spec.conj_grad(U) - T_arr
@@ -803,7 +631,7 @@ def fy_wstep(
         def objective_cols(
             U: NDArray[np.floating], theta: NDArray[np.float64]
         ) -> NDArray[np.float64]:
-            val = spec.conj(U).sum(axis=0, dtype=np.float64) - _colsum(U, T_arr)
+            val = spec.conj(U).sum(axis=0, dtype=np.float64) - colsum(U, T_arr)
             return val + 0.5 * alpha_f * np.einsum("ij,ij->j", theta[:p], theta[:p])
 
         def line_cols(
@@ -813,9 +641,9 @@ def fy_wstep(
 
         if not np.isfinite(objective_cols(U0, theta0)).all():
             raise ValueError(f"spec.conj of {spec.name!r} is not finite at the start (W0, b0)")
-        theta, info = _lbfgs_columns(
-            image,
-            moments,
+        theta, U, info = lbfgs_columns(
+            prod.image_dir,
+            prod.moments,
             residual,
             objective_cols,
             line_cols,
@@ -823,12 +651,11 @@ def fy_wstep(
             theta0,
             U0,
             _fy_preconditioner(ridge, spec.curvature, p),
-            g_scale,
+            scale,
             tol_f,
             max_iter,
         )
-    W_out = np.ascontiguousarray(theta[:p].T).astype(dt, copy=False)
-    b_out = theta[p].astype(dt, copy=True)
+    W_out, b_out = prod.finish(theta, U)
     if not return_info:
         return W_out, b_out
     return W_out, b_out, info
@@ -996,6 +823,7 @@ def softmax_wstep(
     ValueError
         On inconsistent shapes, non-finite inputs, rows of ``Y`` off the simplex or ``alpha <= 0``.
     """
+    # Over 120 lines through its numpydoc reference only: the code is checks and a dispatch.
     X_arr, Y_arr = _check_xt(X, Y, "Y")
     if (Y_arr < 0).any():
         raise ValueError("Y must be non-negative")
@@ -1037,7 +865,7 @@ def softmax_wstep(
     g_scale = max(g0, np.finfo(np.float64).tiny)
 
     theta0 = np.vstack([W.T, b[None, :]])
-    theta, info = _lbfgs_preconditioned(obj_grad, theta0, R, g_scale, tol_f, max_iter)
+    theta, info = lbfgs_preconditioned(obj_grad, theta0, R, g_scale, tol_f, max_iter)
     W_out = np.ascontiguousarray(theta[:p].T).astype(dt, copy=False)
     b_c = theta[p] - theta[p].mean()
     b_out = b_c.astype(dt, copy=False)

@@ -6,19 +6,37 @@ the layer is :math:`T \approx X W^\top + \mathbf 1 b^\top` with :math:`W` of sha
 p`. The normal equations share one :math:`(p+1) \times (p+1)` matrix for every right-hand side, so
 the Gram matrix and its Cholesky factor are built once per input :math:`X` (for layer 0, whose input
 never changes, once per fit); each solve is then one GEMM :math:`X^\top T` plus triangular solves.
+
+Mixed precision. The products over the data (:math:`X^\top T` here, and the images and gradients
+of the weight steps of :mod:`~cvx_lifted.kernels.glm`) dominate the training time. For float64
+data of at least :data:`MIXED_MIN_ENTRIES` entries they run in float32 on a float32 copy of
+:math:`X` made once (``products="auto"``): a float32 product is twice as fast (0.25 s against
+0.50 s for 60,000 x 784 x 300 on one core with OpenBLAS' Haswell kernels) and its relative error,
+about 1e-7, is far below the accuracy the weight steps are run to. Everything of size
+:math:`p \times p` or smaller (the Gram matrix, its Cholesky factor, the solves) stays in float64.
+Small problems keep float64 products, so the kernels agree with CVXPY to 1e-10 there.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 
+from cvx_lifted import threads
+
 from ._validation import as_float_array, float_dtype, positive_scalar
 
-__all__ = ["Ridge"]
+__all__ = ["MIXED_MIN_ENTRIES", "Ridge"]
+
+#: Float64 data with at least this many entries is multiplied in float32 (``products="auto"``).
+MIXED_MIN_ENTRIES = 1_000_000
+_PRODUCTS = ("auto", "exact", "float32")
+#: A product with fewer columns does not pay for making the float32 copy of ``X``.
+_COPY_MIN_COLUMNS = 32
 
 
 class Ridge:
@@ -59,6 +77,11 @@ class Ridge:
         Ridge penalty :math:`\alpha > 0`.
     fit_intercept : bool, default True
         Fit the unpenalised intercept :math:`b`.
+    products : {"auto", "exact", "float32"}, default "auto"
+        Precision of the products over the data (:meth:`solve`, :meth:`image` and the weight
+        steps that take this object): ``"exact"`` in the dtype of ``X``; ``"float32"`` on a
+        float32 copy of ``X`` made at first use; ``"auto"``: ``"float32"`` for float64 ``X``
+        with at least :data:`MIXED_MIN_ENTRIES` entries, else ``"exact"``.
 
     Attributes
     ----------
@@ -77,15 +100,19 @@ class Ridge:
         Wall time spent forming :math:`A`.
     factor_seconds : float
         Wall time spent in the Cholesky factorisation.
+    product_dtype : numpy.dtype
+        The dtype the products over the data run in.
 
     Raises
     ------
     ValueError
-        If ``X`` is not a finite 2-D array with at least one row and column, or ``alpha`` is not a
-        finite number > 0.
+        If ``X`` is not a finite 2-D array with at least one row and column, ``alpha`` is not a
+        finite number > 0, or ``products`` is not one of the names above.
     """
 
-    def __init__(self, X: ArrayLike, alpha: float, *, fit_intercept: bool = True) -> None:
+    def __init__(
+        self, X: ArrayLike, alpha: float, *, fit_intercept: bool = True, products: str = "auto"
+    ) -> None:
         X_arr = as_float_array(X, "X", ndim=2)
         m, p = X_arr.shape
         if m < 1 or p < 1:
@@ -94,10 +121,18 @@ class Ridge:
             )
         self.alpha = positive_scalar(alpha, "alpha")
         self.fit_intercept = bool(fit_intercept)
+        if products not in _PRODUCTS:
+            raise ValueError(f"products must be one of {_PRODUCTS}, got {products!r}")
         self.X = X_arr
+        if products == "auto":
+            products = "float32" if X_arr.size >= MIXED_MIN_ENTRIES else "exact"
+        self.product_dtype = np.dtype(np.float32) if products == "float32" else X_arr.dtype
+        self._Xp: NDArray[np.floating] | None = X_arr if self.product_dtype == X_arr.dtype else None
+        self._image: tuple[NDArray[Any], NDArray[Any], NDArray[np.floating]] | None = None
+        self.workspace: dict[str, Any] = {}
         t0 = time.perf_counter()
         if X_arr.dtype == np.float64:
-            gram = X_arr.T @ X_arr  # SYRK (numpy detects X.T @ X)
+            gram = threads.matmul(X_arr.T, X_arr)  # SYRK (numpy detects X.T @ X)
         else:
             # float32 Grams of uncentred data lose the Schur complement of the intercept block to
             # rounding (a singular system for data with mean 100 and unit spread): accumulate in
@@ -105,7 +140,7 @@ class Ridge:
             gram = np.zeros((p, p))
             for s in range(0, m, 8192):
                 chunk = X_arr[s : s + 8192].astype(np.float64)
-                gram += chunk.T @ chunk
+                gram += threads.matmul(chunk.T, chunk)
         k = p + 1 if self.fit_intercept else p
         A = np.empty((k, k), dtype=np.float64)
         A[:p, :p] = gram
@@ -166,8 +201,87 @@ class Ridge:
 
     def _moments(self, T: NDArray[np.floating]) -> tuple[NDArray[np.floating], NDArray[np.float64]]:
         dt = float_dtype(self.X, T)
+        # the float32 copy of X costs about as much as a float64 product with a few columns:
+        # made for products with many columns, used whenever it exists
+        lowp = self._Xp is not None or T.shape[1] >= _COPY_MIN_COLUMNS
+        if dt == np.float64 and self.product_dtype == np.float32 and lowp:
+            XtT = threads.matmul(self.product_matrix().T, T.astype(np.float32))
+            return XtT.astype(np.float64), T.sum(axis=0, dtype=np.float64)
         X = self.X.astype(dt, copy=False)
-        return X.T @ T.astype(dt, copy=False), T.sum(axis=0, dtype=np.float64)
+        return threads.matmul(X.T, T.astype(dt, copy=False)), T.sum(axis=0, dtype=np.float64)
+
+    def product_matrix(self) -> NDArray[np.floating]:
+        """Return ``X`` in :attr:`product_dtype` (a float32 copy is made at the first call).
+
+        Returns
+        -------
+        ndarray, shape (m, p)
+        """
+        if self._Xp is None:
+            self._Xp = self.X.astype(self.product_dtype)
+        return self._Xp
+
+    def image(self, W: ArrayLike, b: ArrayLike) -> NDArray[np.floating]:
+        r"""Return :math:`U = XW^\top + \mathbf 1 b^\top` in the dtype of ``X``.
+
+        The product runs in :attr:`product_dtype`. When ``W`` and ``b`` equal the pair last given
+        to :meth:`remember_image` (a weight step of this layer remembers the image it kept up to
+        date), that image is returned without a product; otherwise the new image is computed
+        and remembered.
+
+        Parameters
+        ----------
+        W : array_like, shape (q, p)
+            Weights.
+        b : array_like, shape (q,)
+            Intercepts.
+
+        Returns
+        -------
+        ndarray, shape (m, q)
+            The image; do not modify it in place (it is remembered).
+        """
+        W_arr = as_float_array(W, "W", ndim=2)
+        b_arr = as_float_array(b, "b", ndim=1)
+        if W_arr.shape[1] != self.n_features or b_arr.shape != (W_arr.shape[0],):
+            raise ValueError(
+                f"W must have shape (q, {self.n_features}) and b shape (q,), got {W_arr.shape} "
+                f"and {b_arr.shape}"
+            )
+        U = self.recall_image(W_arr, b_arr)
+        if U is None:
+            Xp = self.product_matrix()
+            U = threads.matmul(Xp, W_arr.T.astype(Xp.dtype))
+            U = U.astype(self.X.dtype, copy=False)
+            U += b_arr.astype(self.X.dtype)
+            self.remember_image(W_arr, b_arr, U)
+        return U
+
+    def remember_image(self, W: NDArray[Any], b: NDArray[Any], U: NDArray[np.floating]) -> None:
+        """Remember that ``U`` is the image of ``(W, b)`` (the previous one is forgotten).
+
+        Parameters
+        ----------
+        W : ndarray, shape (q, p)
+        b : ndarray, shape (q,)
+        U : ndarray, shape (m, q)
+            Kept by reference.
+        """
+        self._image = (np.array(W, copy=True), np.array(b, copy=True), U)
+
+    def recall_image(self, W: NDArray[Any], b: NDArray[Any]) -> NDArray[np.floating] | None:
+        """Return the remembered image of ``(W, b)``, or ``None`` if another pair was remembered."""
+        if self._image is None:
+            return None
+        Wr, br, U = self._image
+        same = Wr.shape == np.shape(W) and br.shape == np.shape(b)
+        if same and np.array_equal(Wr, W) and np.array_equal(br, b):
+            return U
+        return None
+
+    def forget_image(self) -> None:
+        """Drop the remembered image (frees its memory)."""
+        self._image = None
 
     def solve_moments(
         self, XtT: ArrayLike, col_sums: ArrayLike | None = None

@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: Apache-2.0
+"""BLAS thread choice: measured choices, exact products, scoped settings (no timing asserts)."""
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from cvx_lifted import threads
+from cvx_lifted.bcd import blas_limits
+from cvx_lifted.threads import ThreadChooser, matmul, training_threads
+
+
+def _blas_threads():
+    return max(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+
+
+@pytest.mark.parametrize(
+    ("shape_a", "shape_b", "transposed"),
+    [
+        ((600, 40), (40, 30), False),  # split along the rows of A
+        ((40, 600), (600, 30), False),  # split along the inner dimension
+        ((30, 40), (40, 600), False),  # split along the columns of B
+        ((600, 40), (600, 30), True),  # A transposed (a view, as X.T in the kernels)
+    ],
+)
+def test_chooser_products_are_exact_in_every_split(shape_a, shape_b, transposed):
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=shape_a)
+    B = rng.normal(size=shape_b)
+    if transposed:
+        A = A.T
+    chooser = ThreadChooser((1, 2), probe_fraction=0.25, reprobe_every=1, min_flops=0)
+    for _ in range(3):  # the first products probe, the later ones choose
+        np.testing.assert_allclose(chooser.matmul(A, B), A @ B, rtol=1e-12, atol=1e-12)
+    summary = chooser.summary()
+    assert len(summary) == 1
+    (entry,) = summary.values()
+    assert set(entry["calls"]) == {1, 2}  # both candidates were measured
+    assert entry["choice"] in (1, 2)
+
+
+def test_chooser_picks_the_faster_candidate_and_keeps_probing():
+    chooser = ThreadChooser((1, 2), reprobe_every=4)
+    key = ("<f8", "NM")
+    assert chooser.choice(key) == 1  # nothing measured: the fewest threads
+    chooser._rates.setdefault(key, threads._Rates()).record(1, 2.0, 1e9)
+    chooser._rates[key].record(2, 1.0, 1e9)
+    assert chooser.choice(key) == 2
+    # the newest measurement weighs half: two slow products on 2 threads switch the choice
+    chooser._rates[key].record(2, 6.0, 1e9)
+    chooser._rates[key].record(2, 6.0, 1e9)
+    assert chooser.choice(key) == 1
+    # once both have a measure, every fourth product probes the other candidate
+    probes = [chooser._probe(key, chooser.choice(key)) for _ in range(8)]
+    assert probes.count(None) == 6
+    assert [p for p in probes if p is not None] == [2, 2]
+
+
+def test_chooser_small_products_are_not_timed():
+    chooser = ThreadChooser((1, 2))
+    A = np.ones((4, 3))
+    np.testing.assert_array_equal(chooser.matmul(A, A.T), A @ A.T)
+    assert chooser.summary() == {}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"candidates": ()}, "candidates"),
+        ({"candidates": (0, 2)}, "candidates"),
+        ({"candidates": (1, 2), "probe_fraction": 0.9}, "probe_fraction"),
+        ({"candidates": (1, 2), "reprobe_every": 0}, "reprobe_every"),
+    ],
+)
+def test_chooser_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ThreadChooser(**kwargs)
+
+
+def test_training_threads_auto_runs_on_one_thread_and_chooses_the_large_products():
+    with threadpool_limits(2, user_api="blas"):
+        before = _blas_threads()
+        with training_threads("auto", max_threads=2) as chooser:
+            assert _blas_threads() == 1
+            assert chooser is threads.active_chooser()
+            assert chooser.candidates == (1, 2)
+            rng = np.random.default_rng(1)
+            A, B = rng.normal(size=(2000, 100)), rng.normal(size=(100, 200))
+            np.testing.assert_allclose(matmul(A, B), A @ B, rtol=1e-12)
+            assert chooser.summary()  # the product was timed
+        assert threads.active_chooser() is None
+        assert _blas_threads() == before
+
+
+def test_training_threads_integer_and_none():
+    with threadpool_limits(2, user_api="blas"):
+        with training_threads(1) as chooser:
+            assert chooser is None and _blas_threads() == 1
+        with training_threads(None) as chooser:
+            assert chooser is None and _blas_threads() == 2
+        with blas_limits("auto", 10, [3, 4]):  # BCD's entry point
+            assert _blas_threads() == 1
+        assert _blas_threads() == 2
+
+
+def test_single_core_auto_uses_no_chooser():
+    with training_threads("auto", max_threads=1) as chooser:
+        assert chooser is None
+        assert _blas_threads() == 1
+
+
+@pytest.mark.parametrize("bad", ["all", 0, -2, 1.5, True])
+def test_training_threads_rejects_bad_settings(bad):
+    with pytest.raises(ValueError, match="blas_threads"), training_threads(bad):
+        pass
+
+
+def test_matmul_outside_training_is_a_plain_product():
+    A = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(matmul(A, A.T), A @ A.T)
+    assert threads.available_cores() >= 1
+    assert threads.blas_thread_count() >= 1
