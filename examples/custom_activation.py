@@ -1,11 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Declare your own activation as a convex program, check it, and train a lifted network with it.
+"""
+Your own activation: declare, verify, train
+===========================================
+
+Declare your own activation as a convex program, check it, and train a lifted network with it.
 
 What this example teaches
 -------------------------
 1. :func:`cvx_lifted.custom_activation` turns three plain functions into an activation that works
    wherever a built-in one does: the divergence ``D(u, z)`` as a CVXPY expression, optional domain
-   constraints, and the closed form ``phi(u) = argmin_z D(u, z)``. Here: soft-thresholding,
+   constraints, and the closed form ``phi(u) = argmin_z D(u, z)``. Here: soft-thresholding::
 
        soft(u) = sign(u) max(|u| - tau, 0) = argmin_z 1/2 ||z - u||^2 + tau ||z||_1,
 

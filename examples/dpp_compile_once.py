@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Compile once, re-solve many times: what DPP is and why lifted training depends on it.
+"""
+Compile once, re-solve many times (DPP)
+=======================================
+
+What DPP is and why lifted training depends on it.
 
 What this example teaches
 -------------------------

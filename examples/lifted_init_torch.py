@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Use a lifted network as the initialisation of an ordinary PyTorch network, then fine-tune it.
+"""
+Lifted weights as a PyTorch initialisation
+==========================================
+
+Use a lifted network as the initialisation of an ordinary PyTorch network, then fine-tune it.
 
 What this example teaches
 -------------------------

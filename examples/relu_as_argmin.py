@@ -1,9 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
-"""ReLU is an argmin: the convex program, the closed form and the NumPy kernel side by side.
+"""
+ReLU is an argmin
+=================
+
+The convex program, the closed form and the NumPy kernel side by side.
 
 What this example teaches
 -------------------------
-1. The ReLU is the Euclidean projection onto the non-negative orthant (paper eq. 4):
+1. The ReLU is the Euclidean projection onto the non-negative orthant (paper eq. 4)::
 
        max(u, 0) = argmin_z 1/2 ||z - u||^2  subject to  z >= 0.
 

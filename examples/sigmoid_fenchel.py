@@ -1,11 +1,15 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The sigmoid as a bi-convex argmin (Fenchel--Young divergence), trained through the generic path.
+"""
+The sigmoid as a Fenchel--Young argmin
+======================================
+
+The sigmoid as a bi-convex argmin (Fenchel--Young divergence), trained through the generic path.
 
 What this example teaches
 -------------------------
 1. For a strictly increasing activation phi, ``Phi(z) = int_0^z phi^{-1}`` is convex and
    ``phi(u) = argmin_z Phi(z) - u z`` (paper eq. 6-7). For the sigmoid, ``Phi`` is the negative
-   binary entropy, so the argmin problem needs the exponential cone:
+   binary entropy, so the argmin problem needs the exponential cone::
 
        sigmoid(u) = argmin_{0 <= z <= 1}  z log z + (1 - z) log(1 - z) - u z.
 

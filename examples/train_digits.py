@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Train a lifted ReLU network on scikit-learn's 8x8 digits with the fast NumPy path.
+"""
+Lifted training on the digits
+=============================
+
+Train a lifted ReLU network on scikit-learn's 8x8 digits with the fast NumPy path.
 
 What this example teaches
 -------------------------
