@@ -125,13 +125,15 @@ numpydoc_show_class_members = False  # autodoc's :members: lists the methods
 numpydoc_attributes_as_param_list = True
 numpydoc_xref_param_type = False
 # Docstring checks (numpydoc's validation; each failure is a warning, so an error under -W).
-# Checked: the summary line (present, capitalised, one line, ends with a period), every
-# parameter documented with a type and no unknown one, the Returns section of functions that
-# return, section order. Not checked: extended summaries, See Also and Examples (not every
-# function needs them), and the style details ruff's pydocstyle rules already enforce in the
-# source (GL01/GL02 blank-line placement, SS05 infinitive verbs, PR06 type spelling, PR08/PR09
-# capitalisation and trailing periods of parameter descriptions, RT02/RT03 return names and
-# descriptions).
+# Checked: the summary line (present, capitalised, ends with a period), every parameter
+# documented, in signature order, with a type, and no unknown one; a Returns (Yields) section
+# for what returns (yields); known sections in the standard order. Not checked: extended
+# summaries, See Also and Examples (ES01, SA01, EX01: not every function needs them); the
+# layout ruff's pydocstyle rules check in the source (GL01, GL02, SS05, SS06); and conventions
+# this code base writes differently on purpose: a self-explanatory parameter or return value
+# given by its type alone (PR07, RT03: "X : array_like of shape (m, n)"), type spellings and
+# description punctuation (PR06, PR08, PR09, RT02, RT04, RT05), methods that inherit their
+# docstring (GL08).
 numpydoc_validation_checks = {
     "GL03",  # double line break
     "GL06",  # unknown section
@@ -153,18 +155,21 @@ numpydoc_validation_checks = {
 }
 # Private helpers and dunder methods are not checked.
 numpydoc_validation_exclude = {r"\._[a-z]", r"\.__[a-z]+__$"}
-# Two kinds of docstring are complete without a Parameters (PR01) or Returns (RT01) section:
-# a one-line docstring with no section at all (a small helper its signature explains), and a
-# dataclass documented field by field in an Attributes section. Any other docstring must
-# document every parameter and what it returns.
+# A one-line docstring with no section at all (a small helper its signature explains) needs
+# neither a Parameters (PR01) nor a Returns (RT01) section, and a dataclass documented field by
+# field in an Attributes section needs no Parameters section. Any other docstring documents
+# every parameter and what it returns.
 _NO_SECTIONS = r"\A(?![\s\S]*\n\s*-{3,}\s*(?:\n|\Z))"
 _ATTRIBUTES = r"(?:\A|\n)\s*Attributes\s*\n\s*-{3,}\s*(?:\n|\Z)"
+# A context manager (``@contextlib.contextmanager``) documents what it yields; numpydoc sees
+# the decorated function, which returns, and would ask for a Returns section.
+_YIELDS = r"(?:\A|\n)\s*Yields\s*\n\s*-{3,}\s*(?:\n|\Z)"
 # numpydoc drops a first parameter named ``cls`` from the signature as if every function were
 # a classmethod, so it takes the documented ``cls`` of ``register_activation(cls)`` for an
 # unknown parameter (PR02).
 numpydoc_validation_overrides = {
     "PR01": [_NO_SECTIONS, _ATTRIBUTES],
-    "RT01": [_NO_SECTIONS],
+    "RT01": [_NO_SECTIONS, _YIELDS],
     "PR02": [r"(?:\A|\n)\s*cls : "],
 }
 
