@@ -26,7 +26,8 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ __all__ = [
     "active_chooser",
     "available_cores",
     "blas_thread_count",
+    "map_chunks",
     "matmul",
     "training_threads",
 ]
@@ -147,6 +149,7 @@ class ThreadChooser:
         self._rates: dict[tuple[str, str], _Rates] = {}
         self._lock = threading.Lock()
         self._blas: Any = None
+        self._pool: ThreadPoolExecutor | None = None
 
     # ----------------------------------------------------------------------------- choice
     def choice(self, key: tuple[str, str]) -> int:
@@ -171,6 +174,51 @@ class ThreadChooser:
         others = [c for c in self.candidates if c != best]
         # the candidate measured longest ago: the one with the fewest calls
         return min(others, key=lambda c: rates.calls.get(c, 0))
+
+    def run_chunks(self, work: Callable[[int], Any], count: int, key: str) -> None:
+        """Call ``work(i)`` for ``i < count`` on worker threads chosen from their measured speed.
+
+        The chunks run in rounds of two per worker; each round runs on the candidate count of
+        workers with the best measured seconds per chunk (probing the others as for products).
+        ``work`` must be safe to run concurrently on different ``i`` (disjoint rows); NumPy
+        releases the GIL inside its array operations, so the workers share the cores.
+
+        Parameters
+        ----------
+        work : callable
+            ``work(i)``, the i-th chunk.
+        count : int
+            Number of chunks.
+        key : str
+            The kind of work (rates are kept per kind).
+        """
+        rkey = ("chunks", key)
+        i = 0
+        while i < count:
+            with self._lock:
+                best = self.choice(rkey)
+                probe = self._probe(rkey, best)
+            workers = probe if probe is not None else best
+            batch = min(count - i, 2 * workers)
+            t0 = time.perf_counter()
+            if workers == 1 or batch == 1:
+                for j in range(i, i + batch):
+                    work(j)
+            else:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max(self.candidates))
+                list(self._pool.map(work, range(i, i + batch)))
+            with self._lock:
+                self._rates.setdefault(rkey, _Rates()).record(
+                    workers, time.perf_counter() - t0, float(batch)
+                )
+            i += batch
+
+    def close(self) -> None:
+        """Stop the worker threads (if any were started)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """Per kind of product: calls, flops, seconds and current estimate per thread count."""
@@ -259,6 +307,30 @@ def active_chooser() -> ThreadChooser | None:
     return _ACTIVE[-1] if _ACTIVE else None
 
 
+def map_chunks(work: Callable[[int], Any], count: int, *, key: str = "chunks") -> None:
+    """Call ``work(i)`` for every ``i < count``, on measured worker threads inside training.
+
+    Inside :func:`training_threads` ``"auto"`` with more than one core the active
+    :class:`ThreadChooser` runs the chunks on 1 or several threads, whichever its measurements
+    favour (:meth:`ThreadChooser.run_chunks`); otherwise one after the other.
+
+    Parameters
+    ----------
+    work : callable
+        ``work(i)``; must be safe to call concurrently for different ``i``.
+    count : int
+        Number of chunks.
+    key : str, default "chunks"
+        The kind of work, for the measurements.
+    """
+    chooser = active_chooser()
+    if chooser is None or count < 2:
+        for i in range(count):
+            work(i)
+        return
+    chooser.run_chunks(work, count, key)
+
+
 def matmul(A: NDArray[Any], B: NDArray[Any]) -> NDArray[Any]:
     """Return ``A @ B``; inside :func:`training_threads` ``"auto"``, with measured thread counts.
 
@@ -338,3 +410,4 @@ def training_threads(
             yield chooser
         finally:
             _ACTIVE.remove(chooser)
+            chooser.close()

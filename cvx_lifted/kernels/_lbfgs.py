@@ -228,6 +228,7 @@ def lbfgs_columns(
     memory: int = 8,
     advance: Callable[[NDArray[np.floating], NDArray[np.floating], NDArray[np.float64]], None]
     | None = None,
+    carry: dict[str, Any] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.floating] | None, dict[str, Any]]:
     r"""Column-wise L-BFGS for a separable GLM W-step (the default method of the W-steps).
 
@@ -285,6 +286,13 @@ def lbfgs_columns(
     converged = scale.passes(g_norm, tol)
     gP = precondition(g)
     pairs: list[tuple[NDArray, NDArray, NDArray]] = []
+    if carry is not None:
+        pairs = list(carry.get("pairs", []))
+        pending = carry.get("pending")
+        if pending is not None:  # the last step of the previous call, completed here
+            pairs.append(_cross_pair(pending[0], gP - pending[1]))
+            del pairs[:-memory]
+    last: tuple[NDArray, NDArray] | None = None
     n_iter = 0
     while not converged and n_iter < max_iter:
         r = gP.copy()
@@ -326,6 +334,7 @@ def lbfgs_columns(
             advance(U, V, t)
         del V
         n_iter += 1
+        last = (dP * t, gP)
         if n_iter == max_iter:  # the gradient here would serve neither a test nor a step
             break
         if resid is None or not filled.all():
@@ -333,11 +342,8 @@ def lbfgs_columns(
         g = gradient(resid, theta)
         del resid
         gP_new = precondition(g)
-        s_new, y_new = dP * t, gP_new - gP
-        sy = colsum(s_new, y_new)
-        with np.errstate(divide="ignore"):
-            rho_new = np.where(sy > 1e-300, 1.0 / sy, 0.0)
-        pairs.append((s_new, y_new, rho_new))
+        pairs.append(_pair(last[0], gP_new - gP))
+        last = None
         if len(pairs) > memory:
             pairs.pop(0)
         gP = gP_new
@@ -353,5 +359,33 @@ def lbfgs_columns(
         "column_grad_norm": np.array([scale.relative(float(v)) for v in np.linalg.norm(g, axis=0)]),
     }
     if F > F_start:  # rounding only (every accepted step decreases its column): keep the start
+        if carry is not None:
+            carry.clear()
         return theta0, None, {**info, "objective": F_start}
+    if carry is not None:
+        carry["pairs"], carry["pending"] = pairs, last
     return theta, U, info
+
+
+def _cross_pair(s: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray, NDArray, NDArray]:
+    r"""Return the pair of a step whose gradients were taken with different targets, screened.
+
+    Between two calls the targets change, so :math:`y` holds the change of the linear term
+    besides the curvature. In the preconditioned variables the Hessian lies between 0 and
+    :math:`I`, so an exact pair has :math:`0 < y^\top y \le s^\top y`; columns that fail this
+    test drop the pair (``s = y = 0``).
+    """
+    sy, yy = colsum(s, y), colsum(y, y)
+    bad = ~((sy > 0) & (yy <= sy * (1.0 + 1e-12)))
+    if bad.any():
+        s, y = s.copy(), y.copy()
+        s[:, bad] = 0.0
+        y[:, bad] = 0.0
+    return _pair(s, y)
+
+
+def _pair(s: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray, NDArray, NDArray]:
+    """Return the L-BFGS pair ``(s, y, 1/s'y)`` per column (0 where the curvature is not > 0)."""
+    sy = colsum(s, y)
+    with np.errstate(divide="ignore"):
+        return s, y, np.where(sy > 1e-300, 1.0 / sy, 0.0)

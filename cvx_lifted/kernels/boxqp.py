@@ -71,6 +71,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from cvx_lifted import threads
+
 from ._boxqp_dual import dual_chunk
 from ._boxqp_fista import _fista_chunk, _fista_gram_chunk
 from ._rows import _batched_spd_solve, _clip, _pick, _rowdot
@@ -733,14 +735,22 @@ def state_step(
             solver = _fista_gram_chunk
         else:
             solver = _fista_chunk
-        for start in range(0, m, chunk_rows):
-            sl = slice(start, min(start + chunk_rows, m))
+        # what the chunks share is computed once, before they may run concurrently
+        if solver is _fista_gram_chunk:
+            prob.hessian()
+        elif chosen in ("dual", "newton"):
+            prob.pairs()
+
+        def work(k: int) -> None:
+            sl = slice(k * chunk_rows, min((k + 1) * chunk_rows, m))
             Uc = U_arr[sl].astype(np.float64, copy=False)
             Tc = coupling.target[sl].astype(np.float64, copy=False)
             Zc = Z0_arr[sl].astype(np.float64, copy=False)
             best, it, res, conv, f0, fb = solver(prob, Uc, Tc, Zc)
             Z[sl] = best
             n_iter[sl], residual[sl], converged[sl], obj0[sl], obj[sl] = it, res, conv, f0, fb
+
+        threads.map_chunks(work, -(-m // chunk_rows), key=f"state_step:{chosen}")
     if not return_info:
         return Z
     if chosen == "closed_form":  # c = 0: the objective is the proximity term alone

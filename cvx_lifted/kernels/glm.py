@@ -164,9 +164,15 @@ class _Products:
     def start(
         self, W: NDArray[np.float64], b: NDArray[np.float64], theta0: NDArray[np.float64]
     ) -> NDArray[np.floating]:
-        """Return an image of ``theta0`` the caller may change: the remembered one, or a new one."""
+        """Return an image of ``theta0`` the caller may change: the remembered one, or a new one.
+
+        A weight step that starts where the previous one on this ridge ended also continues its
+        L-BFGS memory (:attr:`carry`); any other start forgets it.
+        """
         U = self.ridge.recall_image(W, b)
+        self.carry: dict[str, Any] = self.ridge.workspace.setdefault("lbfgs", {})
         if U is None:
+            self.carry.clear()
             return self.image(theta0)
         self.ridge.forget_image()  # it is about to change in place
         return U
@@ -289,6 +295,7 @@ def _lbfgs_columns_relu(
         tol,
         max_iter,
         advance=_advance,
+        carry=prod.carry,
     )
 
 
@@ -654,6 +661,7 @@ def fy_wstep(
             scale,
             tol_f,
             max_iter,
+            carry=prod.carry,
         )
     W_out, b_out = prod.finish(theta, U)
     if not return_info:
