@@ -23,8 +23,9 @@ from cvx_lifted.activations import (
     register_activation,
 )
 from cvx_lifted.activations.custom import FenchelYoungForm, custom_activation
+from cvx_lifted.argmin import CompiledArgmin
 from cvx_lifted.bcd import BCDSolver
-from cvx_lifted.compile import CompiledArgmin, CompiledProblem
+from cvx_lifted.compile import CompiledProblem
 from cvx_lifted.exceptions import (
     BlockTooLargeError,
     CvxLiftedError,

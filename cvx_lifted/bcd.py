@@ -36,6 +36,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from cvx_lifted import kernels, paths, threads
 from cvx_lifted._validation import check_array
+from cvx_lifted.argmin import CompiledArgmin
 from cvx_lifted.blocks import (
     column_weight_problem,
     separable_weight_step,
@@ -44,7 +45,6 @@ from cvx_lifted.blocks import (
 )
 from cvx_lifted.compile import (
     Accuracy,
-    CompiledArgmin,
     CompiledProblem,
     output_step_problem,
 )
@@ -181,10 +181,14 @@ class BCDSolver:
         ):
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        for name, value in (("tol", tol), ("state_tol", state_tol), ("weight_tol", weight_tol)):
-            if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}.")
-        if not (blas_threads in (None, "auto") or (int(blas_threads) == blas_threads >= 1)):
+        for name, limit in (("tol", tol), ("state_tol", state_tol), ("weight_tol", weight_tol)):
+            if not (np.isfinite(limit) and limit >= 0):
+                raise ValueError(f"{name} must be a non-negative number, got {limit!r}.")
+        if not (
+            blas_threads is None
+            or blas_threads == "auto"
+            or (not isinstance(blas_threads, str) and int(blas_threads) == blas_threads >= 1)
+        ):
             raise ValueError(
                 f"blas_threads must be a positive integer, 'auto' or None, got {blas_threads!r}."
             )
@@ -651,6 +655,7 @@ class BCDSolver:
             act = net.head.activation
             assert act is not None
             U = net.preactivation(L, Xs[L])
+            Z: FloatArray
             if self.paths.get("output") == "cvxpy":
                 if self._argmin_out is None:
                     self._argmin_out = CompiledArgmin(act, U.shape[1], self.batch_size)

@@ -58,7 +58,6 @@ from typing import Any, Literal
 
 import cvxpy as cp
 import numpy as np
-from cvxpy.atoms.affine.add_expr import AddExpression
 from numpy.typing import ArrayLike, NDArray
 
 from cvx_lifted._solver_backends import (
@@ -68,18 +67,27 @@ from cvx_lifted._solver_backends import (
     ProgramMap,
     make_backend,
 )
-from cvx_lifted.activations import Activation, get_activation
-from cvx_lifted.dcp import drop_constant_terms, explain_not_dcp, problem_class
+from cvx_lifted.activations import Activation
+from cvx_lifted.dcp import (
+    CANON_BACKEND,
+    HOIST_MIN_SIZE,
+    drop_constant_terms,
+    explain_not_dcp,
+    hoist_parametric_products,
+    problem_class,
+)
 from cvx_lifted.exceptions import NonConvexError, NotDPPError, SolverFailedError
 
 __all__ = [
+    "CANON_BACKEND",
+    "HOIST_MIN_SIZE",
     "Accuracy",
-    "CompiledArgmin",
     "CompiledProblem",
     "SOLVER_ORDER",
     "SOLVER_SETTINGS",
     "drop_constant_terms",
     "explain_not_dcp",
+    "hoist_parametric_products",
     "output_step_problem",
     "problem_class",
     "state_step_problem",
@@ -140,90 +148,6 @@ def _quiet_osqp(solver: str) -> contextlib.AbstractContextManager[Any]:
     if solver == "OSQP":
         return contextlib.redirect_stdout(io.StringIO())
     return contextlib.nullcontext()
-
-
-CANON_BACKEND = "COO"
-"""CVXPY's canonicalisation backend for compiled problems: its parameter tensors stay sparse
-(measured: a parametrised 16,000-row problem in 7 MB instead of 14 GB with the SciPy backend)."""
-
-
-HOIST_MIN_SIZE = 2048
-"""Parameters with at least this many entries in a product with a variable are hoisted by
-:func:`hoist_parametric_products`. Smaller ones stay in the objective, where a new value is a
-vector update that keeps OSQP's factorisation (a hoisted one changes the constraint matrix); their
-dense intermediate is at most 2048² × 8 bytes = 32 MB."""
-
-
-def _is_scalar_constant(e: Any) -> bool:
-    return isinstance(e, cp.Expression) and e.is_constant() and not e.parameters() and e.size == 1
-
-
-def _inner_product(term: cp.Expression) -> cp.Expression | None:
-    """``sum(multiply(A, B))`` as ``vec(A) @ vec(B)`` (same value), else ``None``."""
-    if type(term).__name__ != "Sum" or getattr(term, "axis", None) is not None:
-        return None
-    (inner,) = term.args
-    if type(inner).__name__ != "multiply":
-        return None
-    a, b = inner.args
-    if a.shape != b.shape:
-        return None
-    return cp.vec(a, order="C") @ cp.vec(b, order="C")
-
-
-def hoist_parametric_products(
-    objective: cp.Expression,
-) -> tuple[cp.Expression, list[cp.Constraint]]:
-    r"""Move parameter-times-variable terms of an objective into equality constraints.
-
-    CVXPY's canonicalisation of a linear objective term whose coefficients are parameters (the
-    :math:`-u^\top z` of every Fenchel--Young divergence, :math:`-t^\top v` in a weight step)
-    builds a dense (rows x rows) intermediate: 128 MB for 4,000 rows, 14 GB for 16,000. The same
-    term as ``s == vec(u) @ vec(z)``, with a scalar variable ``s`` in the objective, is
-    canonicalised in memory linear in the rows (with :data:`CANON_BACKEND`). The problem's value
-    and minimisers are unchanged. Only products with parameters of at least
-    :data:`HOIST_MIN_SIZE` entries are moved.
-
-    Parameters
-    ----------
-    objective : cvxpy.Expression
-        A scalar DCP, DPP objective.
-
-    Returns
-    -------
-    objective : cvxpy.Expression
-        The objective with each such term replaced by a new scalar variable.
-    constraints : list of cvxpy.Constraint
-        The equalities defining the new variables.
-    """
-    extra: list[cp.Constraint] = []
-
-    def visit(e: cp.Expression) -> cp.Expression:
-        if isinstance(e, AddExpression):
-            parts = [visit(a) for a in e.args]
-            out = parts[0]
-            for part in parts[1:]:
-                out = out + part
-            return out
-        kind = type(e).__name__
-        if kind == "NegExpression":
-            return -visit(e.args[0])
-        if kind in ("multiply", "MulExpression") and len(e.args) == 2 and e.size == 1:
-            a, b = e.args
-            if _is_scalar_constant(a):
-                return a * visit(b)
-            if _is_scalar_constant(b):
-                return visit(a) * b
-        big = sum(int(q.size) for q in e.parameters()) >= HOIST_MIN_SIZE
-        if big and e.size == 1 and e.variables() and e.is_affine():
-            term = _inner_product(e) or e
-            var = cp.Variable()
-            extra.append(var == term)
-            return var
-        return e
-
-    new = visit(objective)
-    return new, extra
 
 
 @dataclass
@@ -896,110 +820,6 @@ class CompiledProblem:
         return float(self.problem.value)
 
 
-class CompiledArgmin:
-    r"""The argmin problem of an activation, compiled once for a batch of rows.
-
-    Solves :math:`\min_z D(u, z)` subject to the domain, for every row of ``U``, with ``u`` a
-    ``(batch_size, n)`` parameter; rows are processed in batches (the last one zero-padded), so
-    one compiled problem serves any number of rows. All batches of one call are mapped to solver
-    data together (:meth:`CompiledProblem.solve_many`).
-
-    Parameters
-    ----------
-    activation : Activation or str
-        The activation (or its registry name).
-    n_features : int
-        Width ``n`` of the input rows.
-    batch_size : int, default=1
-        Rows per solve.
-    accuracy : {"default", "tight"}, default="default"
-        Solver tolerances.
-    solvers : sequence of str, optional
-        Solver order (see :data:`SOLVER_ORDER`).
-    fast_path : bool, default=True
-        Call the solver directly after the first solve (see :class:`CompiledProblem`).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> argmin = CompiledArgmin("relu", n_features=3)
-    >>> np.round(argmin(np.array([[-1.0, 0.5, 2.0]])), 6)
-    array([[0. , 0.5, 2. ]])
-    """
-
-    def __init__(
-        self,
-        activation: Activation | str,
-        n_features: int,
-        batch_size: int = 1,
-        *,
-        accuracy: Accuracy = "default",
-        solvers: Sequence[str] | None = None,
-        fast_path: bool = True,
-    ) -> None:
-        act = get_activation(activation)
-        if int(n_features) != n_features or n_features < 1:
-            raise ValueError(f"n_features must be a positive integer, got {n_features!r}.")
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-        self.activation = act
-        self.n_features = int(n_features)
-        self.batch_size = int(batch_size)
-        k = act.output_size(self.n_features)
-        self.u = cp.Parameter((self.batch_size, self.n_features), name="u")
-        self.z = cp.Variable((self.batch_size, k), name="z")
-        objective = drop_constant_terms(act.divergence(self.u, self.z))
-        self.problem = CompiledProblem(
-            objective,
-            act.domain(self.u, self.z),
-            {"u": self.u},
-            {"z": self.z},
-            accuracy=accuracy,
-            solvers=solvers,
-            what=f"argmin problem of {act.name!r} (divergence in z, u a Parameter)",
-            fast_path=fast_path,
-        )
-
-    @property
-    def stats(self) -> SolveStats:
-        """Timings and solver outcomes (see :class:`SolveStats`)."""
-        return self.problem.stats
-
-    def __call__(self, U: ArrayLike) -> NDArray[np.float64]:
-        """Solve the argmin for every row of ``U``.
-
-        Parameters
-        ----------
-        U : array_like, shape (m, n_features)
-
-        Returns
-        -------
-        numpy.ndarray, shape (m, k)
-        """
-        U = np.asarray(U, dtype=np.float64)
-        if U.ndim == 1:
-            U = U[None, :]
-        if U.ndim != 2 or U.shape[1] != self.n_features:
-            raise ValueError(
-                f"U must have shape (m, {self.n_features}) (rows are samples), got {U.shape}."
-            )
-        if not np.all(np.isfinite(U)):
-            raise ValueError("U contains NaN or infinity.")
-        B = self.batch_size
-        m = U.shape[0]
-        if m == 0:
-            return np.empty((0, self.z.shape[1]))
-        n_blocks = -(-m // B)
-        padded = np.zeros((n_blocks * B, self.n_features))
-        padded[:m] = U
-        if n_blocks == 1:
-            return self.problem.solve(u=padded)["z"][:m]
-        blocks = [{"u": padded[i * B : (i + 1) * B]} for i in range(n_blocks)]
-        solved = self.problem.solve_many(blocks)
-        out = np.concatenate([s["z"] for s in solved], axis=0)
-        return out[:m]
-
-
 # ------------------------------------------------------------------------------------------
 # The blocks of lifted training as compiled problems (the generic "cvxpy" path of bcd.py).
 #
@@ -1010,7 +830,8 @@ class CompiledArgmin:
 # variable and the other a parameter, which is DPP for every DPP-in-u divergence.
 # ------------------------------------------------------------------------------------------
 def _affine(X: Any, W: Any, b: Any, m: int) -> cp.Expression:
-    return X @ W.T + np.ones((m, 1)) @ cp.reshape(b, (1, b.shape[0]), order="C")
+    expr: cp.Expression = X @ W.T + np.ones((m, 1)) @ cp.reshape(b, (1, b.shape[0]), order="C")
+    return expr
 
 
 def weight_step_problem(

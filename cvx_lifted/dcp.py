@@ -12,8 +12,16 @@ from typing import Any
 
 import cvxpy as cp
 from cvxpy.atoms.affine.add_expr import AddExpression
+from cvxpy.atoms.atom import Atom
 
-__all__ = ["drop_constant_terms", "explain_not_dcp", "problem_class"]
+__all__ = [
+    "CANON_BACKEND",
+    "HOIST_MIN_SIZE",
+    "drop_constant_terms",
+    "explain_not_dcp",
+    "hoist_parametric_products",
+    "problem_class",
+]
 
 
 def problem_class(problem: cp.Problem) -> str:
@@ -142,3 +150,99 @@ def explain_not_dcp(problem: cp.Problem, *, dpp: bool = False, what: str = "prob
             f"`{objective}`. A divergence must be convex in z (and in u for the weight step)."
         )
     return f"The {what} is not {'DPP' if dpp else 'DCP'} (CVXPY gives no further detail)."
+
+
+CANON_BACKEND = "COO"
+"""CVXPY's canonicalisation backend for compiled problems: its parameter tensors stay sparse
+(measured: a parametrised 16,000-row problem in 7 MB instead of 14 GB with the SciPy backend)."""
+
+
+HOIST_MIN_SIZE = 2048
+"""Parameters with at least this many entries in a product with a variable are hoisted by
+:func:`hoist_parametric_products`. Smaller ones stay in the objective, where a new value is a
+vector update that keeps OSQP's factorisation (a hoisted one changes the constraint matrix); their
+dense intermediate is at most 2048² × 8 bytes = 32 MB."""
+
+
+def _is_scalar_constant(e: Any) -> bool:
+    return isinstance(e, cp.Expression) and e.is_constant() and not e.parameters() and e.size == 1
+
+
+def _inner_product(term: cp.Expression) -> cp.Expression | None:
+    """``sum(multiply(A, B))`` as ``vec(A) @ vec(B)`` (same value), else ``None``."""
+    # Sum and multiply are atoms: the isinstance checks only narrow the type
+    if not isinstance(term, Atom) or type(term).__name__ != "Sum":
+        return None
+    if getattr(term, "axis", None) is not None:
+        return None
+    (inner,) = term.args
+    if not isinstance(inner, Atom) or type(inner).__name__ != "multiply":
+        return None
+    a, b = inner.args
+    if a.shape != b.shape:
+        return None
+    product: cp.Expression = cp.vec(a, order="C") @ cp.vec(b, order="C")
+    return product
+
+
+def hoist_parametric_products(
+    objective: cp.Expression,
+) -> tuple[cp.Expression, list[cp.Constraint]]:
+    r"""Move parameter-times-variable terms of an objective into equality constraints.
+
+    CVXPY's canonicalisation of a linear objective term whose coefficients are parameters (the
+    :math:`-u^\top z` of every Fenchel--Young divergence, :math:`-t^\top v` in a weight step)
+    builds a dense (rows x rows) intermediate: 128 MB for 4,000 rows, 14 GB for 16,000. The same
+    term as ``s == vec(u) @ vec(z)``, with a scalar variable ``s`` in the objective, is
+    canonicalised in memory linear in the rows (with :data:`CANON_BACKEND`). The problem's value
+    and minimisers are unchanged. Only products with parameters of at least
+    :data:`HOIST_MIN_SIZE` entries are moved.
+
+    Parameters
+    ----------
+    objective : cvxpy.Expression
+        A scalar DCP, DPP objective.
+
+    Returns
+    -------
+    objective : cvxpy.Expression
+        The objective with each such term replaced by a new scalar variable.
+    constraints : list of cvxpy.Constraint
+        The equalities defining the new variables.
+    """
+    extra: list[cp.Constraint] = []
+
+    def visit(e: cp.Expression) -> cp.Expression:
+        if isinstance(e, AddExpression):
+            parts = [visit(a) for a in e.args]
+            out = parts[0]
+            for part in parts[1:]:
+                out = out + part
+            return out
+        kind = type(e).__name__
+        if isinstance(e, Atom) and kind == "NegExpression":
+            return -visit(e.args[0])
+        if (
+            isinstance(e, Atom)
+            and kind in ("multiply", "MulExpression")
+            and len(e.args) == 2
+            and e.size == 1
+        ):
+            a, b = e.args
+            scaled: cp.Expression
+            if _is_scalar_constant(a):
+                scaled = a * visit(b)
+                return scaled
+            if _is_scalar_constant(b):
+                scaled = visit(a) * b
+                return scaled
+        big = sum(int(q.size) for q in e.parameters()) >= HOIST_MIN_SIZE
+        if big and e.size == 1 and e.variables() and e.is_affine():
+            term = _inner_product(e) or e
+            var = cp.Variable()
+            extra.append(var == term)
+            return var
+        return e
+
+    new = visit(objective)
+    return new, extra

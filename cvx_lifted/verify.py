@@ -31,8 +31,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cvx_lifted.activations import ACTIVATIONS, Activation
-from cvx_lifted.activations.base import as_float_array
-from cvx_lifted.compile import Accuracy, CompiledArgmin
+from cvx_lifted.activations.base import as_float_array, require_program
+from cvx_lifted.argmin import CompiledArgmin
+from cvx_lifted.compile import Accuracy
 from cvx_lifted.exceptions import NotRepresentableError
 from cvx_lifted.network import resolve_activation
 from cvx_lifted.testing import rel_error, solver_tolerance
@@ -233,8 +234,7 @@ def verify(
         If every solver fails.
     """
     act = resolve_activation(activation)
-    if not act.has_program:
-        act.divergence(None, None)  # raises NotRepresentableError with the reason
+    require_program(act)  # NotRepresentableError with the reason
     if U is None:
         groups = _input_groups(act, None, 8, seed)
     else:
