@@ -173,7 +173,7 @@ def _check_metadata(meta: dict[str, Any], path: Path) -> None:
         if not ok:
             raise bad_file(path, f"malformed {METADATA_MEMBER}: {what}")
 
-    arch = meta.get("architecture")
+    arch: Any = meta.get("architecture")
     need(isinstance(arch, dict), "no 'architecture' object")
     sizes = arch.get("layer_sizes")
     need(
@@ -210,11 +210,11 @@ def _check_metadata(meta: dict[str, Any], path: Path) -> None:
         and isinstance(out.get("params"), dict),
         f"'output' must be a {{name, params}} object, got {out!r:.200}",
     )
-    for key in ("lam", "rho"):
-        val = arch.get(key)
+    for field in ("lam", "rho"):
+        val = arch.get(field)
         need(
             isinstance(val, list) and len(val) == n_layers and all(_is_number(v) for v in val),
-            f"'{key}' must be a list of {n_layers} numbers, got {val!r:.200}",
+            f"'{field}' must be a list of {n_layers} numbers, got {val!r:.200}",
         )
     need(
         arch.get("penalty", "l2") in ("l2", "l1", "custom"),
@@ -228,14 +228,14 @@ def _check_metadata(meta: dict[str, Any], path: Path) -> None:
     )
     fitted = meta.get("fitted")
     need(isinstance(fitted, bool), "'fitted' must be true or false")
-    arrays = meta.get("arrays")
+    arrays: Any = meta.get("arrays")
     need(isinstance(arrays, list), "no 'arrays' list")
-    expected = {}
+    expected: dict[tuple[str, int], tuple[str, list[int]]] = {}
     for layer in range(n_layers):
         shape = [sizes[layer + 1], sizes[layer]]
         expected[("weight", layer)] = (f"W{layer}", shape)
         expected[("bias", layer)] = (f"b{layer}", shape[:1])
-    seen = set()
+    seen: set[tuple[str, int]] = set()
     for entry in arrays:
         need(
             isinstance(entry, dict)
@@ -263,7 +263,7 @@ def _check_metadata(meta: dict[str, Any], path: Path) -> None:
             f"array {name!r} has dtype {entry.get('dtype')!r:.50}, the model says {arch['dtype']}",
         )
         need(
-            isinstance(entry.get("sha256"), str) and _HEX64.fullmatch(entry["sha256"]),
+            isinstance(entry.get("sha256"), str) and _HEX64.fullmatch(entry["sha256"]) is not None,
             f"array {name!r} has no valid sha256",
         )
     if fitted:

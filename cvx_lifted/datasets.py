@@ -367,10 +367,11 @@ def _read_pair(
 
 def _load_from_dir(directory: Path, dtype: np.dtype[Any]) -> Split:
     """Load the four files found in `directory`."""
-    files = {role: _find_file(directory, role) for role in _ROLES}
-    missing = [_ROLE_FILE_NAMES[role][0] for role, f in files.items() if f is None]
+    found = {role: _find_file(directory, role) for role in _ROLES}
+    missing = [_ROLE_FILE_NAMES[role][0] for role, f in found.items() if f is None]
     if missing:  # the folder changed since it was found
         raise FileNotFoundError(f"{directory}: missing {', '.join(missing)}")
+    files = {role: f for role, f in found.items() if f is not None}
     X_train, y_train = _read_pair(files["train-images"], files["train-labels"], dtype)
     X_test, y_test = _read_pair(files["t10k-images"], files["t10k-labels"], dtype)
     return X_train, y_train, X_test, y_test

@@ -221,6 +221,9 @@ class _BaseLiftedMLP(BaseEstimator):
     warm_start: Any
     prediction: Any
 
+    # fitted attributes (declared for type checkers; set by fit)
+    network_: LiftedNetwork
+
     def _output_activation(self) -> str | Activation | None:
         return None
 
@@ -493,6 +496,7 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
     """
 
     _outputs = CLASSIFIER_OUTPUTS
+    classes_: NDArray[Any]  # set by fit
 
     def __init__(
         self,
@@ -554,10 +558,11 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
             self._fit(X, y)
         return self
 
-    def _fit(self, X: ArrayLike, y: ArrayLike) -> None:
+    def _fit(self, X_in: ArrayLike, y_in: ArrayLike) -> None:
         params = self._check_params()
+        X: FloatArray
         X, y = validate_data(
-            self, X, y, reset=not params["warm"], dtype=params["dtype"], multi_output=True
+            self, X_in, y_in, reset=not params["warm"], dtype=params["dtype"], multi_output=True
         )
         check_classification_targets(y)
         target = type_of_target(y, input_name="y")
@@ -823,12 +828,14 @@ class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
             self._fit(X, y)
         return self
 
-    def _fit(self, X: ArrayLike, y: ArrayLike) -> None:
+    def _fit(self, X_in: ArrayLike, y_in: ArrayLike) -> None:
         params = self._check_params()
+        X: FloatArray
+        y: NDArray[Any]
         X, y = validate_data(
             self,
-            X,
-            y,
+            X_in,
+            y_in,
             reset=not params["warm"],
             dtype=params["dtype"],
             multi_output=True,

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from scipy.special import log_softmax, softmax, xlogy
 
 from cvx_lifted.activations import Activation, get_activation
+from cvx_lifted.activations.base import require_program
 
 __all__ = [
     "OUTPUTS",
@@ -86,7 +87,7 @@ class OutputHead(abc.ABC):
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.params == other.params  # type: ignore[attr-defined]
+        return type(self) is type(other) and self.params == other.params
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, repr(self.params)))
@@ -113,8 +114,7 @@ class SquaredLoss(OutputHead):
 
     def __init__(self, activation: str | Activation = "identity", **activation_params: Any) -> None:
         self.activation = get_activation(activation, **activation_params)
-        if not self.activation.has_program:
-            self.activation.divergence(None, None)  # raises NotRepresentableError
+        require_program(self.activation)  # NotRepresentableError with the reason
 
     @property
     def params(self) -> dict[str, Any]:  # noqa: D102

@@ -270,7 +270,7 @@ def model_bytes(network: LiftedNetwork, extra: Mapping[str, Any] | None = None) 
                     )
                 name = f"{'W' if kind == 'weight' else 'b'}{layer}"
                 data = _npy_bytes(arr)
-                entry = {
+                entry: dict[str, Any] = {
                     "name": name,
                     "file": f"{name}.npy",
                     "layer": layer,
@@ -556,7 +556,9 @@ def check_registered(arch: dict[str, Any], path: Path) -> None:
             raise _missing_activation(name, arch, path)
 
 
-def _decode_npy(data: bytes, name: str, shape: tuple[int, ...], dtype: np.dtype[Any], path: Path):
+def _decode_npy(
+    data: bytes, name: str, shape: tuple[int, ...], dtype: np.dtype[Any], path: Path
+) -> np.ndarray[Any, np.dtype[Any]]:
     """Decode ``.npy`` bytes whose header must announce exactly ``shape`` and ``dtype``."""
     from numpy.lib import format as npy_format
 

@@ -30,14 +30,16 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cvx_lifted import defaults, modelfile
+from cvx_lifted._modelschema import bad_file
 from cvx_lifted._validation import check_array, max_magnitude
 from cvx_lifted.activations import ACTIVATIONS, Activation, get_activation
+from cvx_lifted.activations.base import require_program
 from cvx_lifted.bcd import BCDSolver
 from cvx_lifted.history import BCDHistory, BCDResult
 from cvx_lifted.losses import OutputHead, get_output
@@ -260,8 +262,7 @@ class LiftedNetwork:
         for i, act in enumerate([*acts, head.activation]):
             if act is None:
                 continue
-            if not act.has_program:
-                act.divergence(None, None)  # NotRepresentableError with the reason
+            require_program(act)  # NotRepresentableError with the reason
             width = self.layer_sizes[i + 1]
             if act.output_size(width) != width:
                 raise ValueError(
@@ -461,6 +462,26 @@ class LiftedNetwork:
         return (out, states) if return_states else out
 
     # ------------------------------------------------------------------ objective
+    @overload
+    def objective(
+        self,
+        X: ArrayLike,
+        Y: ArrayLike,
+        states: Sequence[ArrayLike],
+        *,
+        terms: Literal[False] = False,
+    ) -> float: ...
+
+    @overload
+    def objective(
+        self, X: ArrayLike, Y: ArrayLike, states: Sequence[ArrayLike], *, terms: Literal[True]
+    ) -> dict[str, float]: ...
+
+    @overload
+    def objective(
+        self, X: ArrayLike, Y: ArrayLike, states: Sequence[ArrayLike], *, terms: bool
+    ) -> float | dict[str, float]: ...
+
     def objective(
         self, X: ArrayLike, Y: ArrayLike, states: Sequence[ArrayLike], *, terms: bool = False
     ) -> float | dict[str, float]:
@@ -704,12 +725,12 @@ def _network_from(contents: modelfile.ModelContents) -> LiftedNetwork:
             penalty=penalty if penalty in ("l2", "l1") else "l2",
         )
     except (ValueError, TypeError, NotImplementedError) as exc:
-        raise modelfile.bad_file(path, f"the stored architecture is invalid ({exc})") from None
+        raise bad_file(path, f"the stored architecture is invalid ({exc})") from None
     if contents.weights:
         try:
             net.set_weights(contents.weights, contents.biases)
         except ValueError as exc:
-            raise modelfile.bad_file(path, f"the stored weights are unusable ({exc})") from None
+            raise bad_file(path, f"the stored weights are unusable ({exc})") from None
     raw = contents.metadata.get("history")
     net.history = BCDHistory.from_dict(raw) if raw is not None else None
     return net

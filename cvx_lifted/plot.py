@@ -43,6 +43,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from cvx_lifted.activations import Activation, get_activation
+from cvx_lifted.activations.base import require_program
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -85,7 +86,8 @@ def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
 
 def _finish(ax: Axes, path: PathLike | None) -> Axes:
     if path is not None:
-        ax.figure.savefig(os.fspath(path), dpi=120)
+        # the top-level figure: the axes' own, or the one holding their subfigure
+        ax.figure.figure.savefig(os.fspath(path), dpi=120)
     return ax
 
 
@@ -389,10 +391,11 @@ def divergence_grid(
             f"a divergence landscape needs a scalar (elementwise) activation; {act.name!r} "
             "couples the entries of a row."
         )
-    if not act.has_program:
-        act.divergence(None, None)  # NotRepresentableError with the reason
-    n_u, n_z = (resolution, resolution) if np.isscalar(resolution) else resolution
-    n_u, n_z = int(n_u), int(n_z)
+    require_program(act)  # NotRepresentableError with the reason
+    if isinstance(resolution, tuple | list | np.ndarray):
+        n_u, n_z = (int(n) for n in resolution)
+    else:
+        n_u = n_z = int(resolution)
     if n_u < 2 or n_z < 2:
         raise ValueError(f"resolution must be at least 2 points per axis, got {resolution!r}.")
     u_lo, u_hi = map(float, u_range)

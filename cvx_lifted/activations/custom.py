@@ -35,14 +35,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import cvxpy as cp
 import numpy as np
 from numpy.typing import ArrayLike
 
 from cvx_lifted.activations import ACTIVATIONS, register_activation
-from cvx_lifted.activations.base import Activation, FloatArray
+from cvx_lifted.activations.base import Activation, Convexity, FloatArray
 from cvx_lifted.dcp import explain_not_dcp, problem_class
 from cvx_lifted.exceptions import NonConvexError, NotDPPError
 from cvx_lifted.kernels.fenchel_young import ScalarFY
@@ -104,7 +104,7 @@ def _problem(act: Activation, u: Any, z: Any) -> cp.Problem:
     return cp.Problem(cp.Minimize(act.divergence(u, z)), list(act.domain(u, z)))
 
 
-def check_divergence(act: Activation, n_features: int = 3, n_rows: int = 2) -> str:
+def check_divergence(act: Activation, n_features: int = 3, n_rows: int = 2) -> Convexity:
     """Check the convexity of an activation's divergence and classify it.
 
     Parameters
@@ -156,7 +156,7 @@ class CustomActivation(Activation):
     _divergence_fn: ClassVar[DivergenceFn]
     _domain_fn: ClassVar[DomainFn | None] = None
     _closed_form_fn: ClassVar[ClosedFormFn]
-    convexity: ClassVar[str] = "z-only"  # type: ignore[assignment]
+    convexity: ClassVar[Convexity] = "z-only"
     cone: ClassVar[str] = "?"
 
     def divergence(self, u: Any, z: Any) -> cp.Expression:  # noqa: D102
@@ -246,7 +246,8 @@ class CustomActivation(Activation):
         u = np.atleast_2d(np.asarray(u, dtype=np.float64))
         z = np.atleast_2d(np.asarray(z, dtype=np.float64))
         terms = form.phi_value(z) + form.conj_value(u) - u * z
-        return np.asarray(terms, dtype=np.float64).sum(axis=1)
+        out: np.ndarray = np.asarray(terms, dtype=np.float64).sum(axis=1)
+        return out
 
 
 def custom_activation(
@@ -322,7 +323,8 @@ def custom_activation(
         form = fenchel_young
 
         def divergence(u: Any, z: Any) -> cp.Expression:
-            return form.phi(z) + form.phi_conj(u) - cp.sum(cp.multiply(u, z))
+            expr: cp.Expression = form.phi(z) + form.phi_conj(u) - cp.sum(cp.multiply(u, z))
+            return expr
 
     if divergence is None:
         raise ValueError(
@@ -352,7 +354,8 @@ def custom_activation(
         "domain_text": "user constraints" if domain is not None else "-",
         "__doc__": f"User-defined activation {name!r} (see cvx_lifted.custom_activation).",
     }
-    cls = type(f"Custom_{name}", (CustomActivation,), attrs)
+    # a new subclass per activation, built at run time
+    cls = cast(type[CustomActivation], type(f"Custom_{name}", (CustomActivation,), attrs))
     probe = cls()
     cls.convexity = check_divergence(probe, n_features=probe_features)
     cls.cone = _cone(probe, probe_features)
@@ -413,14 +416,16 @@ def _check_fenchel_young(act: Activation, form: FenchelYoungForm) -> None:
     got = float(np.sum(form.phi_value(zi)))
     if not close(got, want, 1e-6):
         fail("phi_value (summed)", "phi at phi(u)", got, want)
-    got = form.phi_grad(zi)
-    if not close(got, u[inside][None, :], 1e-5):
-        fail("phi_grad (the inverse of the closed form)", "u at z = closed_form(u)", got, u[inside])
+    grad = form.phi_grad(zi)
+    if not close(grad, u[inside][None, :], 1e-5):
+        fail(
+            "phi_grad (the inverse of the closed form)", "u at z = closed_form(u)", grad, u[inside]
+        )
     slope = (act.act(u + h) - act.act(u - h)) / (2 * h)
     smooth = np.abs(slope - (act.act(u + 2 * h) - act.act(u - 2 * h)) / (4 * h)) < 1e-6
-    got = form.conj_hess(u)
-    if not close(got[smooth], slope[smooth], 1e-4):
-        fail("conj_hess", "the derivative of the closed form", got[smooth], slope[smooth])
+    hess = form.conj_hess(u)
+    if not close(hess[smooth], slope[smooth], 1e-4):
+        fail("conj_hess", "the derivative of the closed form", hess[smooth], slope[smooth])
     if np.any(slope > form.curvature * (1 + 1e-6)):
         fail(
             "curvature", "the largest slope of the closed form", form.curvature, float(slope.max())
@@ -428,9 +433,9 @@ def _check_fenchel_young(act: Activation, form: FenchelYoungForm) -> None:
     zs = zi[0]
     ok = (zs - 2 * h > form.lo) & (zs + 2 * h < form.hi)
     fd = (form.phi_grad(zs + h) - form.phi_grad(zs - h)) / (2 * h)
-    got = form.phi_hess(zs)
-    if not close(got[ok], fd[ok], 1e-4):
-        fail("phi_hess", "the derivative of phi_grad", got[ok], fd[ok])
+    hess = form.phi_hess(zs)
+    if not close(hess[ok], fd[ok], 1e-4):
+        fail("phi_hess", "the derivative of phi_grad", hess[ok], fd[ok])
 
 
 def _cone(act: Activation, n: int) -> str:

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, xlogy
 
-from cvx_lifted.activations.base import FenchelYoungActivation, FloatArray
+from cvx_lifted.activations.base import FenchelYoungActivation, FloatArray, _operand
 from cvx_lifted.kernels import fenchel_young as fyk
 from cvx_lifted.kernels.fenchel_young import ScalarFY
 
@@ -72,10 +72,12 @@ class Sigmoid(FenchelYoungActivation):
         return fyk.SIGMOID_FY
 
     def phi(self, z: cp.Expression) -> cp.Expression:  # noqa: D102
-        return -cp.sum(cp.entr(z)) - cp.sum(cp.entr(1 - z))
+        expr: cp.Expression = -cp.sum(cp.entr(z)) - cp.sum(cp.entr(1 - z))
+        return expr
 
     def phi_conj(self, u: cp.Expression | ArrayLike) -> cp.Expression:  # noqa: D102
-        return cp.sum(cp.logistic(u))
+        expr: cp.Expression = cp.sum(cp.logistic(u))
+        return expr
 
     def phi_value(self, z: FloatArray) -> float:  # noqa: D102
         return float(np.sum(xlogy(z, z) + xlogy(1.0 - z, 1.0 - z)))
@@ -84,7 +86,8 @@ class Sigmoid(FenchelYoungActivation):
         return float(np.sum(np.logaddexp(0.0, u)))
 
     def _act(self, u: FloatArray) -> FloatArray:
-        return expit(u)
+        out: FloatArray = expit(u)
+        return out
 
     def repair(self, u: FloatArray, z: FloatArray) -> FloatArray:  # noqa: D102
         return np.clip(z, 0.0, 1.0)
@@ -122,11 +125,14 @@ class Tanh(FenchelYoungActivation):
         return fyk.TANH_FY
 
     def phi(self, z: cp.Expression) -> cp.Expression:  # noqa: D102
-        return -0.5 * (cp.sum(cp.entr(1 - z)) + cp.sum(cp.entr(1 + z)))
+        expr: cp.Expression = -0.5 * (cp.sum(cp.entr(1 - z)) + cp.sum(cp.entr(1 + z)))
+        return expr
 
     def phi_conj(self, u: cp.Expression | ArrayLike) -> cp.Expression:  # noqa: D102
         # log cosh u = log(1 + e^{2u}) - u - log 2
-        return cp.sum(cp.logistic(2 * u) - u) - _LOG2 * int(np.prod(_shape(u)))
+        u = _operand(u)
+        expr: cp.Expression = cp.sum(cp.logistic(2 * u) - u) - _LOG2 * int(np.prod(_shape(u)))
+        return expr
 
     def phi_value(self, z: FloatArray) -> float:  # noqa: D102
         return 0.5 * float(np.sum(xlogy(1.0 - z, 1.0 - z) + xlogy(1.0 + z, 1.0 + z)))
@@ -181,10 +187,12 @@ class ReLUFenchel(FenchelYoungActivation):
         return fyk.RELU_FY
 
     def phi(self, z: cp.Expression) -> cp.Expression:  # noqa: D102
-        return 0.5 * cp.sum_squares(z)
+        expr: cp.Expression = 0.5 * cp.sum_squares(z)
+        return expr
 
     def phi_conj(self, u: cp.Expression | ArrayLike) -> cp.Expression:  # noqa: D102
-        return 0.5 * cp.sum_squares(cp.pos(u))
+        expr: cp.Expression = 0.5 * cp.sum_squares(cp.pos(u))
+        return expr
 
     def domain(self, u: cp.Expression | ArrayLike, z: cp.Expression) -> list[cp.Constraint]:  # noqa: D102
         return [z >= 0]
@@ -207,7 +215,8 @@ class ReLUFenchel(FenchelYoungActivation):
         u = np.atleast_2d(np.asarray(u, dtype=np.float64))
         d = np.atleast_2d(np.asarray(z, dtype=np.float64)) - u
         n = np.minimum(u, 0.0)
-        return 0.5 * (np.einsum("ij,ij->i", d, d) - np.einsum("ij,ij->i", n, n))
+        out: NDArray[np.float64] = 0.5 * (np.einsum("ij,ij->i", d, d) - np.einsum("ij,ij->i", n, n))
+        return out
 
     def _act(self, u: FloatArray) -> FloatArray:
         return np.maximum(u, 0.0)
@@ -262,10 +271,16 @@ class LeakyReLUFenchel(FenchelYoungActivation):
         return fyk.leaky_relu_fy(self.alpha)
 
     def phi(self, z: cp.Expression) -> cp.Expression:  # noqa: D102
-        return 0.5 * cp.sum_squares(cp.pos(z)) + 0.5 / self.alpha * cp.sum_squares(cp.neg(z))
+        expr: cp.Expression = 0.5 * cp.sum_squares(cp.pos(z)) + 0.5 / self.alpha * cp.sum_squares(
+            cp.neg(z)
+        )
+        return expr
 
     def phi_conj(self, u: cp.Expression | ArrayLike) -> cp.Expression:  # noqa: D102
-        return 0.5 * cp.sum_squares(cp.pos(u)) + 0.5 * self.alpha * cp.sum_squares(cp.neg(u))
+        expr: cp.Expression = 0.5 * cp.sum_squares(cp.pos(u)) + 0.5 * self.alpha * cp.sum_squares(
+            cp.neg(u)
+        )
+        return expr
 
     def phi_value(self, z: FloatArray) -> float:  # noqa: D102
         p, n = np.maximum(z, 0.0), np.minimum(z, 0.0)
@@ -276,7 +291,8 @@ class LeakyReLUFenchel(FenchelYoungActivation):
         return 0.5 * float(np.vdot(p, p)) + 0.5 * self.alpha * float(np.vdot(n, n))
 
     def _act(self, u: FloatArray) -> FloatArray:
-        return np.maximum(u, self.alpha * u)
+        out: FloatArray = np.maximum(u, self.alpha * u)
+        return out
 
     def domain_violation(self, u: ArrayLike, z: ArrayLike) -> float:  # noqa: D102
         return 0.0
@@ -310,7 +326,8 @@ class Sign(FenchelYoungActivation):
         return cp.Constant(0.0)
 
     def phi_conj(self, u: cp.Expression | ArrayLike) -> cp.Expression:  # noqa: D102
-        return cp.sum(cp.abs(u))
+        expr: cp.Expression = cp.sum(cp.abs(u))
+        return expr
 
     def domain(self, u: cp.Expression | ArrayLike, z: cp.Expression) -> list[cp.Constraint]:  # noqa: D102
         return [z >= -1, z <= 1]

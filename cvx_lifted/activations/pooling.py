@@ -16,7 +16,7 @@ import cvxpy as cp
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cvx_lifted.activations.base import Activation, FloatArray
+from cvx_lifted.activations.base import Activation, FloatArray, _operand
 
 __all__ = ["MaxPool"]
 
@@ -81,8 +81,12 @@ class MaxPool(Activation):
         return np.kron(np.eye(g), np.ones((1, self.pool_size)))
 
     def divergence(self, u: cp.Expression | ArrayLike, z: cp.Expression) -> cp.Expression:  # noqa: D102
+        u = _operand(u)
         n = int(u.shape[-1])
-        return cp.sum(z) + self.weight * cp.sum(cp.pos(u - z @ self.pooling_matrix(n)))
+        expr: cp.Expression = cp.sum(z) + self.weight * cp.sum(
+            cp.pos(u - z @ self.pooling_matrix(n))
+        )
+        return expr
 
     def value(self, u: ArrayLike, z: ArrayLike) -> float:  # noqa: D102
         u = np.atleast_2d(np.asarray(u, dtype=np.float64))
@@ -96,4 +100,5 @@ class MaxPool(Activation):
     def _act(self, u: FloatArray) -> FloatArray:
         m, n = u.shape
         g = self.output_size(n)
-        return u.reshape(m, g, self.pool_size).max(axis=2)
+        out: FloatArray = u.reshape(m, g, self.pool_size).max(axis=2)
+        return out

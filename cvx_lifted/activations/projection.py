@@ -26,8 +26,10 @@ from numpy.typing import ArrayLike, NDArray
 from cvx_lifted.activations.base import (
     Activation,
     BoxActivation,
+    Convexity,
     FloatArray,
     ProjectionActivation,
+    _operand,
 )
 from cvx_lifted.kernels import project_simplex
 
@@ -183,13 +185,15 @@ class LeakyReLU(ProjectionActivation):
         return {"alpha": self.alpha}
 
     def domain(self, u: cp.Expression | ArrayLike, z: cp.Expression) -> list[cp.Constraint]:  # noqa: D102
-        return [z >= self.alpha * u]
+        return [z >= self.alpha * _operand(u)]
 
     def _act(self, u: FloatArray) -> FloatArray:
-        return np.maximum(u, self.alpha * u)
+        out: FloatArray = np.maximum(u, self.alpha * u)
+        return out
 
     def repair(self, u: FloatArray, z: FloatArray) -> FloatArray:  # noqa: D102
-        return np.maximum(z, self.alpha * u)
+        out: FloatArray = np.maximum(z, self.alpha * u)
+        return out
 
     def bias_shift(self, u: FloatArray, z: FloatArray) -> NDArray[np.float64]:  # noqa: D102
         # z >= alpha (u - s) for every row  <=>  s >= max_i (u_i - z_i / alpha); a margin of a
@@ -217,14 +221,15 @@ class ReLUL1(Activation):
     """
 
     name: ClassVar[str] = "relu_l1"
-    convexity: ClassVar[str] = "joint"  # type: ignore[assignment]
+    convexity: ClassVar[Convexity] = "joint"
     cone: ClassVar[str] = "lp"
     formula: ClassVar[str] = "max(u, 0)"
     divergence_text: ClassVar[str] = "||z - u||_1"
     domain_text: ClassVar[str] = "z >= 0"
 
     def divergence(self, u: cp.Expression | ArrayLike, z: cp.Expression) -> cp.Expression:  # noqa: D102
-        return cp.sum(cp.abs(z - u))
+        expr: cp.Expression = cp.sum(cp.abs(z - u))
+        return expr
 
     def domain(self, u: cp.Expression | ArrayLike, z: cp.Expression) -> list[cp.Constraint]:  # noqa: D102
         return [z >= 0]

@@ -190,9 +190,9 @@ def train(
     torch = import_torch()
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if int(value) != value or value < (0 if name == "epochs" else 1):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    for name, count in (("epochs", epochs), ("batch_size", batch_size)):
+        if int(count) != count or count < (0 if name == "epochs" else 1):
+            raise ValueError(f"{name} must be a positive integer, got {count!r}.")
     if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}.")
     if not (math.isfinite(rho) and rho >= 0):

@@ -155,7 +155,8 @@ def sparsemax_module() -> nn.Module:
     torch.nn.Module
     """
     if "Sparsemax" not in _CLASSES:
-        torch = import_torch()
+        import_torch()  # an ImportError that says how to install PyTorch
+        import torch
 
         class Sparsemax(torch.nn.Module):
             """Sparsemax over the last dimension (sort-based threshold, exact)."""
