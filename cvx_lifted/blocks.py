@@ -40,8 +40,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cvx_lifted.activations import Activation
-from cvx_lifted.compile import HOIST_MIN_SIZE, Accuracy, CompiledProblem, drop_constant_terms
+from cvx_lifted.compile import Accuracy, CompiledProblem
+from cvx_lifted.dcp import HOIST_MIN_SIZE, drop_constant_terms
 from cvx_lifted.exceptions import BlockTooLargeError
+from cvx_lifted.separable import TemplateUnavailable, row_separable, separable
+from cvx_lifted.separable_blocks import TemplateStateStep, TemplateWeightStep
 
 __all__ = [
     "BYTES_PER_ENTRY",
@@ -68,6 +71,14 @@ BASE_BYTES = 48 * 2**20
 """Fixed cost of canonicalising any problem (CVXPY's own tables), measured at 5-10 MB."""
 
 
+TEMPLATE_BYTES_PER_ENTRY = 80
+"""Peak bytes per data entry of a block assembled from templates (:mod:`cvx_lifted.separable`):
+at most 10x the 8 bytes of the entry (measured: 4-7x, solver set-up included)."""
+
+TEMPLATE_BASE_BYTES = 16 * 2**20
+"""Fixed cost of a template block: CVXPY's canonicalisation of the one-element problems."""
+
+
 def memory_budget() -> int:
     """Bytes a single compiled block may use: half of the machine's physical memory.
 
@@ -88,10 +99,14 @@ def estimate_block_bytes(kind: str, *, rows: int, n_in: int, n_out: int, cone: s
 
     Parameters
     ----------
-    kind : {"column_weight", "whole_weight", "state", "output"}
-        Which block: a per-output-unit weight step (constant ``rows × n_in`` input), a
-        whole weight step (the same input acting on all ``n_out`` units), a state step for a
-        batch of ``rows`` rows (constant ``n_out × n_in`` next-layer weights) or an output step.
+    kind : str
+        ``"column_weight"``, ``"whole_weight"``, ``"state"``, ``"output"``,
+        ``"template_weight"`` or ``"template_state"``. Which block: a per-output-unit weight
+        step (constant ``rows × n_in`` input), a whole weight step (the same input acting on
+        all ``n_out`` units), a state step for a batch of ``rows`` rows (constant
+        ``n_out × n_in`` next-layer weights) or an output step;
+        the ``template_`` kinds are the per-unit weight step and the state step assembled from
+        one-element templates (:mod:`cvx_lifted.separable`).
     rows, n_in, n_out : int
         Problem size.
     cone : {"qp", "lp", "exp", "conic"}, default="qp"
@@ -103,6 +118,10 @@ def estimate_block_bytes(kind: str, *, rows: int, n_in: int, n_out: int, cone: s
         Bytes.
     """
     rows, n_in, n_out = int(rows), int(n_in), int(n_out)
+    if kind == "template_weight":  # X held once, a few entries per row for the templates
+        return TEMPLATE_BASE_BYTES + TEMPLATE_BYTES_PER_ENTRY * rows * (n_in + 8)
+    if kind == "template_state":  # one row at a time: W held once, whatever the batch
+        return TEMPLATE_BASE_BYTES + TEMPLATE_BYTES_PER_ENTRY * (n_out * n_in + 8 * (n_in + n_out))
     if kind == "column_weight":
         nnz, n_param = rows * (n_in + 4), rows
     elif kind == "whole_weight":
@@ -187,6 +206,7 @@ def column_weight_problem(
     accuracy: Accuracy = "default",
     solvers: Sequence[str] | None = None,
     what: str = "weight step",
+    template: bool = True,
 ) -> CompiledProblem:
     r"""Compile the weight step of one output unit with the input as a constant.
 
@@ -211,6 +231,12 @@ def column_weight_problem(
     solvers : sequence of str, optional
     what : str
         Name used in errors.
+    template : bool, default=True
+        Assemble the block from the divergence's one-element template when it is elementwise
+        (:class:`~cvx_lifted.separable.TemplateWeightStep`: memory linear in the data, and
+        :meth:`~cvx_lifted.separable.TemplateWeightStep.solve_columns` for all units at once).
+        ``False``, or a divergence that does not split, canonicalises the whole block with
+        CVXPY.
 
     Returns
     -------
@@ -218,6 +244,15 @@ def column_weight_problem(
         Parameter ``t``; variables ``w``, ``b``.
     """
     m, p = X.shape
+    if template and penalty in ("l2", "l1") and separable(activation):
+        check_block_memory("template_weight", what, rows=m, n_in=p, n_out=1)
+        try:
+            return TemplateWeightStep(
+                activation, X, lam, rho, penalty=penalty, accuracy=accuracy, solvers=solvers,
+                what=what,
+            )  # fmt: skip
+        except TemplateUnavailable:
+            pass  # CVXPY's canonicalisation of the whole block, below
     check_block_memory("column_weight", what, rows=m, n_in=p, n_out=1, cone=activation.cone)
     t = cp.Parameter((m, 1), name="t")
     w = cp.Variable((p, 1), name="w")
@@ -305,6 +340,7 @@ def state_problem(
     accuracy: Accuracy = "default",
     solvers: Sequence[str] | None = None,
     what: str = "state step",
+    template: bool = True,
 ) -> CompiledProblem:
     r"""Compile the state step of a hidden layer for a batch of rows, the next weights constant.
 
@@ -315,9 +351,25 @@ def state_problem(
     subject to both domains; parameters ``U`` (B × p) and ``T`` (B × q); variable ``Z``.
     :math:`W, b` change once per sweep, so the problem is compiled once per sweep and layer and
     re-solved for every batch of rows.
+
+    With ``template`` (the default) and divergences that split by rows (elementwise ones, and
+    ``sparsemax`` or the softmax as the next term), the block is assembled from one-element
+    templates instead (:class:`~cvx_lifted.separable.TemplateStateStep`): one row per solve,
+    any number of rows per call (``batch_size`` is then only a hint), memory linear in
+    :math:`W`, and :meth:`~cvx_lifted.separable.TemplateStateStep.solve_rows` for all rows at
+    once.
     """
     B = int(batch_size)
     q, p = W.shape
+    if template and _template_state(previous, following, p, q):
+        check_block_memory("template_state", what, rows=B, n_in=p, n_out=q)
+        try:
+            return TemplateStateStep(
+                previous, following, W, b, lam_prev, lam_next, accuracy=accuracy,
+                solvers=solvers, what=what,
+            )  # fmt: skip
+        except TemplateUnavailable:
+            pass  # CVXPY's canonicalisation of the whole batch, below
     cones = {previous.cone, "exp" if following is None else following.cone}
     cone = "qp" if cones <= {"qp", "lp"} else "exp"
     check_block_memory("state", what, rows=B, n_in=p, n_out=q, cone=cone)
@@ -345,3 +397,10 @@ def state_problem(
         solvers=solvers,
         what=what,
     )
+
+
+def _template_state(previous: Activation, following: Activation | None, p: int, q: int) -> bool:
+    """Whether a state step is assembled from templates (both divergences split by rows)."""
+    if not (separable(previous) or row_separable(previous, p)):
+        return False
+    return following is None or separable(following) or row_separable(following, q)
