@@ -126,7 +126,8 @@ class SquaredLoss(OutputHead):
         return 0.5 * float(np.vdot(d, d))
 
     def loss_expr(self, Y: Any, Z: Any, *, onehot: bool = False) -> cp.Expression:  # noqa: D102
-        return 0.5 * cp.sum_squares(Z - Y)
+        expr: cp.Expression = 0.5 * cp.sum_squares(Z - Y)
+        return expr
 
     def predict(self, U: FloatArray) -> FloatArray:  # noqa: D102
         assert self.activation is not None
@@ -163,9 +164,12 @@ class SimplexCrossEntropy(OutputHead):
         entry-wise form stalls at ``optimal_inaccurate`` (labels put :math:`z_i = 0` on the
         boundary of the cone).
         """
+        expr: cp.Expression
         if onehot:
-            return -cp.sum(cp.log(cp.sum(cp.multiply(Y, Z), axis=1)))
-        return -cp.sum(cp.multiply(Y, cp.log(Z)))
+            expr = -cp.sum(cp.log(cp.sum(cp.multiply(Y, Z), axis=1)))
+        else:
+            expr = -cp.sum(cp.multiply(Y, cp.log(Z)))
+        return expr
 
     def predict(self, U: FloatArray) -> FloatArray:  # noqa: D102
         assert self.activation is not None
@@ -188,10 +192,12 @@ class SoftmaxCrossEntropy(OutputHead):
         return -float(np.sum(np.asarray(Y, np.float64) * log_softmax(np.asarray(Z, np.float64), 1)))
 
     def loss_expr(self, Y: Any, Z: Any, *, onehot: bool = False) -> cp.Expression:  # noqa: D102
-        return cp.sum(cp.log_sum_exp(Z, axis=1)) - cp.sum(cp.multiply(Y, Z))
+        expr: cp.Expression = cp.sum(cp.log_sum_exp(Z, axis=1)) - cp.sum(cp.multiply(Y, Z))
+        return expr
 
     def predict(self, U: FloatArray) -> FloatArray:  # noqa: D102
-        return softmax(np.asarray(U), axis=1).astype(np.asarray(U).dtype, copy=False)
+        out: FloatArray = softmax(np.asarray(U), axis=1).astype(np.asarray(U).dtype, copy=False)
+        return out
 
 
 OUTPUTS: dict[str, type[OutputHead]] = {
