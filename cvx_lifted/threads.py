@@ -221,15 +221,18 @@ class ThreadChooser:
             self._pool = None
 
     def summary(self) -> dict[str, dict[str, Any]]:
-        """Per kind of product: calls, flops, seconds and current estimate per thread count."""
+        """Per kind of work: the choice, and per thread count the calls, seconds and speed.
+
+        ``speed`` is in GFLOP/s for products and in chunks per second for :meth:`run_chunks`.
+        """
         out: dict[str, dict[str, Any]] = {}
-        for (dtype, kind), r in self._rates.items():
-            out[f"{dtype}:{kind}"] = {
-                "choice": self.choice((dtype, kind)),
+        for (kind, detail), r in self._rates.items():
+            scale = 1.0 if kind == "chunks" else 1e-9
+            out[f"{kind}:{detail}"] = {
+                "choice": self.choice((kind, detail)),
                 "calls": dict(r.calls),
-                "gflops": {c: r.flops[c] / 1e9 for c in r.flops},
                 "seconds": dict(r.seconds),
-                "gflop_per_s": {c: 1e-9 / v for c, v in r.rate.items()},
+                "speed": {c: scale / v for c, v in r.rate.items()},
             }
         return out
 

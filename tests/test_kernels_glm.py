@@ -292,3 +292,19 @@ def test_relu_fenchel_wstep_float32_products_track_the_exact_ones():
         assert out[name] <= f0 + 1e-6 * abs(f0)
         assert info["objective"] == pytest.approx(out[name], rel=1e-5)
     assert out["mixed"] == pytest.approx(out["exact"], rel=1e-6)
+
+
+def test_relu_fenchel_wstep_continues_its_memory_on_a_shared_ridge():
+    """Two one-iteration calls that continue each other = one call of two iterations."""
+    X, T, _ = _data(150, 7, 4, 1.0, seed=13)
+    alpha = 0.25
+    ridge = Ridge(X, alpha)
+    W0, b0 = ridge.solve(T)
+    W2, b2 = relu_fenchel_wstep(X, T, alpha, W0, b0, ridge=Ridge(X, alpha), tol=1e-14, max_iter=2)
+    W1, b1 = relu_fenchel_wstep(X, T, alpha, W0, b0, ridge=ridge, tol=1e-14, max_iter=1)
+    W1b, b1b = relu_fenchel_wstep(X, T, alpha, W1, b1, ridge=ridge, tol=1e-14, max_iter=1)
+    np.testing.assert_allclose(W1b, W2, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(b1b, b2, rtol=1e-9, atol=1e-11)
+    # a call from another start forgets the memory: the same answer as a fresh ridge
+    Wa, _ = relu_fenchel_wstep(X, T, alpha, W0, b0, ridge=ridge, tol=1e-14, max_iter=1)
+    np.testing.assert_allclose(Wa, W1, rtol=1e-12, atol=1e-14)

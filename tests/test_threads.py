@@ -120,3 +120,29 @@ def test_matmul_outside_training_is_a_plain_product():
     np.testing.assert_array_equal(matmul(A, A.T), A @ A.T)
     assert threads.available_cores() >= 1
     assert threads.blas_thread_count() >= 1
+
+
+def test_map_chunks_runs_every_chunk_once_with_or_without_workers():
+    seen = []
+    threads.map_chunks(seen.append, 7)
+    assert seen == list(range(7))
+    with training_threads("auto", max_threads=2) as chooser:
+        seen.clear()
+        for _ in range(6):  # several calls: both worker counts get measured
+            threads.map_chunks(seen.append, 5, key="test")
+        assert sorted(seen) == sorted(list(range(5)) * 6)
+        (entry,) = chooser.summary().values()
+        assert set(entry["calls"]) == {1, 2}
+
+
+def test_state_step_with_workers_matches_the_sequential_answer():
+    from cvx_lifted.kernels import L2Coupling, state_step
+
+    rng = np.random.default_rng(3)
+    U, W = rng.normal(size=(1000, 40)), rng.normal(size=(6, 40)) / 5
+    b, T = rng.normal(size=6), np.abs(rng.normal(size=(1000, 6)))
+    args = (U, W, b, L2Coupling(T), 1.0, 1.0, 0.0, np.inf)
+    Z_seq = state_step(*args, chunk_rows=100)
+    with training_threads("auto", max_threads=2):
+        Z_par = state_step(*args, chunk_rows=100)
+    np.testing.assert_array_equal(Z_par, Z_seq)

@@ -50,9 +50,13 @@ _SIGMA = 1e-4
 
 
 def _evaluate(
-    prob: Any, y: NDArray, U: NDArray, out: NDArray
+    prob: Any, y: NDArray, U: NDArray, out: NDArray, mask: NDArray | None
 ) -> tuple[NDArray | None, NDArray, NDArray]:
-    """Return the free mask, :math:`z(y)` (written into ``out``) and :math:`Wz(y)`."""
+    """Return the free mask, :math:`z(y)` (written into ``out``) and :math:`Wz(y)`.
+
+    The free mask is written into ``mask`` (float32, ready for the Hessian product) when the box
+    has a finite bound; ``None`` otherwise (every coordinate is free).
+    """
     a, lo, hi = prob.a, prob.lo, prob.hi
     np.matmul(y, prob.W, out=out)
     if a != 1.0:
@@ -60,16 +64,21 @@ def _evaluate(
     out += U
     has_lo, has_hi = bool(np.isfinite(lo)), bool(np.isfinite(hi))
     if has_lo and has_hi:
-        free = (out > lo) & (out < hi)
-    elif has_lo:
-        free = out > lo
-    elif has_hi:
-        free = out < hi
-    else:
-        free = None
-    if has_lo or has_hi:
+        assert mask is not None
+        np.greater(out, lo, out=mask)
+        mask *= out < hi
         np.clip(out, lo, hi, out=out)
-    return free, out, out @ prob.WT
+    elif has_lo:
+        assert mask is not None
+        np.greater(out, lo, out=mask)
+        np.maximum(out, lo, out=out)
+    elif has_hi:
+        assert mask is not None
+        np.less(out, hi, out=mask)
+        np.minimum(out, hi, out=out)
+    else:
+        mask = None
+    return mask, out, out @ prob.WT
 
 
 def _dual_value(prob: Any, y: NDArray, z: NDArray, V: NDArray, U: NDArray, R: NDArray) -> NDArray:
@@ -83,14 +92,25 @@ def _dual_value(prob: Any, y: NDArray, z: NDArray, V: NDArray, U: NDArray, R: ND
 
 
 def _newton(prob: Any, free: NDArray | None, g: NDArray) -> NDArray:
-    r"""Solve :math:`(I/c + W_FW_F^\top/a)d = \nabla g` row by row (an ascent direction)."""
+    r"""Solve :math:`(I/c + W_FW_F^\top/a)d = \nabla g` row by row (an ascent direction).
+
+    The entries of :math:`W_FW_F^\top` are one float32 product of the free mask with the
+    column products of :math:`W`: a Hessian accurate to 1e-7 only changes the step by as much,
+    and the steps are accepted (and the rows certified) on the exact dual gradient.
+    """
     iu, ju, prod = prob.pairs()
     q = prob.W.shape[0]
-    mask = np.ones((g.shape[0], prod.shape[0])) if free is None else free.astype(np.float64)
-    pairsT = prod.T @ mask.T
-    pairsT *= 1.0 / prob.a
+    if free is None:
+        pairsT = np.repeat(prod.sum(axis=0)[:, None], g.shape[0], axis=1)
+    else:
+        prod32 = prob.workspace.get("pairs32")
+        if prod32 is None:
+            prod32 = prob.workspace["pairs32"] = np.ascontiguousarray(prod.T, dtype=np.float32)
+        pairsT = prod32 @ free.T
     M = np.empty((q, q, g.shape[0]))  # the (q, q, n) layout of _cholesky_solve_qqn
     M[ju, iu] = pairsT
+    if prob.a != 1.0:
+        M *= 1.0 / prob.a
     diag = np.arange(q)
     M[diag, diag] += 1.0 / prob.c
     return _cholesky_solve_qqn(M, g.T).T
@@ -109,21 +129,24 @@ def dual_chunk(
     a, c, lo, hi = prob.a, prob.c, prob.lo, prob.hi
     wmax = float(np.max(np.abs(prob.W).sum(axis=0))) if prob.W.size else 0.0
     R = T - prob.b
-    z0 = _clip(Z0, lo, hi)
+    inside = (not np.isfinite(lo) or Z0.min() >= lo) and (not np.isfinite(hi) or Z0.max() <= hi)
+    z0 = Z0 if inside else _clip(Z0, lo, hi)  # only read from here on
     E0 = R - z0 @ prob.WT
-    D0 = z0 - U
-    f_start = 0.5 * a * _rowdot(D0, D0) + 0.5 * c * _rowdot(E0, E0)
-    del D0
+    spare = np.empty_like(U)
+    np.subtract(z0, U, out=spare)
+    f_start = 0.5 * a * _rowdot(spare, spare) + 0.5 * c * _rowdot(E0, E0)
     y = c * E0
     n_iter = np.zeros(n, dtype=np.int64)
     res_out = np.full(n, np.inf)
     conv = np.zeros(n, dtype=bool)
-    final = np.empty_like(z0)
+    final = np.empty_like(U)
     f_final = f_start.copy()
     idx = np.arange(n)
     Ua, Ra = U, R
-    free, z, V = _evaluate(prob, y, Ua, np.empty_like(z0))
-    spare = np.empty_like(z0)
+    bounded = bool(np.isfinite(lo) or np.isfinite(hi))
+    masks = [np.empty(U.shape, dtype=np.float32) for _ in range(2)] if bounded else [None, None]
+    free, z, V = _evaluate(prob, y, Ua, np.empty_like(U), masks[0])
+    spare_mask = masks[1]
     for it in range(max_dual + 1):
         E = Ra - V
         g = E - y / c
@@ -131,8 +154,12 @@ def dual_chunk(
         certified = bound <= prob.tol
         exiting = certified | (it == max_dual)
         if exiting.any():
-            rows, zc, Ec = idx[exiting], z[exiting], E[exiting]
-            Dc = zc - Ua[exiting]
+            every = bool(exiting.all())
+            rows = idx if every else idx[exiting]
+            zc = z if every else z[exiting]
+            Ec = E if every else E[exiting]
+            Dc = spare[: zc.shape[0]]
+            np.subtract(zc, Ua if every else Ua[exiting], out=Dc)
             final[rows] = zc
             f_final[rows] = 0.5 * a * _rowdot(Dc, Dc) + 0.5 * c * _rowdot(Ec, Ec)
             n_iter[rows] = it
@@ -145,16 +172,18 @@ def dual_chunk(
                 res, thr = prob.residual(zc[~cert], grad_p)
                 res_out[rows[~cert]] = res
                 conv[rows[~cert]] = res <= thr
-            if exiting.all():
+            if every:
                 break
             keep = ~exiting
             idx, Ua, Ra, y, g, E = idx[keep], Ua[keep], Ra[keep], y[keep], g[keep], E[keep]
             z, V = z[keep], V[keep]
-            spare = spare[: idx.size]
             free = None if free is None else free[keep]
+        na = idx.size
         d = _newton(prob, free, g)
         yt = y + d
-        ft, zt, Vt = _evaluate(prob, yt, Ua, spare)
+        ft, zt, Vt = _evaluate(
+            prob, yt, Ua, spare[:na], None if spare_mask is None else spare_mask[:na]
+        )
         gt = Ra - Vt - yt / c
         bad = np.flatnonzero(_rowdot(gt, gt) > (1.0 - _SIGMA) ** 2 * _rowdot(g, g))
         if bad.size:  # Armijo on the dual value for the rows whose gradient did not decrease
@@ -168,7 +197,11 @@ def dual_chunk(
                     break
                 tau *= 0.5
                 yb = yb0[todo] + tau * db[todo]
-                fb, zb, Vb = _evaluate(prob, yb, Ub[todo], np.empty((todo.size, z.shape[1])))
+                shape = (todo.size, z.shape[1])
+                fb, zb, Vb = _evaluate(
+                    prob, yb, Ub[todo], np.empty(shape),
+                    None if free is None else np.empty(shape, dtype=np.float32),
+                )  # fmt: skip
                 pb = _dual_value(prob, yb, zb, Vb, Ub[todo], Rb[todo])
                 ok = pb >= phi[todo] + _SIGMA * tau * slope[todo]
                 acc = bad[todo[ok]]
@@ -181,7 +214,7 @@ def dual_chunk(
                 yt[stay], zt[stay], Vt[stay] = y[stay], z[stay], V[stay]
                 if ft is not None and free is not None:
                     ft[stay] = free[stay]
-        spare = z
+        spare, spare_mask = z, free
         y, free, z, V = yt, ft, zt, Vt
     r = np.flatnonzero(~conv)
     if r.size:

@@ -376,7 +376,7 @@ def _cross_pair(s: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray
     test drop the pair (``s = y = 0``).
     """
     sy, yy = colsum(s, y), colsum(y, y)
-    bad = ~((sy > 0) & (yy <= sy * (1.0 + 1e-12)))
+    bad = ~((sy > 0) & (yy <= sy * (1.0 + 1e-8)))
     if bad.any():
         s, y = s.copy(), y.copy()
         s[:, bad] = 0.0

@@ -298,6 +298,7 @@ class _Problem:
         self.tol, self.max_iter = tol, max_iter
         self._pairs: tuple[NDArray, NDArray, NDArray] | None = None
         self._hess: NDArray | None = None
+        self.workspace: dict[str, Any] = {}  # what a method derives once and its chunks share
 
     # -- objective pieces -------------------------------------------------------------------------
     def image(self, Z: NDArray) -> NDArray:
@@ -739,7 +740,7 @@ def state_step(
         if solver is _fista_gram_chunk:
             prob.hessian()
         elif chosen in ("dual", "newton"):
-            prob.pairs()
+            prob.workspace["pairs32"] = np.ascontiguousarray(prob.pairs()[2].T, dtype=np.float32)
 
         def work(k: int) -> None:
             sl = slice(k * chunk_rows, min((k + 1) * chunk_rows, m))

@@ -173,7 +173,7 @@ class _Products:
         self.carry: dict[str, Any] = self.ridge.workspace.setdefault("lbfgs", {})
         if U is None:
             self.carry.clear()
-            return self.image(theta0)
+            return self.image_dir(theta0)
         self.ridge.forget_image()  # it is about to change in place
         return U
 
@@ -207,11 +207,16 @@ def _relu_fy_cols(
 def _relu_line_cols(
     U: NDArray[np.floating],
     V: NDArray[np.floating],
-    T: NDArray[np.floating],
     t: NDArray[np.float64],
+    lin: NDArray[np.float64],
+    vT: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     r"""Per-column data term :math:`\sum_i \tfrac12\max(u + tv, 0)^2 - (u + tv)t_{ij}` at steps
-    ``t`` and its derivative in ``t``, in one pass over ``U`` (chunks of rows, in cache)."""  # noqa: D205, D209
+    ``t`` and its derivative in ``t``, in one pass over ``U`` (chunks of rows, in cache).
+
+    The linear parts are given: ``lin`` :math:`= \sum_i (u + tv)t_{ij}` and ``vT``
+    :math:`= \sum_i v t_{ij}` per column, so the pass computes only the two quadratic sums.
+    """  # noqa: D205
     m, q = U.shape
     value = np.zeros(q)
     slope = np.zeros(q)
@@ -219,16 +224,14 @@ def _relu_line_cols(
     rows = _chunk_rows(q)
     buf = np.empty((min(rows, m), q), dtype=U.dtype)
     for s in range(0, m, rows):
-        v, tc = V[s : s + rows], T[s : s + rows]
+        v = V[s : s + rows]
         w = buf[: v.shape[0]]
         np.multiply(v, tu, out=w)
         w += U[s : s + rows]
-        value -= colsum(w, tc)
         np.maximum(w, 0.0, out=w)
-        value += 0.5 * colsum(w, w)
-        w -= tc
+        value += colsum(w, w)
         slope += colsum(v, w)
-    return value, slope
+    return 0.5 * value - lin, slope - vT
 
 
 def _advance(U: NDArray[np.floating], V: NDArray[np.floating], t: NDArray[np.float64]) -> None:
@@ -263,6 +266,11 @@ def _lbfgs_columns_relu(
     """
     p = theta0.shape[0] - 1
     rows = _chunk_rows(T.shape[1])
+    if T.dtype != U0.dtype:  # float32 products: the targets too, once (half the traffic)
+        T = T.astype(U0.dtype)
+    # the linear part of the loss along a line, sum_i (u + tv) t, is kept per column: it costs a
+    # pass when a direction is new, none per trial step
+    lin: dict[str, Any] = {"uT": None, "V": None, "vT": None}
 
     def residual(U: NDArray[np.floating]) -> NDArray[np.floating]:
         out = np.empty(U.shape, dtype=prod.pd)
@@ -273,13 +281,21 @@ def _lbfgs_columns_relu(
         return out
 
     def objective_cols(U: NDArray[np.floating], theta: NDArray[np.float64]) -> NDArray[np.float64]:
+        lin["uT"] = colsum(U, T)
         return _relu_fy_cols(U, T, theta[:p].T, alpha)
 
     def line_cols(
         U: NDArray[np.floating], V: NDArray[np.floating], t: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], None]:
-        value, slope = _relu_line_cols(U, V, T, t)
+        if lin["V"] is not V:
+            lin["V"], lin["vT"] = V, colsum(V, T)
+        value, slope = _relu_line_cols(U, V, t, lin["uT"] + t * lin["vT"], lin["vT"])
         return value, slope, None
+
+    def advance(U: NDArray[np.floating], V: NDArray[np.floating], t: NDArray[np.float64]) -> None:
+        _advance(U, V, t)
+        lin["uT"] = lin["uT"] + t * lin["vT"]
+        lin["V"] = None
 
     return lbfgs_columns(
         prod.image_dir,
@@ -294,7 +310,7 @@ def _lbfgs_columns_relu(
         scale,
         tol,
         max_iter,
-        advance=_advance,
+        advance=advance,
         carry=prod.carry,
     )
 

@@ -222,9 +222,10 @@ class Ridge:
         return self._Xp
 
     def image(self, W: ArrayLike, b: ArrayLike) -> NDArray[np.floating]:
-        r"""Return :math:`U = XW^\top + \mathbf 1 b^\top` in the dtype of ``X``.
+        r"""Return :math:`U = XW^\top + \mathbf 1 b^\top` in :attr:`product_dtype`.
 
-        The product runs in :attr:`product_dtype`. When ``W`` and ``b`` equal the pair last given
+        With float32 products the image is kept in float32 (its float64 digits would be noise),
+        half the memory of a float64 image. When ``W`` and ``b`` equal the pair last given
         to :meth:`remember_image` (a weight step of this layer remembers the image it kept up to
         date), that image is returned without a product; otherwise the new image is computed
         and remembered.
@@ -239,7 +240,8 @@ class Ridge:
         Returns
         -------
         ndarray, shape (m, q)
-            The image; do not modify it in place (it is remembered).
+            The image, owned by this object: do not modify it, and copy it to keep it (the next
+            weight step on this ridge updates it in place).
         """
         W_arr = as_float_array(W, "W", ndim=2)
         b_arr = as_float_array(b, "b", ndim=1)
@@ -252,8 +254,7 @@ class Ridge:
         if U is None:
             Xp = self.product_matrix()
             U = threads.matmul(Xp, W_arr.T.astype(Xp.dtype))
-            U = U.astype(self.X.dtype, copy=False)
-            U += b_arr.astype(self.X.dtype)
+            U += b_arr.astype(Xp.dtype)
             self.remember_image(W_arr, b_arr, U)
         return U
 

@@ -1,0 +1,170 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Time to a test accuracy: the default lifted classifier against float32 PyTorch Adam.
+
+On MNIST-10k (8,000 training / 2,000 test digits) and Fashion-MNIST (60,000 / 10,000), with one
+hidden layer of 300 units:
+
+* **lifted**: the default network (``cvx_lifted.defaults``: ``relu_fenchel``, ``simplex_xent``,
+  lam 1, rho 1e-3, float64) fitted sweep by sweep (``tol=0``), test accuracy after every sweep;
+* **Adam**: 784-300-10 ReLU MLP, float32, Adam lr 1e-3, batch 100, test accuracy after every
+  epoch.
+
+Both clocks count training only: the accuracy evaluations are excluded (the lifted clock includes
+everything ``fit`` does, also its objective evaluations after every sweep). Each configuration
+runs at thread setting ``1`` (``blas_threads=1``, one torch thread) and ``all`` (``"auto"``, all
+cores for torch). Reported: the seconds to reach each target accuracy and their ratio
+lifted / Adam, and the best accuracy within the budget.
+
+Run from the repository root::
+
+    CVX_LIFTED_DATA=../shared/data PYTHONPATH=. python benchmarks/bench_accuracy.py --quick
+    CVX_LIFTED_DATA=../shared/data PYTHONPATH=. python benchmarks/bench_accuracy.py
+
+Writes ``benchmarks/results/bench_accuracy.json`` (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from _speed import fresh_blas_env
+
+if __name__ == "__main__":
+    REMOVED_ENV = fresh_blas_env("--keep-blas-env" in sys.argv)
+
+import numpy as np  # noqa: E402 - after the BLAS environment is settled
+from _common import fmt_table, machine_info, write_json  # noqa: E402
+from _speed import (  # noqa: E402
+    adam_to_accuracy,
+    blas_kernel,
+    lifted_to_accuracy,
+    thread_settings,
+    time_to,
+)
+
+TARGETS = {"mnist-10k": (0.90, 0.93, 0.95), "fashion-mnist": (0.80, 0.84, 0.86)}
+
+
+def load(name: str, rows: int | None, data: str | None) -> tuple[np.ndarray, ...]:
+    from cvx_lifted.datasets import load_dataset
+
+    X, y, Xt, yt = load_dataset(name, path=data, dtype=np.float64)
+    if rows:
+        X, y = X[:rows], y[:rows]
+    Y = np.eye(int(y.max()) + 1)[y]
+    return X, Y, y, Xt, np.asarray(yt)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="MNIST-10k only, 5 sweeps / epochs")
+    p.add_argument("--datasets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
+    p.add_argument("--threads", nargs="+", default=["1", "all"], choices=["1", "all"])
+    p.add_argument("--sweeps", type=int, default=20, help="most lifted sweeps (default 20)")
+    p.add_argument("--epochs", type=int, default=20, help="most Adam epochs (default 20)")
+    p.add_argument("--budget", type=float, default=float("inf"), help="seconds per run")
+    p.add_argument("--rows", type=int, default=None, help="training rows (default all)")
+    p.add_argument("--hidden", type=int, default=300)
+    p.add_argument("--weight-max-iter", type=int, default=None, help="BCD weight_max_iter")
+    p.add_argument("--keep-blas-env", action="store_true", help="keep OPENBLAS_CORETYPE/_L2_SIZE")
+    p.add_argument("--data", default=None, help="data folder (default $CVX_LIFTED_DATA)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.datasets, args.sweeps, args.epochs = ["mnist-10k"], 5, 5
+    machine = machine_info()
+    machine["blas_env_removed"] = REMOVED_ENV if __name__ == "__main__" else None
+    t_total = time.perf_counter()
+    runs: list[dict[str, Any]] = []
+    fit_kwargs = {"weight_max_iter": args.weight_max_iter} if args.weight_max_iter else {}
+    for name in args.datasets:
+        X, Y, y, Xt, yt = load(name, args.rows, args.data)
+        for k, setting in enumerate(args.threads):
+            blas, torch_threads = thread_settings(setting)
+            order = ("lifted", "adam") if k % 2 == 0 else ("adam", "lifted")
+            for method in order:
+                load_start = os.getloadavg()[0]
+                if method == "lifted":
+                    curve, _ = lifted_to_accuracy(
+                        X, Y, Xt, yt, hidden=args.hidden, sweeps=args.sweeps, blas_threads=blas,
+                        seed=args.seed, budget=args.budget, fit_kwargs=fit_kwargs,
+                    )  # fmt: skip
+                else:
+                    curve = adam_to_accuracy(
+                        X, y, Xt, yt, epochs=args.epochs, threads=torch_threads, seed=args.seed,
+                        hidden=args.hidden, budget=args.budget,
+                    )  # fmt: skip
+                run = {
+                    "dataset": name,
+                    "threads": setting,
+                    "method": method,
+                    "curve": curve,
+                    "load_start": load_start,
+                    "load_end": os.getloadavg()[0],
+                }
+                runs.append(run)
+                best = max(a for _, a in curve)
+                print(
+                    f"  {name} threads={setting} {method}: {len(curve)} steps, "
+                    f"{curve[-1][0]:.1f}s, best test accuracy {best:.4f}",
+                    flush=True,
+                )
+    rows = []
+    summary = []
+    for name in args.datasets:
+        for setting in args.threads:
+            lif = next(
+                r
+                for r in runs
+                if (r["dataset"], r["threads"], r["method"]) == (name, setting, "lifted")
+            )
+            ada = next(
+                r
+                for r in runs
+                if (r["dataset"], r["threads"], r["method"]) == (name, setting, "adam")
+            )
+            for target in TARGETS[name]:
+                tl, ta = time_to(lif["curve"], target), time_to(ada["curve"], target)
+                entry = {"dataset": name, "threads": setting, "target": target}
+                entry.update({"lifted_s": tl, "adam_s": ta, "ratio": tl / ta})
+                summary.append(entry)
+                rows.append([name, setting, target, tl, ta, tl / ta])
+            rows.append(
+                [
+                    name,
+                    setting,
+                    "best",
+                    max(a for _, a in lif["curve"]),
+                    max(a for _, a in ada["curve"]),
+                    "",
+                ]
+            )
+    print()
+    print(
+        f"bench_accuracy: seconds of training to a test accuracy (lifted: {args.sweeps} sweeps at "
+        f"most, Adam: {args.epochs} epochs at most; 'best': best accuracy reached); BLAS "
+        f"{blas_kernel()}"
+    )
+    print(fmt_table(["data", "threads", "target", "lifted s", "Adam f32 s", "lifted/Adam"], rows))
+    payload = {
+        "benchmark": "bench_accuracy",
+        "mode": "quick" if args.quick else "full",
+        "args": vars(args),
+        "blas": blas_kernel(),
+        "summary": summary,
+        "runs": runs,
+        "total_seconds": time.perf_counter() - t_total,
+        "machine": machine,
+    }
+    path = write_json("bench_accuracy", payload, args.out)
+    print(f"wrote {path}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()
