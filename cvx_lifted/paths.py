@@ -218,10 +218,12 @@ def _softmax_weight(
     rho: float, options: StepOptions,
 ) -> StepResult:  # fmt: skip
     alpha = X.shape[0] * rho
-    W, b, info = kernels.softmax_wstep(
+    result = kernels.softmax_wstep(
         X, T, alpha, W0, b0, ridge=options.ridge(alpha), tol=options.weight_tol,
         max_iter=options.weight_max_iter, return_info=True,
     )  # fmt: skip
+    assert len(result) == 3  # return_info=True
+    W, b, info = result
     # softmax is invariant to a common shift of the (unpenalised) biases: pick the minimiser
     # with zero-mean biases so that every path returns the same one
     return StepResult((W, np.asarray(b) - np.mean(b)), summarise_info(info))
@@ -241,10 +243,12 @@ def _relu_fenchel_weight(
     rho: float, options: StepOptions,
 ) -> StepResult:  # fmt: skip
     alpha = X.shape[0] * rho / lam
-    W, b, info = kernels.relu_fenchel_wstep(
+    result = kernels.relu_fenchel_wstep(
         X, T, alpha, W0, b0, ridge=options.ridge(alpha), tol=options.weight_tol,
         max_iter=options.weight_max_iter, return_info=True,
     )  # fmt: skip
+    assert len(result) == 3  # return_info=True
+    W, b, info = result
     return StepResult((W, b), summarise_info(info))
 
 
@@ -254,10 +258,12 @@ def _fy_weight(
     rho: float, options: StepOptions,
 ) -> StepResult:  # fmt: skip
     alpha = X.shape[0] * rho / lam
-    W, b, info = kernels.fy_wstep(
+    result = kernels.fy_wstep(
         X, T, alpha, W0, b0, act.fy, ridge=options.ridge(alpha), tol=options.weight_tol,
         max_iter=options.weight_max_iter, return_info=True,
     )  # fmt: skip
+    assert len(result) == 3  # return_info=True
+    W, b, info = result
     return StepResult((W, b), summarise_info(info))
 
 

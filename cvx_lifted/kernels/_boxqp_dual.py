@@ -42,7 +42,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._rows import _cholesky_solve_qqn, _clip, _rowdot
+from ._rows import ChunkResult, _cholesky_solve_qqn, _clip, _rowdot
+
+FloatArray = NDArray[np.floating[Any]]
 
 __all__ = ["dual_chunk"]
 
@@ -50,8 +52,8 @@ _SIGMA = 1e-4
 
 
 def _evaluate(
-    prob: Any, y: NDArray, U: NDArray, out: NDArray, mask: NDArray | None
-) -> tuple[NDArray | None, NDArray, NDArray]:
+    prob: Any, y: FloatArray, U: FloatArray, out: FloatArray, mask: FloatArray | None
+) -> tuple[FloatArray | None, FloatArray, FloatArray]:
     """Return the free mask, :math:`z(y)` (written into ``out``) and :math:`Wz(y)`.
 
     The free mask is written into ``mask`` (float32, ready for the Hessian product) when the box
@@ -81,17 +83,20 @@ def _evaluate(
     return mask, out, out @ prob.WT
 
 
-def _dual_value(prob: Any, y: NDArray, z: NDArray, V: NDArray, U: NDArray, R: NDArray) -> NDArray:
+def _dual_value(
+    prob: Any, y: FloatArray, z: FloatArray, V: FloatArray, U: FloatArray, R: FloatArray
+) -> FloatArray:
     D = z - U
-    return (
+    value: FloatArray = (
         _rowdot(y, R)
         - _rowdot(y, y) / (2.0 * prob.c)
         + 0.5 * prob.a * _rowdot(D, D)
         - _rowdot(y, V)
     )
+    return value
 
 
-def _newton(prob: Any, free: NDArray | None, g: NDArray) -> NDArray:
+def _newton(prob: Any, free: FloatArray | None, g: FloatArray) -> FloatArray:
     r"""Solve :math:`(I/c + W_FW_F^\top/a)d = \nabla g` row by row (an ascent direction).
 
     The entries of :math:`W_FW_F^\top` are one float32 product of the free mask with the
@@ -118,12 +123,12 @@ def _newton(prob: Any, free: NDArray | None, g: NDArray) -> NDArray:
 
 def dual_chunk(
     prob: Any,
-    U: NDArray,
-    T: NDArray,
-    Z0: NDArray,
+    U: FloatArray,
+    T: FloatArray,
+    Z0: FloatArray,
     max_dual: int,
-    fallback: Callable[..., tuple[NDArray, ...]],
-) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray, NDArray]:
+    fallback: Callable[..., ChunkResult],
+) -> ChunkResult:
     """Solve the rows of one chunk; returns ``(Z, n_iter, residual, converged, f0, f)``."""
     n = U.shape[0]
     a, c, lo, hi = prob.a, prob.c, prob.lo, prob.hi

@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ._rows import _clip, _pick, _rowdot
+from ._rows import ChunkResult, _clip, _pick, _rowdot
+
+FloatArray = NDArray[np.floating[Any]]
 
 __all__ = ["_fista_chunk", "_fista_gram_chunk"]
 
 
-def _fista_chunk(
-    prob: Any, U: NDArray, T: NDArray, Z0: NDArray
-) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray, NDArray]:
+def _fista_chunk(prob: Any, U: FloatArray, T: FloatArray, Z0: FloatArray) -> ChunkResult:
     n = U.shape[0]
     lo, hi, L = prob.lo, prob.hi, prob.L
     x = _clip(Z0, lo, hi)
@@ -87,9 +87,7 @@ def _fista_chunk(
     return out, n_iter, res_out, conv, f_start, f_out
 
 
-def _fista_gram_chunk(
-    prob: Any, U: NDArray, T: NDArray, Z0: NDArray
-) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray, NDArray]:
+def _fista_gram_chunk(prob: Any, U: FloatArray, T: FloatArray, Z0: FloatArray) -> ChunkResult:
     r"""FISTA for :class:`L2Coupling` with the shared Hessian: one (n,p)@(p,p) GEMM per iteration.
 
     With :math:`H = aI + cW^\top W` and :math:`R_0 = aU + c(T - b)W`,
@@ -105,7 +103,7 @@ def _fista_gram_chunk(
     R0 += a * U
     const = 0.5 * a * _rowdot(U, U) + 0.5 * c * _rowdot(T - prob.b, T - prob.b)
 
-    def fval(Z: NDArray, ZH: NDArray, R: NDArray, k: NDArray) -> NDArray:
+    def fval(Z: FloatArray, ZH: FloatArray, R: FloatArray, k: FloatArray) -> FloatArray:
         return 0.5 * _rowdot(Z, ZH) - _rowdot(R, Z) + k
 
     x = _clip(Z0, lo, hi)

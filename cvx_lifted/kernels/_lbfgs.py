@@ -22,6 +22,8 @@ import scipy.linalg
 import scipy.optimize
 from numpy.typing import NDArray
 
+FloatArray = NDArray[np.floating[Any]]
+
 __all__ = ["GradScale", "armijo_columns", "colsum", "lbfgs_columns", "lbfgs_preconditioned"]
 
 
@@ -78,7 +80,8 @@ def lbfgs_preconditioned(
     def to_theta(phi: NDArray[np.float64]) -> NDArray[np.float64]:
         if R is None:
             return phi
-        return scipy.linalg.solve_triangular(R, phi, check_finite=False)
+        out: NDArray[np.float64] = scipy.linalg.solve_triangular(R, phi, check_finite=False)
+        return out
 
     F_start, grad_start = obj_grad(theta0)
     state: dict[str, Any] = {"x": None, "g": np.inf, "n_eval": 0, "best": (F_start, theta0)}
@@ -130,9 +133,10 @@ def lbfgs_preconditioned(
     return theta, info
 
 
-def colsum(A: NDArray, B: NDArray) -> NDArray[np.float64]:
+def colsum(A: FloatArray, B: FloatArray) -> NDArray[np.float64]:
     r"""Column-wise inner products :math:`\sum_i a_{ij} b_{ij}`."""
-    return np.einsum("ij,ij->j", A, B, dtype=np.float64)
+    out: NDArray[np.float64] = np.einsum("ij,ij->j", A, B, dtype=np.float64)
+    return out
 
 
 def armijo_columns(
@@ -275,7 +279,10 @@ def lbfgs_columns(
         return G
 
     def precondition(G: NDArray[np.float64]) -> NDArray[np.float64]:
-        return scipy.linalg.solve_triangular(R, G, trans="T", check_finite=False)
+        out: NDArray[np.float64] = scipy.linalg.solve_triangular(
+            R, G, trans="T", check_finite=False
+        )
+        return out
 
     theta = theta0.copy()
     U = U0  # updated in place (the caller passes an image it owns)
@@ -285,14 +292,14 @@ def lbfgs_columns(
     g_norm = float(np.linalg.norm(g))
     converged = scale.passes(g_norm, tol)
     gP = precondition(g)
-    pairs: list[tuple[NDArray, NDArray, NDArray]] = []
+    pairs: list[tuple[FloatArray, FloatArray, FloatArray]] = []
     if carry is not None:
         pairs = list(carry.get("pairs", []))
         pending = carry.get("pending")
         if pending is not None:  # the last step of the previous call, completed here
             pairs.append(_cross_pair(pending[0], gP - pending[1]))
             del pairs[:-memory]
-    last: tuple[NDArray, NDArray] | None = None
+    last: tuple[FloatArray, FloatArray] | None = None
     n_iter = 0
     while not converged and n_iter < max_iter:
         r = gP.copy()
@@ -367,7 +374,9 @@ def lbfgs_columns(
     return theta, U, info
 
 
-def _cross_pair(s: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray, NDArray, NDArray]:
+def _cross_pair(
+    s: NDArray[np.float64], y: NDArray[np.float64]
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     r"""Return the pair of a step whose gradients were taken with different targets, screened.
 
     Between two calls the targets change, so :math:`y` holds the change of the linear term
@@ -384,7 +393,9 @@ def _cross_pair(s: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray
     return _pair(s, y)
 
 
-def _pair(s: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray, NDArray, NDArray]:
+def _pair(
+    s: NDArray[np.float64], y: NDArray[np.float64]
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Return the L-BFGS pair ``(s, y, 1/s'y)`` per column (0 where the curvature is not > 0)."""
     sy = colsum(s, y)
     with np.errstate(divide="ignore"):

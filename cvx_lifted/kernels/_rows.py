@@ -3,18 +3,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
+
+FloatArray = NDArray[np.floating[Any]]
+ChunkResult = tuple[
+    FloatArray, NDArray[np.int64], FloatArray, NDArray[np.bool_], FloatArray, FloatArray
+]
+"""What a state-step chunk returns: ``(Z, n_iter, residual, converged, f_start, f)`` per row."""
 
 __all__ = ["_batched_spd_solve", "_cholesky_solve_qqn", "_clip", "_pick", "_rowdot"]
 
 
-def _rowdot(A: NDArray, B: NDArray) -> NDArray:
+def _rowdot(A: FloatArray, B: FloatArray) -> FloatArray:
     """Row-wise inner products."""
-    return np.einsum("ij,ij->i", A, B)
+    out: FloatArray = np.einsum("ij,ij->i", A, B)
+    return out
 
 
-def _clip(Z: NDArray, lo: float, hi: float, out: NDArray | None = None) -> NDArray:
+def _clip(Z: FloatArray, lo: float, hi: float, out: FloatArray | None = None) -> FloatArray:
     """Project onto the box ``[lo, hi]`` (a copy, or into ``out``)."""
     if np.isfinite(lo) or np.isfinite(hi):
         return np.clip(Z, lo, hi, out=out)
@@ -24,12 +33,12 @@ def _clip(Z: NDArray, lo: float, hi: float, out: NDArray | None = None) -> NDArr
     return out
 
 
-def _batched_spd_solve(K: NDArray, r: NDArray) -> NDArray:
+def _batched_spd_solve(K: FloatArray, r: FloatArray) -> FloatArray:
     """Solve ``K[i] x[i] = r[i]``, SPD ``K`` of shape ``(n, q, q)``, ``r`` of shape ``(n, q)``."""
     return _cholesky_solve_qqn(np.ascontiguousarray(K.transpose(1, 2, 0)), r.T).T
 
 
-def _cholesky_solve_qqn(A: NDArray, r: NDArray) -> NDArray:
+def _cholesky_solve_qqn(A: FloatArray, r: FloatArray) -> FloatArray:
     """Solve ``A[:, :, i] x[:, i] = r[:, i]`` for SPD ``A`` of shape ``(q, q, n)`` (overwritten).
 
     Cholesky with loops over ``q``, vectorised over the ``n`` systems. The ``(q, q, n)`` layout
@@ -60,8 +69,12 @@ def _cholesky_solve_qqn(A: NDArray, r: NDArray) -> NDArray:
 
 
 def _pick(
-    best: NDArray, f_best: NDArray, final: NDArray, f_final: NDArray, f_start: NDArray
-) -> tuple[NDArray, NDArray]:
+    best: FloatArray,
+    f_best: FloatArray,
+    final: FloatArray,
+    f_final: FloatArray,
+    f_start: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
     r"""Per row, the final iterate unless its objective exceeds the start's, else the best one.
 
     The final iterate is the one whose residual was tested; selecting by objective alone would only

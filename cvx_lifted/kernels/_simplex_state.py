@@ -12,37 +12,41 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._rows import _rowdot
+from ._rows import ChunkResult, _rowdot
 from ._state_inputs import _check_state_inputs, _pick_rows
 from .boxqp import FYCoupling, L2Coupling, ReluFenchelCoupling, SoftmaxCoupling, _Coupling
 from .simplex import _project_simplex64
+
+FloatArray = NDArray[np.floating[Any]]
 
 __all__ = ["simplex_state_step"]
 
 
 def _fista_simplex_chunk(
-    W: NDArray,
-    WT: NDArray,
-    b: NDArray,
+    W: NDArray[np.float64],
+    WT: NDArray[np.float64],
+    b: NDArray[np.float64],
     coupling: _Coupling,
     a: float,
     c: float,
     L: float,
     tol: float,
     max_iter: int,
-    U: NDArray,
-    T: NDArray,
-    Z0: NDArray,
-) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray, NDArray]:
+    U: NDArray[np.float64],
+    T: NDArray[np.float64],
+    Z0: NDArray[np.float64],
+) -> ChunkResult:
     """Projected FISTA with adaptive restart on a chunk of rows."""
     n = U.shape[0]
 
-    def objective(Z: NDArray, Uc: NDArray, V: NDArray, Tc: NDArray) -> tuple[NDArray, NDArray]:
+    def objective(
+        Z: FloatArray, Uc: FloatArray, V: FloatArray, Tc: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
         rows, G = coupling._eval(V, Tc)
         D = Z - Uc
         return 0.5 * a * _rowdot(D, D) + c * rows, G
 
-    def gradient(Z: NDArray, Uc: NDArray, G: NDArray) -> NDArray:
+    def gradient(Z: FloatArray, Uc: FloatArray, G: FloatArray) -> FloatArray:
         out = G @ W
         out *= c
         out += a * (Z - Uc)

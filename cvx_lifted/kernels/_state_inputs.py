@@ -17,6 +17,8 @@ from ._validation import (
 )
 from .boxqp import _Coupling
 
+FloatArray = NDArray[np.floating[Any]]
+
 __all__ = ["_check_state_inputs", "_pick_rows"]
 
 
@@ -68,8 +70,12 @@ def _check_state_inputs(
 
 
 def _pick_rows(
-    best: NDArray, f_best: NDArray, final: NDArray, f_final: NDArray, f_start: NDArray
-) -> tuple[NDArray, NDArray]:
+    best: FloatArray,
+    f_best: FloatArray,
+    final: FloatArray,
+    f_final: FloatArray,
+    f_start: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
     """Per row, the final iterate unless its objective exceeds the start's, else the best one."""
     use_final = f_final <= f_start
     return np.where(use_final[:, None], final, best), np.where(use_final, f_final, f_best)

@@ -75,7 +75,7 @@ from cvx_lifted import threads
 
 from ._boxqp_dual import dual_chunk
 from ._boxqp_fista import _fista_chunk, _fista_gram_chunk
-from ._rows import _batched_spd_solve, _clip, _pick, _rowdot
+from ._rows import ChunkResult, _batched_spd_solve, _clip, _pick, _rowdot
 from ._validation import (
     as_float_array,
     bound_scalar,
@@ -84,6 +84,8 @@ from ._validation import (
     positive_int,
     positive_scalar,
 )
+
+FloatArray = NDArray[np.floating[Any]]
 
 if TYPE_CHECKING:
     from .fenchel_young import ScalarFY
@@ -116,9 +118,9 @@ class _Coupling:
     @property
     def shape(self) -> tuple[int, int]:
         """Shape ``(m, q)`` of :math:`V` and of the target."""
-        return self.target.shape  # type: ignore[return-value]
+        return self.target.shape
 
-    def value_grad(self, V: ArrayLike) -> tuple[float, NDArray[np.float64]]:
+    def value_grad(self, V: ArrayLike) -> tuple[float, FloatArray]:
         """Return the total value and the gradient with respect to ``V``.
 
         Parameters
@@ -139,10 +141,14 @@ class _Coupling:
         rows, grad = self._eval(V_arr, self.target.astype(np.float64, copy=False))
         return float(rows.sum()), grad
 
-    def _eval(self, V: NDArray, T: NDArray) -> tuple[NDArray, NDArray]:  # pragma: no cover
+    def _eval(
+        self, V: FloatArray, T: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:  # pragma: no cover
         raise NotImplementedError
 
-    def _curvature(self, V: NDArray, G: NDArray) -> tuple[str, NDArray | None]:  # pragma: no cover
+    def _curvature(
+        self, V: FloatArray, G: FloatArray
+    ) -> tuple[str, FloatArray | None]:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -163,11 +169,11 @@ class L2Coupling(_Coupling):
     def __init__(self, T: ArrayLike) -> None:
         super().__init__(T, "T")
 
-    def _eval(self, V: NDArray, T: NDArray) -> tuple[NDArray, NDArray]:
+    def _eval(self, V: FloatArray, T: FloatArray) -> tuple[FloatArray, FloatArray]:
         R = V - T
         return 0.5 * np.einsum("ij,ij->i", R, R), R
 
-    def _curvature(self, V: NDArray, G: NDArray) -> tuple[str, NDArray | None]:
+    def _curvature(self, V: FloatArray, G: FloatArray) -> tuple[str, FloatArray | None]:
         return "identity", None
 
 
@@ -191,12 +197,12 @@ class ReluFenchelCoupling(_Coupling):
     def __init__(self, T: ArrayLike) -> None:
         super().__init__(T, "T")
 
-    def _eval(self, V: NDArray, T: NDArray) -> tuple[NDArray, NDArray]:
+    def _eval(self, V: FloatArray, T: FloatArray) -> tuple[FloatArray, FloatArray]:
         Vp = np.maximum(V, 0.0)
         rows = np.einsum("ij,ij->i", Vp, 0.5 * Vp) - np.einsum("ij,ij->i", V, T)
         return rows, Vp - T
 
-    def _curvature(self, V: NDArray, G: NDArray) -> tuple[str, NDArray | None]:
+    def _curvature(self, V: FloatArray, G: FloatArray) -> tuple[str, FloatArray | None]:
         return "diag", (V > 0).astype(np.float64)
 
 
@@ -219,7 +225,7 @@ class SoftmaxCoupling(_Coupling):
     def __init__(self, Y: ArrayLike) -> None:
         super().__init__(Y, "Y")
 
-    def _eval(self, V: NDArray, T: NDArray) -> tuple[NDArray, NDArray]:
+    def _eval(self, V: FloatArray, T: FloatArray) -> tuple[FloatArray, FloatArray]:
         shift = V.max(axis=1, keepdims=True)
         E = np.exp(V - shift)
         s = E.sum(axis=1, keepdims=True)
@@ -228,7 +234,7 @@ class SoftmaxCoupling(_Coupling):
         E /= s
         return rows, E - T
 
-    def _curvature(self, V: NDArray, G: NDArray) -> tuple[str, NDArray | None]:
+    def _curvature(self, V: FloatArray, G: FloatArray) -> tuple[str, FloatArray | None]:
         shift = V.max(axis=1, keepdims=True)
         E = np.exp(V - shift)
         E /= E.sum(axis=1, keepdims=True)
@@ -266,11 +272,11 @@ class FYCoupling(_Coupling):
         self.spec = spec
         self.lipschitz = spec.curvature
 
-    def _eval(self, V: NDArray, T: NDArray) -> tuple[NDArray, NDArray]:
+    def _eval(self, V: FloatArray, T: FloatArray) -> tuple[FloatArray, FloatArray]:
         rows = self.spec.conj(V).sum(axis=1) - np.einsum("ij,ij->i", V, T)
         return rows, self.spec.conj_grad(V) - T
 
-    def _curvature(self, V: NDArray, G: NDArray) -> tuple[str, NDArray | None]:
+    def _curvature(self, V: FloatArray, G: FloatArray) -> tuple[str, FloatArray | None]:
         return "diag", np.asarray(self.spec.conj_hess(V), dtype=np.float64)
 
 
@@ -279,8 +285,8 @@ class _Problem:
 
     def __init__(
         self,
-        W: NDArray,
-        b: NDArray,
+        W: FloatArray,
+        b: FloatArray,
         coupling: _Coupling,
         a: float,
         c: float,
@@ -296,26 +302,28 @@ class _Problem:
         self.coupling = coupling
         self.a, self.c, self.lo, self.hi, self.L = a, c, lo, hi, L
         self.tol, self.max_iter = tol, max_iter
-        self._pairs: tuple[NDArray, NDArray, NDArray] | None = None
-        self._hess: NDArray | None = None
+        self._pairs: tuple[NDArray[np.intp], NDArray[np.intp], FloatArray] | None = None
+        self._hess: FloatArray | None = None
         self.workspace: dict[str, Any] = {}  # what a method derives once and its chunks share
 
     # -- objective pieces -------------------------------------------------------------------------
-    def image(self, Z: NDArray) -> NDArray:
+    def image(self, Z: FloatArray) -> FloatArray:
         return Z @ self.WT + self.b
 
-    def objective(self, Z: NDArray, U: NDArray, V: NDArray, T: NDArray) -> tuple[NDArray, NDArray]:
+    def objective(
+        self, Z: FloatArray, U: FloatArray, V: FloatArray, T: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
         rows, G = self.coupling._eval(V, T)
         D = Z - U
         return 0.5 * self.a * _rowdot(D, D) + self.c * rows, G
 
-    def grad(self, Z: NDArray, U: NDArray, G: NDArray) -> NDArray:
+    def grad(self, Z: FloatArray, U: FloatArray, G: FloatArray) -> FloatArray:
         out = G @ self.W
         out *= self.c
         out += self.a * (Z - U)
         return out
 
-    def residual(self, Z: NDArray, grad: NDArray) -> tuple[NDArray, NDArray]:
+    def residual(self, Z: FloatArray, grad: FloatArray) -> tuple[FloatArray, FloatArray]:
         r"""Scaled projected-gradient residual and the per-row tolerance.
 
         :math:`L(z - P(z - g/L)) = \mathrm{clip}(g, L(z - hi), L(z - lo))` coordinatewise.
@@ -334,7 +342,7 @@ class _Problem:
         scale = 1.0 + np.max(np.abs(grad), axis=1)
         return res, self.tol * scale
 
-    def binding(self, Z: NDArray, grad: NDArray, eps: NDArray) -> NDArray:
+    def binding(self, Z: FloatArray, grad: FloatArray, eps: FloatArray) -> NDArray[np.bool_]:
         """Bertsekas' epsilon-binding set: near a bound with the gradient pushing outward."""
         lo, hi = self.lo, self.hi
         out = np.zeros(Z.shape, dtype=bool)
@@ -345,7 +353,7 @@ class _Problem:
         return out
 
     # -- Newton helpers ---------------------------------------------------------------------------
-    def pairs(self) -> tuple[NDArray, NDArray, NDArray]:
+    def pairs(self) -> tuple[NDArray[np.intp], NDArray[np.intp], FloatArray]:
         if self._pairs is None:
             q = self.W.shape[0]
             iu, ju = np.triu_indices(q)
@@ -353,7 +361,7 @@ class _Problem:
             self._pairs = (iu, ju, prod)
         return self._pairs
 
-    def hessian(self) -> NDArray:
+    def hessian(self) -> FloatArray:
         if self._hess is None:
             p = self.W.shape[1]
             H = self.c * (self.W.T @ self.W)
@@ -368,8 +376,8 @@ class _Problem:
 
 
 def _newton_direction(
-    prob: _Problem, V: NDArray, G: NDArray, grad: NDArray, binding: NDArray
-) -> tuple[NDArray, NDArray]:
+    prob: _Problem, V: FloatArray, G: FloatArray, grad: FloatArray, binding: NDArray[np.bool_]
+) -> tuple[FloatArray, FloatArray]:
     r"""Projected-Newton direction and its predicted free-variable decrease.
 
     On the free set :math:`F`, :math:`d_F = -H_{FF}^{-1} g_F` with
@@ -426,9 +434,7 @@ def _newton_direction(
     return d, free_dec
 
 
-def _newton_chunk(
-    prob: _Problem, U: NDArray, T: NDArray, Z0: NDArray
-) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray, NDArray]:
+def _newton_chunk(prob: _Problem, U: FloatArray, T: FloatArray, Z0: FloatArray) -> ChunkResult:
     n = U.shape[0]
     lo, hi, L = prob.lo, prob.hi, prob.L
     bounded = np.isfinite(lo) or np.isfinite(hi)
@@ -551,9 +557,7 @@ Warm-started rows take 1-5 steps; a row still running after 50 is cycling on a d
 set (seen on 2 of 60,000 Fashion-MNIST rows, which otherwise ran to ``max_iter``)."""
 
 
-def _dual_chunk(
-    prob: _Problem, U: NDArray, T: NDArray, Z0: NDArray
-) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray, NDArray]:
+def _dual_chunk(prob: _Problem, U: FloatArray, T: FloatArray, Z0: FloatArray) -> ChunkResult:
     """Semismooth Newton on the dual (:mod:`~cvx_lifted.kernels._boxqp_dual`), primal fallback."""
     return dual_chunk(prob, U, T, Z0, min(prob.max_iter, _DUAL_MAX_ITER), _newton_chunk)
 

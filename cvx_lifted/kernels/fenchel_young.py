@@ -50,7 +50,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, xlogy
 
-from ._rows import _cholesky_solve_qqn, _rowdot
+from ._rows import ChunkResult, _cholesky_solve_qqn, _rowdot
 from ._simplex_state import simplex_state_step
 from ._state_inputs import _check_state_inputs, _pick_rows
 from ._validation import (
@@ -63,6 +63,8 @@ from .boxqp import (
     SoftmaxCoupling,
     _Coupling,
 )
+
+FloatArray = NDArray[np.floating[Any]]
 
 __all__ = [
     "RELU_FY",
@@ -77,7 +79,7 @@ __all__ = [
 _EPS = float(np.finfo(np.float64).eps)
 _LOG2 = float(np.log(2.0))
 
-Elementwise = Callable[[NDArray], NDArray]
+Elementwise = Callable[[FloatArray], FloatArray]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -171,102 +173,112 @@ class ScalarFY:
         return lo, hi
 
 
-def _real(x: NDArray) -> NDArray[np.floating]:
+def _real(x: FloatArray) -> NDArray[np.floating]:
     x = np.asarray(x)
     return x if x.dtype.kind == "f" else x.astype(np.float64)
 
 
 # sigmoid: Phi(z) = z log z + (1-z) log(1-z) on [0, 1], Phi*(u) = log(1 + e^u)
-def _sigmoid_conj(u: NDArray) -> NDArray:
-    return np.logaddexp(0.0, _real(u))
+def _sigmoid_conj(u: FloatArray) -> FloatArray:
+    out: FloatArray = np.logaddexp(0.0, _real(u))
+    return out
 
 
-def _sigmoid_conj_grad(u: NDArray) -> NDArray:
-    return expit(_real(u))
+def _sigmoid_conj_grad(u: FloatArray) -> FloatArray:
+    out: FloatArray = expit(_real(u))
+    return out
 
 
-def _sigmoid_conj_hess(u: NDArray) -> NDArray:
+def _sigmoid_conj_hess(u: FloatArray) -> FloatArray:
     u = _real(u)
-    return expit(u) * expit(-u)  # no cancellation in 1 - expit(u)
+    out: FloatArray = expit(u) * expit(-u)  # no cancellation in 1 - expit(u)
+    return out
 
 
-def _sigmoid_phi(z: NDArray) -> NDArray:
+def _sigmoid_phi(z: FloatArray) -> FloatArray:
     z = _real(z)
     w = 1.0 - z
-    return xlogy(z, z) + xlogy(w, w)
+    out: FloatArray = xlogy(z, z) + xlogy(w, w)
+    return out
 
 
-def _sigmoid_phi_grad(z: NDArray) -> NDArray:
+def _sigmoid_phi_grad(z: FloatArray) -> FloatArray:
     z = _real(z)
     with np.errstate(divide="ignore"):
         return np.log(z / (1.0 - z))  # 1 - z is exact for z >= 1/2
 
 
-def _sigmoid_phi_hess(z: NDArray) -> NDArray:
+def _sigmoid_phi_hess(z: FloatArray) -> FloatArray:
     z = _real(z)
     with np.errstate(divide="ignore"):
         return 1.0 / z + 1.0 / (1.0 - z)  # not 1/(z(1-z)): no underflow of the product
 
 
 # tanh: Phi(z) = [(1-z) log(1-z) + (1+z) log(1+z)]/2 on [-1, 1], Phi*(u) = log cosh u
-def _tanh_conj(u: NDArray) -> NDArray:
+def _tanh_conj(u: FloatArray) -> FloatArray:
     a = np.abs(_real(u))
-    return a + np.log1p(np.exp(-2.0 * a)) - _LOG2
+    out: FloatArray = a + np.log1p(np.exp(-2.0 * a)) - _LOG2
+    return out
 
 
-def _tanh_conj_grad(u: NDArray) -> NDArray:
-    return np.tanh(_real(u))
+def _tanh_conj_grad(u: FloatArray) -> FloatArray:
+    out: FloatArray = np.tanh(_real(u))
+    return out
 
 
-def _tanh_conj_hess(u: NDArray) -> NDArray:
+def _tanh_conj_hess(u: FloatArray) -> FloatArray:
     e = np.exp(-2.0 * np.abs(_real(u)))
-    return 4.0 * e / ((1.0 + e) * (1.0 + e))  # 1/cosh^2, no cancellation in 1 - tanh^2
+    out: FloatArray = 4.0 * e / ((1.0 + e) * (1.0 + e))  # 1/cosh^2, no cancellation in 1 - tanh^2
+    return out
 
 
-def _tanh_phi(z: NDArray) -> NDArray:
+def _tanh_phi(z: FloatArray) -> FloatArray:
     z = _real(z)
     m, p = 1.0 - z, 1.0 + z
-    return 0.5 * (xlogy(m, m) + xlogy(p, p))
+    out: FloatArray = 0.5 * (xlogy(m, m) + xlogy(p, p))
+    return out
 
 
-def _tanh_phi_grad(z: NDArray) -> NDArray:
+def _tanh_phi_grad(z: FloatArray) -> FloatArray:
     z = _real(z)
     with np.errstate(divide="ignore"):
         # arctanh with an absolute error of a few ulps (2.5x faster than np.arctanh)
         return 0.5 * np.log((1.0 + z) / (1.0 - z))
 
 
-def _tanh_phi_hess(z: NDArray) -> NDArray:
+def _tanh_phi_hess(z: FloatArray) -> FloatArray:
     z = _real(z)
     with np.errstate(divide="ignore"):
         return 1.0 / ((1.0 - z) * (1.0 + z))
 
 
 # relu_fenchel: Phi(z) = z^2/2 on z >= 0, Phi*(u) = max(u, 0)^2/2
-def _relu_conj(u: NDArray) -> NDArray:
+def _relu_conj(u: FloatArray) -> FloatArray:
     p = np.maximum(_real(u), 0.0)
-    return 0.5 * p * p
+    out: FloatArray = 0.5 * p * p
+    return out
 
 
-def _relu_conj_grad(u: NDArray) -> NDArray:
-    return np.maximum(_real(u), 0.0)
+def _relu_conj_grad(u: FloatArray) -> FloatArray:
+    out: FloatArray = np.maximum(_real(u), 0.0)
+    return out
 
 
-def _relu_conj_hess(u: NDArray) -> NDArray:
+def _relu_conj_hess(u: FloatArray) -> FloatArray:
     u = _real(u)
     return (u > 0).astype(u.dtype)
 
 
-def _square_half(z: NDArray) -> NDArray:
+def _square_half(z: FloatArray) -> FloatArray:
     z = _real(z)
     return 0.5 * z * z
 
 
-def _identity(z: NDArray) -> NDArray:
+def _identity(z: FloatArray) -> FloatArray:
     return np.array(_real(z), copy=True)
 
 
-def _ones(z: NDArray) -> NDArray:
+def _ones(z: FloatArray) -> FloatArray:
     return np.ones_like(_real(z))
 
 
@@ -277,7 +289,7 @@ class _LeakyPart:
     alpha: float
     part: str
 
-    def __call__(self, x: NDArray) -> NDArray:
+    def __call__(self, x: FloatArray) -> FloatArray:
         x = _real(x)
         a = self.alpha
         if self.part == "conj":
@@ -398,8 +410,8 @@ class _FYProblem:
 
     def __init__(
         self,
-        W: NDArray,
-        b: NDArray,
+        W: FloatArray,
+        b: FloatArray,
         coupling: _Coupling,
         a: float,
         c: float,
@@ -423,16 +435,20 @@ class _FYProblem:
             self.colW2 = self.W2.sum(axis=0)
             self.max_cg = min(p + 5, 200)
 
-    def clip(self, Z: NDArray) -> NDArray:
+    def clip(self, Z: FloatArray) -> FloatArray:
         return np.clip(Z, self.lo_in, self.hi_in, out=Z)
 
-    def objective(self, Z: NDArray, U: NDArray, V: NDArray, T: NDArray) -> tuple[NDArray, NDArray]:
+    def objective(
+        self, Z: FloatArray, U: FloatArray, V: FloatArray, T: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
         rows, G = self.coupling._eval(V, T)
         phi = self.spec.phi(Z).sum(axis=1)
         return self.a * (phi - _rowdot(U, Z)) + self.c * rows, G
 
     # -- Newton systems ---------------------------------------------------------------------------
-    def woodbury_direction(self, Dg: NDArray, V: NDArray, G: NDArray, grad: NDArray) -> NDArray:
+    def woodbury_direction(
+        self, Dg: FloatArray, V: FloatArray, G: FloatArray, grad: FloatArray
+    ) -> FloatArray:
         r"""Solve :math:`(D + cW^\top C^\top CW) d = -g` by Woodbury (``D = a diag(Phi'')``).
 
         :math:`H^{-1} = D^{-1} - cD^{-1}W^\top C^\top K^{-1} C W D^{-1}` with
@@ -482,8 +498,8 @@ class _FYProblem:
         return d
 
     def cg_direction(
-        self, Dg: NDArray, V: NDArray, G: NDArray, grad: NDArray, eta: NDArray
-    ) -> NDArray:
+        self, Dg: FloatArray, V: FloatArray, G: FloatArray, grad: FloatArray, eta: FloatArray
+    ) -> FloatArray:
         r"""Solve :math:`Hd = -g` by batched preconditioned CG to relative residual ``eta``.
 
         Hessian-vector products are two thin GEMMs over the rows still iterating; the
@@ -499,7 +515,7 @@ class _FYProblem:
             PW = data @ W  # type: ignore[operator]
             P = Dg + c * (data @ self.W2 - PW * PW)  # type: ignore[operator]
 
-        def hess_vec(v: NDArray, rows: NDArray) -> NDArray:
+        def hess_vec(v: FloatArray, rows: NDArray[np.intp]) -> FloatArray:
             x = v @ WT
             if kind == "diag":
                 x *= data[rows]  # type: ignore[index]
@@ -540,18 +556,17 @@ class _FYProblem:
         return d
 
 
-def _fraction_to_boundary(z: NDArray, d: NDArray, lo: float, hi: float) -> NDArray:
+def _fraction_to_boundary(z: FloatArray, d: FloatArray, lo: float, hi: float) -> FloatArray:
     """Per row, the largest step in (0, 1] that goes at most 99.5% of the way to a bound."""
     with np.errstate(divide="ignore", invalid="ignore"):
         bound = np.where(d < 0, lo, hi)
         bound -= z
         bound /= d  # d = 0: +inf (the bound is never reached)
-    return np.minimum(1.0, _FRACTION_TO_BOUNDARY * bound.min(axis=1))
+    out: FloatArray = np.minimum(1.0, _FRACTION_TO_BOUNDARY * bound.min(axis=1))
+    return out
 
 
-def _fy_newton_chunk(
-    prob: _FYProblem, U: NDArray, T: NDArray, Z0: NDArray
-) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray, NDArray]:
+def _fy_newton_chunk(prob: _FYProblem, U: FloatArray, T: FloatArray, Z0: FloatArray) -> ChunkResult:
     """Damped Newton on a chunk of rows; returns (Z, n_iter, residual, converged, f0, f)."""
     # Kept whole (a numerical kernel): the Newton direction, the fraction-to-boundary rule and
     # the per-row Armijo search share the working set of rows, which a split would pass around.
@@ -576,7 +591,9 @@ def _fy_newton_chunk(
     Ua, Ta = U, T
     aU = a * np.max(np.abs(U), axis=1)
 
-    def armijo(fp: NDArray, f0: NDArray, step: NDArray, slope: NDArray) -> NDArray:
+    def armijo(
+        fp: FloatArray, f0: FloatArray, step: FloatArray, slope: FloatArray
+    ) -> NDArray[np.bool_]:
         return fp <= f0 + _ARMIJO * step * slope + 8 * _EPS * (1.0 + np.abs(f0))
 
     for it in range(prob.max_iter + 1):

@@ -201,7 +201,8 @@ def _relu_fy_cols(
         val += colsum(0.5 * up - t, up)  # 1/2 max(u,0)^2 - max(u,0) t
         np.minimum(u, 0.0, out=up)
         val -= colsum(up, t)
-    return val + 0.5 * alpha * np.einsum("ij,ij->i", W, W)
+    result: NDArray[np.float64] = val + 0.5 * alpha * np.einsum("ij,ij->i", W, W)
+    return result
 
 
 def _relu_line_cols(
@@ -505,7 +506,8 @@ def _fy_preconditioner(ridge: Ridge, curvature: float, p: int) -> NDArray[np.flo
         return np.triu(ridge.factor[0])
     A = curvature * ridge.gram
     A[np.arange(p), np.arange(p)] += (1.0 - curvature) * ridge.alpha
-    return scipy.linalg.cholesky(A, lower=False, check_finite=False)
+    out: NDArray[np.float64] = scipy.linalg.cholesky(A, lower=False, check_finite=False)
+    return out
 
 
 def fy_wstep(
@@ -655,7 +657,10 @@ def fy_wstep(
             U: NDArray[np.floating], theta: NDArray[np.float64]
         ) -> NDArray[np.float64]:
             val = spec.conj(U).sum(axis=0, dtype=np.float64) - colsum(U, T_arr)
-            return val + 0.5 * alpha_f * np.einsum("ij,ij->j", theta[:p], theta[:p])
+            out: NDArray[np.float64] = val + 0.5 * alpha_f * np.einsum(
+                "ij,ij->j", theta[:p], theta[:p]
+            )
+            return out
 
         def line_cols(
             U: NDArray[np.floating], V: NDArray[np.floating], t: NDArray[np.float64]

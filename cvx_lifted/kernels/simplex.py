@@ -49,6 +49,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from ._validation import as_float_array, float_dtype, positive_int, positive_scalar
 
+FloatArray = NDArray[np.floating[Any]]
+
 __all__ = [
     "AppendixABounds",
     "appendix_a_bounds",
@@ -118,7 +120,8 @@ def _project_simplex64(u: NDArray[np.float64], radius: float) -> NDArray[np.floa
     # The condition holds on a prefix j = 1..rho and always for j = 1 (radius > 0).
     rho = np.count_nonzero(s > cs / k, axis=1)
     tau = cs[np.arange(m), rho - 1] / rho
-    return np.maximum(u - tau[:, None], 0.0)
+    out: NDArray[np.float64] = np.maximum(u - tau[:, None], 0.0)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -126,7 +129,7 @@ def _project_simplex64(u: NDArray[np.float64], radius: float) -> NDArray[np.floa
 # --------------------------------------------------------------------------------------------------
 
 
-def _root(a: NDArray[np.float64], c: NDArray[np.float64]) -> tuple[NDArray, NDArray]:
+def _root(a: NDArray[np.float64], c: NDArray[np.float64]) -> tuple[FloatArray, FloatArray]:
     r"""Non-negative root of :math:`z^2 - a z - c = 0` and its derivative in :math:`a`.
 
     The textbook form :math:`(a + \sqrt{a^2 + 4c})/2` cancels catastrophically for large negative
@@ -146,7 +149,9 @@ def _root(a: NDArray[np.float64], c: NDArray[np.float64]) -> tuple[NDArray, NDAr
 
 def _validate_xent(
     U: ArrayLike, Y: ArrayLike, lam: float
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float, tuple, np.dtype]:
+) -> tuple[
+    NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float, tuple[int, ...], np.dtype
+]:
     U_arr = as_float_array(U, "U", ndim=(1, 2))
     Y_arr = as_float_array(Y, "Y", ndim=(1, 2))
     if U_arr.shape != Y_arr.shape:
@@ -346,7 +351,8 @@ def _logsumexp_rows(a: NDArray[np.float64]) -> NDArray[np.float64]:
     shift = np.where(finite, amax, 0.0)
     with np.errstate(under="ignore", invalid="ignore", over="ignore", divide="ignore"):
         out = shift + np.log(np.exp(a - shift[:, None]).sum(axis=1))
-    return np.where(finite, out, amax)
+    result: NDArray[np.float64] = np.where(finite, out, amax)
+    return result
 
 
 def simplex_xent_prox(
@@ -478,7 +484,7 @@ def _split_labels(
 
 
 def _f_split(
-    u0: NDArray[np.float64], uc: NDArray[np.float64], cc: NDArray[np.float64], t: NDArray
+    u0: NDArray[np.float64], uc: NDArray[np.float64], cc: NDArray[np.float64], t: FloatArray
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """:math:`f(t)` and :math:`f'(t)` (right derivative) from the split representation."""
     a = u0 + t[:, None]
