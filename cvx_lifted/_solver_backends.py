@@ -211,7 +211,8 @@ class _AffineMap:
                     weights=self.M.data * theta[self.M.indices, 0],
                     minlength=self.rows,
                 )
-                return out[:, None]
+                # NumPy's stub types bincount as integer; with weights it is float64
+                return out[:, None]  # type: ignore[return-value]
             return np.asarray(self.M @ theta[:, 0], dtype=np.float64)[:, None]
         return np.asarray(self.M @ theta, dtype=np.float64)
 
@@ -364,7 +365,9 @@ class ProgramMap:
             if tuple(int(s) for s in p_shape) != (self.n, self.n):
                 raise FastPathUnavailable(f"quadratic data of shape {tuple(p_shape)}")
             p_indices = np.asarray(p_indices, dtype=np.int64)
-            p_cols = np.repeat(np.arange(self.n), np.diff(np.asarray(p_indptr, dtype=np.int64)))
+            # NumPy's stub types diff of an int64 array as timedelta64
+            col_nnz = np.diff(np.asarray(p_indptr, dtype=np.int64))
+            p_cols = np.repeat(np.arange(self.n), col_nnz)  # type: ignore[arg-type]
             upper = p_indices <= p_cols
             RP = sp.csr_matrix(prog.reduced_P.reduced_mat)[np.flatnonzero(upper)]
             self._P = _AffineMap(RP, const_col, spans)
@@ -455,7 +458,7 @@ class ProgramMap:
         """
         theta = self.theta(values)
         last, last_theta = self._last, self._last_theta
-        if last is None or last_theta is None:
+        if last is None or last_theta is None or last.qd is None:
             data = self.data(theta)
         else:
             # one comparison of the whole vector, then one reduction per slot (slots sorted by

@@ -189,11 +189,14 @@ def separable_weight_step(activation: Activation | None, penalty: Any) -> bool:
 
 
 def _penalty(w: cp.Expression, penalty: Any) -> cp.Expression:
+    expr: cp.Expression
     if penalty == "l2":
-        return 0.5 * cp.sum_squares(w)
-    if penalty == "l1":
-        return cp.sum(cp.abs(w))
-    return penalty(w)
+        expr = 0.5 * cp.sum_squares(w)
+    elif penalty == "l1":
+        expr = cp.sum(cp.abs(w))
+    else:
+        expr = penalty(w)
+    return expr
 
 
 def column_weight_problem(
