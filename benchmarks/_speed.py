@@ -44,20 +44,29 @@ def _split(name: str) -> list[str]:
     return [item for item in os.environ.get(name, "").split(";") if "=" in item]
 
 
-def blas_kernel() -> dict[str, Any]:
-    """The BLAS in use as threadpoolctl reports it (library file name only)."""
+def blas_kernel() -> list[dict[str, Any]]:
+    """Every BLAS library loaded, as threadpoolctl reports it (file name only, no path)."""
     from threadpoolctl import threadpool_info
 
-    for lib in threadpool_info():
-        if lib.get("user_api") == "blas":
-            return {
-                "library": os.path.basename(lib.get("filepath", "")),
-                "internal_api": lib.get("internal_api"),
-                "version": lib.get("version"),
-                "architecture": lib.get("architecture"),
-                "num_threads": lib.get("num_threads"),
-            }
-    return {}
+    return [
+        {
+            "library": os.path.basename(lib.get("filepath", "")),
+            "internal_api": lib.get("internal_api"),
+            "version": lib.get("version"),
+            "architecture": lib.get("architecture"),
+            "num_threads": lib.get("num_threads"),
+        }
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
+
+
+def blas_line() -> str:
+    """The BLAS libraries in one line: file, version, kernel architecture."""
+    return "; ".join(
+        f"{b['library']} {b['version']} ({b['internal_api']}, kernel {b['architecture']})"
+        for b in blas_kernel()
+    )
 
 
 def cores() -> int:

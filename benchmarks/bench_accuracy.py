@@ -41,6 +41,7 @@ from _common import fmt_table, machine_info, write_json  # noqa: E402
 from _speed import (  # noqa: E402
     adam_to_accuracy,
     blas_kernel,
+    blas_line,
     lifted_to_accuracy,
     thread_settings,
     time_to,
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         f"bench_accuracy: seconds of training to a test accuracy (lifted: {args.sweeps} sweeps at "
         f"most, Adam: {args.epochs} epochs at most; 'best': best accuracy reached); BLAS "
-        f"{blas_kernel()}"
+        f"{blas_line()}"
     )
     print(fmt_table(["data", "threads", "target", "lifted s", "Adam f32 s", "lifted/Adam"], rows))
     payload = {

@@ -37,7 +37,7 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402 - after the BLAS environment is settled
 from _common import fmt_table, machine_info, median, verdict, write_json  # noqa: E402
-from _speed import blas_kernel, cores  # noqa: E402
+from _speed import blas_kernel, blas_line, cores  # noqa: E402
 
 TARGET = 1.5
 _SPIN = "while True:\n    pass\n"
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         f"bench_load: default fit, {args.rows} Fashion-MNIST rows, {args.sweeps} sweeps, "
         f"competitor '{args.competitor}', medians over {args.rounds} round(s); BLAS "
-        f"{blas_kernel()}"
+        f"{blas_line()}"
     )
     headers = ["blas_threads", "quiet s", "busy s", "busy/quiet", f"≤{TARGET:g}x (auto)"]
     print(fmt_table(headers, rows))

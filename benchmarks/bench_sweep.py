@@ -53,7 +53,13 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402 - after the BLAS environment is settled
 from _common import REPO, fmt_table, machine_info, median, timed, verdict, write_json  # noqa: E402
-from _speed import adam_epoch_seconds, blas_kernel, cores, thread_settings  # noqa: E402
+from _speed import (  # noqa: E402
+    adam_epoch_seconds,
+    blas_kernel,
+    blas_line,
+    cores,
+    thread_settings,
+)
 
 HIDDEN = 300
 TARGET_EPOCH = 1.0
@@ -87,9 +93,20 @@ def run_fit(X: np.ndarray, Y: np.ndarray, args: argparse.Namespace, blas: int | 
     kwargs: dict[str, Any] = {}
     if args.weight_max_iter:
         kwargs["weight_max_iter"] = args.weight_max_iter
+    chosen: dict[str, Any] = {}
+
+    def callback(sweep: int, result: Any) -> None:
+        from cvx_lifted import threads
+
+        chooser = threads.active_chooser()
+        if chooser is not None:
+            chosen.update(chooser.summary())
+
     result = net.fit(
-        X, Y, max_iter=args.sweeps, tol=0, random_state=args.seed, blas_threads=blas, **kwargs
-    )
+        X, Y, max_iter=args.sweeps, tol=0, random_state=args.seed, blas_threads=blas,
+        callback=callback, **kwargs,
+    )  # fmt: skip
+    result.chooser = chosen
     return net, result
 
 
@@ -238,6 +255,7 @@ def measure_round(
                     "objective": hist.objective,
                     "floor": floor,
                     "load": os.getloadavg()[0],
+                    "chooser": result.chooser,
                 }
                 records.append(rec)
                 blocks = ", ".join(
@@ -250,6 +268,8 @@ def measure_round(
                     f"load {rec['load']:.2f}",
                     flush=True,
                 )
+                for kind, entry in result.chooser.items():
+                    print(f"    chooser {kind}: calls {entry['calls']}, speed {entry['speed']}")
             if use_torch and r % 2 == 1:
                 epochs.append(_epochs(r, setting, torch_threads, data, args))
     return records, epochs
@@ -304,7 +324,7 @@ def print_tables(summary: list[dict[str, Any]], memory: list[dict[str, Any]], ar
     print(
         f"bench_sweep: 784-{HIDDEN}-10 {args.activation}/simplex_xent (the default classifier), "
         f"{args.rows} rows, sweeps 2-{args.sweeps} of fit(max_iter={args.sweeps}), medians over "
-        f"{args.rounds} round(s), seconds; BLAS {blas_kernel()}"
+        f"{args.rounds} round(s), seconds; BLAS {blas_line()}"
     )
     blocks = ["W0", "W1", "X1", "output"]
     rows = []

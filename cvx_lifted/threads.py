@@ -96,7 +96,8 @@ class ThreadChooser:
 
     For each kind of product (dtype and which operand is transposed) the chooser keeps, per
     candidate thread count, a running estimate of the seconds per flop (the newest product weighs
-    half). A product runs on the candidate with the best estimate; while a candidate has no
+    half). A product runs on the candidate with the best estimate (more threads only when at
+    least ``1 / margin`` times faster); while a candidate has no
     estimate, and then on every ``reprobe_every``-th product, a slice of ``probe_fraction`` of
     its rows runs on another candidate first, which keeps the estimates current as the load
     changes. A product is split along its largest dimension (the rows of ``A``, the shared inner
@@ -113,6 +114,8 @@ class ThreadChooser:
         Probe on every ``reprobe_every``-th product of a kind once every candidate has a measure.
     min_flops : float, default :data:`MIN_TIMED_FLOPS`
         Smaller products run unsplit on one thread and are not timed.
+    margin : float, default 0.8
+        More threads must take at most ``margin`` times the seconds per flop of fewer threads.
 
     Attributes
     ----------
@@ -132,6 +135,7 @@ class ThreadChooser:
         probe_fraction: float = 0.125,
         reprobe_every: int = 8,
         min_flops: float = MIN_TIMED_FLOPS,
+        margin: float = 0.8,
     ) -> None:
         cands = sorted({int(c) for c in candidates})
         if not cands or any(c < 1 or c != float(c) for c in candidates):
@@ -146,6 +150,9 @@ class ThreadChooser:
         self.probe_fraction = float(probe_fraction)
         self.reprobe_every = int(reprobe_every)
         self.min_flops = float(min_flops)
+        if not 0.0 < margin <= 1.0:
+            raise ValueError(f"margin must be in (0, 1], got {margin!r}")
+        self.margin = float(margin)
         self._rates: dict[tuple[str, str], _Rates] = {}
         self._lock = threading.Lock()
         self._blas: Any = None
@@ -153,11 +160,22 @@ class ThreadChooser:
 
     # ----------------------------------------------------------------------------- choice
     def choice(self, key: tuple[str, str]) -> int:
-        """Return the thread count with the best measured rate for ``key`` (the fewest if none)."""
+        """Return the thread count chosen for ``key`` from the measured rates.
+
+        More threads are chosen only when measured at least ``1 / margin`` times faster than
+        the choice with fewer threads (the fewest when nothing is measured). The margin covers
+        what a measurement misses: after a multithreaded call OpenBLAS' idle threads keep
+        spinning for a while, which slows the single-threaded work that follows on a busy
+        machine.
+        """
         rates = self._rates.get(key)
-        if rates is None or not rates.rate:
-            return self.candidates[0]
-        return min(rates.rate, key=lambda c: (rates.rate[c], c))
+        chosen = self.candidates[0]
+        if rates is None or chosen not in rates.rate:
+            return chosen
+        for c in self.candidates[1:]:
+            if c in rates.rate and rates.rate[c] <= self.margin * rates.rate[chosen]:
+                chosen = c
+        return chosen
 
     def _probe(self, key: tuple[str, str], best: int) -> int | None:
         """Return the candidate to measure on a slice of this product, or ``None``."""
@@ -169,7 +187,8 @@ class ThreadChooser:
         if missing:
             unmeasured = [c for c in missing if c != best]
             return unmeasured[0] if unmeasured else None
-        if rates.n % self.reprobe_every:
+        every = self.reprobe_every * (2 if key[0] == "chunks" else 1)
+        if rates.n % every:
             return None
         others = [c for c in self.candidates if c != best]
         # the candidate measured longest ago: the one with the fewest calls
@@ -179,7 +198,8 @@ class ThreadChooser:
         """Call ``work(i)`` for ``i < count`` on worker threads chosen from their measured speed.
 
         The chunks run in rounds of two per worker; each round runs on the candidate count of
-        workers with the best measured seconds per chunk (probing the others as for products).
+        workers with the best measured seconds per chunk (probing the others as for products,
+        half as often: a probe round costs whole chunks, not a slice).
         ``work`` must be safe to run concurrently on different ``i`` (disjoint rows); NumPy
         releases the GIL inside its array operations, so the workers share the cores.
 
@@ -278,6 +298,10 @@ class ThreadChooser:
         # the kind of product: which operand BLAS reads transposed, and the split dimension
         split = int(np.argmax([m, k, n]))
         kind = ("T" if A.flags.f_contiguous and not A.flags.c_contiguous else "N") + "MKN"[split]
+        # thin products run far below the rate of square ones: a class per size of the thinnest
+        # dimension (up to 16, 64, 256, more)
+        thin = min(m, k, n)
+        kind += ":" + next((f"<={b}" for b in (16, 64, 256) if thin <= b), ">256")
         key = (dtype.str, kind)
         with self._lock:
             best = self.choice(key)

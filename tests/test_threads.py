@@ -50,6 +50,11 @@ def test_chooser_picks_the_faster_candidate_and_keeps_probing():
     chooser._rates[key].record(2, 6.0, 1e9)
     chooser._rates[key].record(2, 6.0, 1e9)
     assert chooser.choice(key) == 1
+    # more threads must be clearly faster (the margin): 10% is not enough
+    key2 = ("<f4", "TK")
+    chooser._rates.setdefault(key2, threads._Rates()).record(1, 1.0, 1e9)
+    chooser._rates[key2].record(2, 0.9, 1e9)
+    assert chooser.choice(key2) == 1
     # once both have a measure, every fourth product probes the other candidate
     probes = [chooser._probe(key, chooser.choice(key)) for _ in range(8)]
     assert probes.count(None) == 6
@@ -70,6 +75,7 @@ def test_chooser_small_products_are_not_timed():
         ({"candidates": (0, 2)}, "candidates"),
         ({"candidates": (1, 2), "probe_fraction": 0.9}, "probe_fraction"),
         ({"candidates": (1, 2), "reprobe_every": 0}, "reprobe_every"),
+        ({"candidates": (1, 2), "margin": 1.5}, "margin"),
     ],
 )
 def test_chooser_bad_arguments(kwargs, match):
