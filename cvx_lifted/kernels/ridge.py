@@ -39,6 +39,33 @@ _PRODUCTS = ("auto", "exact", "float32")
 _COPY_MIN_COLUMNS = 32
 
 
+def _centred_gram32(X: NDArray[np.floating], rows: int = 8192) -> NDArray[np.float64]:
+    r"""Return :math:`X^\top X` (float64) of float32 ``X`` from float32 products, a chunk at a time.
+
+    A float32 Gram of uncentred data loses the Schur complement of the intercept block to
+    rounding (a singular system for data with mean 100 and unit spread). Each chunk is centred
+    first, :math:`D = C - \mathbf 1\mu^\top`, and
+    :math:`C^\top C = D^\top D + s\mu^\top + \mu s^\top + n\mu\mu^\top` with
+    :math:`s = D^\top\mathbf 1`: the float32 product :math:`D^\top D` is accurate relative to the
+    spread, the rest is float64. Half the time of a float64 product, and ``X`` is never copied
+    whole.
+    """
+    m, p = X.shape
+    gram = np.zeros((p, p))
+    buf = np.empty((min(rows, m), p), dtype=np.float32)
+    for start in range(0, m, rows):
+        chunk = X[start : start + rows]
+        n = chunk.shape[0]
+        mu = chunk.mean(axis=0, dtype=np.float64).astype(np.float32)
+        D = buf[:n]
+        np.subtract(chunk, mu, out=D)
+        s = D.sum(axis=0, dtype=np.float64)
+        mu64 = mu.astype(np.float64)
+        gram += threads.matmul(D.T, D)
+        gram += np.outer(s, mu64) + np.outer(mu64, s) + n * np.outer(mu64, mu64)
+    return gram
+
+
 class Ridge:
     r"""Ridge regression solver with the factorised augmented Gram matrix of :math:`[X, \mathbf 1]`.
 
@@ -134,13 +161,7 @@ class Ridge:
         if X_arr.dtype == np.float64:
             gram = threads.matmul(X_arr.T, X_arr)  # SYRK (numpy detects X.T @ X)
         else:
-            # float32 Grams of uncentred data lose the Schur complement of the intercept block to
-            # rounding (a singular system for data with mean 100 and unit spread): accumulate in
-            # float64, a chunk of rows at a time so that X is never copied whole
-            gram = np.zeros((p, p))
-            for s in range(0, m, 8192):
-                chunk = X_arr[s : s + 8192].astype(np.float64)
-                gram += threads.matmul(chunk.T, chunk)
+            gram = _centred_gram32(X_arr)
         k = p + 1 if self.fit_intercept else p
         A = np.empty((k, k), dtype=np.float64)
         A[:p, :p] = gram
