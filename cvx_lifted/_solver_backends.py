@@ -365,9 +365,8 @@ class ProgramMap:
             if tuple(int(s) for s in p_shape) != (self.n, self.n):
                 raise FastPathUnavailable(f"quadratic data of shape {tuple(p_shape)}")
             p_indices = np.asarray(p_indices, dtype=np.int64)
-            # NumPy's stub types diff of an int64 array as timedelta64
-            col_nnz = np.diff(np.asarray(p_indptr, dtype=np.int64))
-            p_cols = np.repeat(np.arange(self.n), col_nnz)  # type: ignore[arg-type]
+            # the ignore: NumPy's stub types diff of an int64 array as timedelta64
+            p_cols = np.repeat(np.arange(self.n), np.diff(np.asarray(p_indptr, dtype=np.int64)))  # type: ignore[arg-type]
             upper = p_indices <= p_cols
             RP = sp.csr_matrix(prog.reduced_P.reduced_mat)[np.flatnonzero(upper)]
             self._P = _AffineMap(RP, const_col, spans)

@@ -279,10 +279,8 @@ def lbfgs_columns(
         return G
 
     def precondition(G: NDArray[np.float64]) -> NDArray[np.float64]:
-        out: NDArray[np.float64] = scipy.linalg.solve_triangular(
-            R, G, trans="T", check_finite=False
-        )
-        return out
+        x: NDArray[np.float64] = scipy.linalg.solve_triangular(R, G, trans="T", check_finite=False)
+        return x
 
     theta = theta0.copy()
     U = U0  # updated in place (the caller passes an image it owns)

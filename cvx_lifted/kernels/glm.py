@@ -55,7 +55,7 @@ as one of the two GEMMs).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import scipy.linalg
@@ -201,8 +201,7 @@ def _relu_fy_cols(
         val += colsum(0.5 * up - t, up)  # 1/2 max(u,0)^2 - max(u,0) t
         np.minimum(u, 0.0, out=up)
         val -= colsum(up, t)
-    result: NDArray[np.float64] = val + 0.5 * alpha * np.einsum("ij,ij->i", W, W)
-    return result
+    return cast(NDArray[np.float64], val + 0.5 * alpha * np.einsum("ij,ij->i", W, W))
 
 
 def _relu_line_cols(
@@ -506,8 +505,7 @@ def _fy_preconditioner(ridge: Ridge, curvature: float, p: int) -> NDArray[np.flo
         return np.triu(ridge.factor[0])
     A = curvature * ridge.gram
     A[np.arange(p), np.arange(p)] += (1.0 - curvature) * ridge.alpha
-    out: NDArray[np.float64] = scipy.linalg.cholesky(A, lower=False, check_finite=False)
-    return out
+    return cast(NDArray[np.float64], scipy.linalg.cholesky(A, lower=False, check_finite=False))
 
 
 def fy_wstep(
@@ -657,10 +655,8 @@ def fy_wstep(
             U: NDArray[np.floating], theta: NDArray[np.float64]
         ) -> NDArray[np.float64]:
             val = spec.conj(U).sum(axis=0, dtype=np.float64) - colsum(U, T_arr)
-            out: NDArray[np.float64] = val + 0.5 * alpha_f * np.einsum(
-                "ij,ij->j", theta[:p], theta[:p]
-            )
-            return out
+            penalty = 0.5 * alpha_f * np.einsum("ij,ij->j", theta[:p], theta[:p])
+            return cast(NDArray[np.float64], val + penalty)
 
         def line_cols(
             U: NDArray[np.floating], V: NDArray[np.floating], t: NDArray[np.float64]
