@@ -201,7 +201,7 @@ def bench_state_step(
     batch: int, p: int, q: int, rows: int, rounds: int, seed: int
 ) -> dict[str, Any]:
     from cvx_lifted import get_activation
-    from cvx_lifted.compile import state_step_problem
+    from cvx_lifted.blocks import state_step_problem
 
     relu = get_activation("relu")
     d = _state_inputs(rows, p, q, seed)

@@ -13,7 +13,7 @@ with :math:`p` = ``--width`` (100) hidden units and :math:`q` = ``--next-width``
 
 * by the fast kernel ``cvx_lifted.kernels.state_step`` on ``--rows`` rows (60,000), in chunks
   of ``--chunk-size`` rows as ``BCDSolver`` does, warm started from ``relu(U)``;
-* by ``cvx_lifted.compile.state_step_problem`` compiled once per batch size (1, 16 and 64) and
+* by ``cvx_lifted.blocks.state_step_problem`` compiled once per batch size (1, 16 and 64) and
   re-solved batch after batch on the first ``--cvxpy-rows`` rows (512) of the same inputs, as
   ``BCDSolver``'s generic path does (one warm-up pass is not timed; compile time is reported
   apart).
@@ -124,7 +124,7 @@ def _numeric(info: Any) -> dict[str, Any]:
 
 def build_cvxpy(batch: int, p: int, q: int, lam_prev: float, lam_next: float) -> Any:
     from cvx_lifted import get_activation
-    from cvx_lifted.compile import state_step_problem
+    from cvx_lifted.blocks import state_step_problem
 
     relu = get_activation("relu")
     return state_step_problem(

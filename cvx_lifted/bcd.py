@@ -39,6 +39,7 @@ from cvx_lifted._validation import check_array
 from cvx_lifted.argmin import CompiledArgmin
 from cvx_lifted.blocks import (
     column_weight_problem,
+    output_step_problem,
     separable_weight_step,
     state_problem,
     whole_weight_problem,
@@ -46,7 +47,6 @@ from cvx_lifted.blocks import (
 from cvx_lifted.compile import (
     Accuracy,
     CompiledProblem,
-    output_step_problem,
 )
 from cvx_lifted.exceptions import SolverFailedError
 from cvx_lifted.history import BCDHistory, BCDResult

@@ -47,6 +47,8 @@ from cvx_lifted.separable import TemplateUnavailable, row_separable, separable
 from cvx_lifted.separable_blocks import TemplateStateStep, TemplateWeightStep
 
 __all__ = [
+    "output_step_problem",
+    "state_step_problem",
     "BYTES_PER_ENTRY",
     "check_block_memory",
     "column_weight_problem",
@@ -407,3 +409,147 @@ def _template_state(previous: Activation, following: Activation | None, p: int, 
     if not (separable(previous) or row_separable(previous, p)):
         return False
     return following is None or separable(following) or row_separable(following, q)
+
+
+# ------------------------------------------------------------------------------------------
+# Blocks with the data as parameters: one problem re-solved for any weights and rows (small
+# problems, teaching and benchmarks; training uses the builders above).
+#
+# Products of parameters with the divergence (e.g. the bilinear u*z of Fenchel--Young
+# divergences) are not DPP when both factors depend on parameters, so the affine map of the next
+# layer enters through an auxiliary variable V with the DPP constraint V == Z @ W.T + 1 b^T
+# (parameter @ variable). The divergence is then always evaluated with one argument a
+# variable and the other a parameter, which is DPP for every DPP-in-u divergence. With W a
+# parameter the canonicalisation grows with (rows x p) x (q x p): keep these for small blocks.
+# ------------------------------------------------------------------------------------------
+def _affine(X: Any, W: Any, b: Any, m: int) -> cp.Expression:
+    expr: cp.Expression = X @ W.T + np.ones((m, 1)) @ cp.reshape(b, (1, b.shape[0]), order="C")
+    return expr
+
+
+def state_step_problem(
+    previous: Activation,
+    following: Activation | None,
+    batch_size: int,
+    width: int,
+    next_width: int,
+    lam_prev: float,
+    lam_next: float,
+    *,
+    softmax: bool = False,
+    accuracy: Accuracy = "default",
+    solvers: Sequence[str] | None = None,
+    what: str = "state step",
+) -> CompiledProblem:
+    r"""Compile the state step of one hidden layer for a batch of rows (generic path).
+
+    .. math::
+        \min_Z\ \lambda_l D_{l-1}(U, Z) + \lambda_{l+1} D_l(Z W^\top + 1b^\top, T)
+
+    (the second term is the softmax cross-entropy against ``T`` when ``softmax``, with weight
+    one), subject to both domains; parameters ``U`` (this layer's pre-activation), ``W``, ``b``
+    (next layer) and ``T`` (next state or targets).
+
+    Parameters
+    ----------
+    previous : Activation
+        Activation whose divergence ties ``U`` to ``Z``.
+    following : Activation or None
+        Activation of the next layer (``None`` with ``softmax``).
+    batch_size, width, next_width : int
+        Rows per solve, width of ``Z``, width of the next state.
+    lam_prev, lam_next : float
+        Weights of the two terms.
+    softmax : bool, default=False
+        The next term is the softmax cross-entropy (last hidden layer of ``softmax_xent``).
+    accuracy : {"default", "tight"}
+    solvers : sequence of str, optional
+    what : str
+        Name used in errors.
+
+    Returns
+    -------
+    CompiledProblem
+        Parameters ``U``, ``W``, ``b``, ``T``; variable ``Z``.
+    """
+    B = int(batch_size)
+    U = cp.Parameter((B, width), name="U")
+    W = cp.Parameter((next_width, width), name="W")
+    b = cp.Parameter(next_width, name="b")
+    T = cp.Parameter((B, next_width), name="T", nonneg=softmax)
+    Z = cp.Variable((B, width), name="Z")
+    V = cp.Variable((B, next_width), name="V")
+    constraints = [V == _affine(Z, W, b, B), *previous.domain(U, Z)]
+    objective = float(lam_prev) * drop_constant_terms(previous.divergence(U, Z))
+    if softmax:
+        objective = objective + cp.sum(cp.log_sum_exp(V, axis=1)) - cp.sum(cp.multiply(T, V))
+    else:
+        assert following is not None
+        objective = objective + float(lam_next) * drop_constant_terms(following.divergence(V, T))
+        constraints += following.domain(V, T)
+    return CompiledProblem(
+        objective,
+        constraints,
+        {"U": U, "W": W, "b": b, "T": T},
+        {"Z": Z},
+        accuracy=accuracy,
+        solvers=solvers,
+        what=what,
+    )
+
+
+def output_step_problem(
+    head: Any,
+    batch_size: int,
+    width: int,
+    lam: float,
+    *,
+    onehot: bool = False,
+    accuracy: Accuracy = "default",
+    solvers: Sequence[str] | None = None,
+    what: str = "output step",
+) -> CompiledProblem:
+    r"""Compile the output-state step for a batch of rows (generic path).
+
+    .. math:: \min_Z\ \mathcal L(Y, Z) + \lambda D_L(U, Z)
+
+    subject to the output activation's domain; parameters ``U`` and ``Y`` (non-negative for
+    classification heads).
+
+    Parameters
+    ----------
+    head : OutputHead
+        A head with an output state.
+    batch_size, width : int
+        Rows per solve and output width.
+    lam : float
+        Weight of the divergence.
+    onehot : bool, default=False
+        Use the head's cheaper loss form, exact when every row of ``Y`` is one-hot.
+    accuracy : {"default", "tight"}
+    solvers : sequence of str, optional
+    what : str
+        Name used in errors.
+
+    Returns
+    -------
+    CompiledProblem
+        Parameters ``U``, ``Y``; variable ``Z``.
+    """
+    B = int(batch_size)
+    U = cp.Parameter((B, width), name="U")
+    Y = cp.Parameter((B, width), name="Y", nonneg=bool(head.classification))
+    Z = cp.Variable((B, width), name="Z")
+    act = head.activation
+    objective = head.loss_expr(Y, Z, onehot=onehot) + float(lam) * drop_constant_terms(
+        act.divergence(U, Z)
+    )
+    return CompiledProblem(
+        objective,
+        act.domain(U, Z),
+        {"U": U, "Y": Y},
+        {"Z": Z},
+        accuracy=accuracy,
+        solvers=solvers,
+        what=what,
+    )

@@ -32,7 +32,7 @@ import numpy as np
 
 import cvx_lifted as cl
 from cvx_lifted import kernels
-from cvx_lifted.compile import state_step_problem
+from cvx_lifted.blocks import state_step_problem
 
 rng = np.random.default_rng(0)
 # 6 rows (samples) of 5 pre-activations: random values plus the edge cases 0, +-1e-8 and 50

@@ -7,7 +7,7 @@ import pytest
 
 from cvx_lifted import CompiledArgmin, CompiledProblem, SolverFailedError, get_activation
 from cvx_lifted import _solver_backends as backends
-from cvx_lifted.compile import state_step_problem
+from cvx_lifted.blocks import state_step_problem
 
 TOL = 1e-6
 
