@@ -148,6 +148,38 @@ def _log_range(name: str, bounds: Sequence[float]) -> tuple[float, float]:
     return lo, hi
 
 
+def _make_sampler(
+    optuna: Any, sampler: str, seed: int, n_startup_trials: int, n_trials: int
+) -> tuple[str, Any]:
+    """Return the sampler's name (``"gp"`` or ``"tpe"``) and the Optuna sampler itself."""
+    chosen = sampler
+    if sampler == "auto":
+        try:
+            import torch  # noqa: F401
+
+            chosen = "gp" if hasattr(optuna.samplers, "GPSampler") else "tpe"
+        except ImportError:  # pragma: no cover - exercised only without torch
+            chosen = "tpe"
+    startup = max(1, min(int(n_startup_trials), int(n_trials)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
+        if chosen == "gp":
+            try:
+                import torch  # noqa: F401
+            except ImportError as exc:  # pragma: no cover
+                raise ImportError(
+                    "sampler='gp' needs PyTorch (pip install torch==2.13.0); use sampler='tpe'."
+                ) from exc
+            if not hasattr(optuna.samplers, "GPSampler"):  # pragma: no cover - Optuna < 3.6
+                raise ImportError("sampler='gp' needs Optuna >= 3.6; use sampler='tpe'.")
+            opt_sampler = optuna.samplers.GPSampler(
+                seed=seed, n_startup_trials=startup, deterministic_objective=True
+            )
+        else:
+            opt_sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+    return chosen, opt_sampler
+
+
 def tune_lambda(
     X: ArrayLike,
     y: ArrayLike,
@@ -270,31 +302,7 @@ def tune_lambda(
     sizes = [X.shape[1], *[int(h) for h in hidden], n_classes]
     Y_fit = np.eye(n_classes, dtype=dtype)[y_fit]
 
-    chosen = sampler
-    if sampler == "auto":
-        try:
-            import torch  # noqa: F401
-
-            chosen = "gp" if hasattr(optuna.samplers, "GPSampler") else "tpe"
-        except ImportError:  # pragma: no cover - exercised only without torch
-            chosen = "tpe"
-    startup = max(1, min(int(n_startup_trials), int(n_trials)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
-        if chosen == "gp":
-            try:
-                import torch  # noqa: F401
-            except ImportError as exc:  # pragma: no cover
-                raise ImportError(
-                    "sampler='gp' needs PyTorch (pip install torch==2.13.0); use sampler='tpe'."
-                ) from exc
-            if not hasattr(optuna.samplers, "GPSampler"):  # pragma: no cover - Optuna < 3.6
-                raise ImportError("sampler='gp' needs Optuna >= 3.6; use sampler='tpe'.")
-            opt_sampler = optuna.samplers.GPSampler(
-                seed=seed, n_startup_trials=startup, deterministic_objective=True
-            )
-        else:
-            opt_sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+    chosen, opt_sampler = _make_sampler(optuna, sampler, seed, n_startup_trials, n_trials)
     previous_level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.ERROR)
     rows: list[dict[str, Any]] = []
