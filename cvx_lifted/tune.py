@@ -148,6 +148,22 @@ def _log_range(name: str, bounds: Sequence[float]) -> tuple[float, float]:
     return lo, hi
 
 
+def _check_settings(
+    rho: float, n_trials: int, timeout: float | None, max_iter: int, sampler: str
+) -> None:
+    """Refuse bad budgets and settings of :func:`tune_lambda`, naming the argument."""
+    if not (math.isfinite(rho) and rho >= 0):
+        raise ValueError(f"rho must be a non-negative number, got {rho!r}.")
+    if int(n_trials) != n_trials or n_trials < 1:
+        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}.")
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be positive seconds, got {timeout!r}.")
+    if int(max_iter) != max_iter or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}.")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
+
+
 def _make_sampler(
     optuna: Any, sampler: str, seed: int, n_startup_trials: int, n_trials: int
 ) -> tuple[str, Any]:
@@ -277,16 +293,7 @@ def tune_lambda(
     optuna = _import_optuna()
     lam_lo, lam_hi = _log_range("lam_range", lam_range)
     rho_lo, rho_hi = _log_range("rho_range", rho_range)
-    if not (math.isfinite(rho) and rho >= 0):
-        raise ValueError(f"rho must be a non-negative number, got {rho!r}.")
-    if int(n_trials) != n_trials or n_trials < 1:
-        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}.")
-    if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout must be positive seconds, got {timeout!r}.")
-    if int(max_iter) != max_iter or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}.")
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
+    _check_settings(rho, n_trials, timeout, max_iter, sampler)
     X = np.asarray(X, dtype=dtype)
     y = np.asarray(y)
     if y.ndim != 1 or y.dtype.kind not in "iu" or y.shape[0] != X.shape[0]:
