@@ -40,7 +40,8 @@ import cvxpy as cp
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cvx_lifted._solver_backends import FastPathUnavailable, ProgramMap, make_any_backend
+from cvx_lifted._solver_backends import FastPathUnavailable, ProgramMap
+from cvx_lifted._solver_backends_extra import make_any_backend
 from cvx_lifted.activations import Activation
 from cvx_lifted.compile import (
     SOLVER_ORDER,
@@ -155,7 +156,8 @@ class TemplateBlock(CompiledProblem):
         if hit is None:
             try:
                 prog = self._assemble(solver)
-                hit = (prog, make_any_backend(solver, prog))
+                backend: Any = make_any_backend(solver, prog)
+                hit = (prog, _Unpolished(backend) if solver == "OSQP" else backend)
             except FastPathUnavailable as exc:
                 hit = str(exc)
             self._programs[solver] = hit
@@ -195,6 +197,30 @@ class TemplateBlock(CompiledProblem):
     def _chunk(self, per_instance: int, floor: int) -> int:
         """Instances mapped to solver data at once: about ``max(floor, 8 MB)`` bytes of data."""
         return max(1, max(floor, _CHUNK_BYTES) // max(1, 8 * per_instance))
+
+
+class _Unpolished:
+    """An OSQP adapter that polishes only when the settings ask for it ("tight" mode).
+
+    At default accuracy every solve of a template block is then an unpolished one at OSQP's
+    tolerance of 1e-7, the first included (CompiledProblem's first solve goes through CVXPY,
+    which polishes it): polishing refactorises a second system, which for a weight step costs
+    about 6x the bytes of X at its peak.
+    """
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self._settings: dict[int, tuple[Mapping[str, Any], dict[str, Any]]] = {}
+
+    def solve(self, data: Any, settings: Mapping[str, Any]) -> Any:
+        """Solve with ``settings``, polishing off unless they name it."""
+        if "polishing" not in settings:
+            hit = self._settings.get(id(settings))
+            if hit is None or hit[0] is not settings:  # one dict per settings object: OSQP's
+                hit = (settings, {**settings, "polishing": False})  # adapter tests identity
+                self._settings[id(settings)] = hit
+            settings = hit[1]
+        return self.backend.solve(data, settings)
 
 
 def _as_matrix(value: ArrayLike, name: str, rows: int | None, cols: int, what: str) -> FloatArray:

@@ -217,3 +217,58 @@ def test_no_block_of_a_random_fit_raises_the_objective(seed):
     report = random_fit_audit(seed)
     assert report["error"] is None, report
     assert report["violations"] == [], report
+
+
+# ------------------------------------------------------------------ blocks from templates
+def test_elementwise_blocks_are_assembled_from_templates_and_train_the_same_network():
+    from cvx_lifted.separable_blocks import TemplateStateStep, TemplateWeightStep
+
+    act = cl.get_activation("leaky_relu")
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    assert isinstance(column_weight_problem(act, X, 1.0, 0.1), TemplateWeightStep)
+    W, b = np.ones((2, 3)), np.zeros(2)
+    assert isinstance(state_problem(act, act, W, b, 4, 1.0, 1.0), TemplateStateStep)
+    X, Y = _data(20, 3, 2, 0)
+    fits = {}
+    real_col, real_state = column_weight_problem, state_problem
+    for template in (True, False):
+        net = LiftedNetwork([3, 4, 2], activation="leaky_relu", output="squared", rho=1e-2)
+        with pytest.MonkeyPatch.context() as mp:
+            # the CVXPY-built blocks, as they were before templates
+            if not template:
+                mp.setattr(
+                    "cvx_lifted.bcd.column_weight_problem",
+                    lambda *a, **k: real_col(*a, **k, template=False),
+                )
+                mp.setattr(
+                    "cvx_lifted.bcd.state_problem",
+                    lambda *a, **k: real_state(*a, **k, template=False),
+                )
+            result = net.fit(X, Y, max_iter=3, tol=0, random_state=0, accuracy="tight")
+        fits[template] = result.history.objective
+    np.testing.assert_allclose(fits[True], fits[False], rtol=1e-5)
+
+
+def test_a_template_block_over_the_budget_is_refused_before_anything_is_allocated(monkeypatch):
+    monkeypatch.setenv("CVX_LIFTED_BLOCK_MEMORY", str(10 * 2**20))
+    act = cl.get_activation("sign")
+    W = np.zeros((2000, 2000))  # 32 MB of next-layer weights: a 2000-wide state step
+    with pytest.raises(BlockTooLargeError, match="CVX_LIFTED_BLOCK_MEMORY") as info:
+        state_problem(act, act, W, np.zeros(2000), 8, 1.0, 1.0, what="state step of layer 1")
+    assert "state step of layer 1" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["leaky_relu", "sign"])
+def test_a_template_block_stays_within_its_estimate(name):
+    act = cl.get_activation(name)
+    rng = np.random.default_rng(0)
+    column_weight_problem(act, rng.normal(size=(30, 20)), 1.0, 1e-2)
+    X = rng.normal(size=(3000, 20))
+    t = act.act(X @ rng.normal(scale=0.3, size=(20, 1)))
+
+    def build_and_solve():
+        column_weight_problem(act, X, 1.0, 1e-2).solve(t=t)
+
+    assert _peak(build_and_solve) <= estimate_block_bytes(
+        "template_weight", rows=3000, n_in=20, n_out=1
+    )
