@@ -275,9 +275,20 @@ def get_template(spec: Spec, solver: str) -> Template:
     return hit
 
 
+_CLASSES: dict[Any, str] = {}
+
+
 def spec_class(spec: Spec) -> str:
     """Return the problem class (``"lp"``, ``"qp"``, ``"exp"``, ``"conic"``) of a template."""
-    return problem_class(spec.problem()[0])
+    try:
+        hit = _CLASSES.get(spec)
+    except TypeError:  # unhashable activation parameters
+        return problem_class(spec.problem()[0])
+    if hit is None:
+        if len(_CLASSES) >= _CACHE_SIZE:
+            _CLASSES.clear()
+        hit = _CLASSES[spec] = problem_class(spec.problem()[0])
+    return hit
 
 
 # ------------------------------------------------------------------------------ separability
@@ -343,6 +354,8 @@ def _cached_check(key: Any, check: Callable[[], bool]) -> bool:
     except TypeError:
         return check()
     if hit is None:
+        if len(_SEPARABLE) >= _CACHE_SIZE:
+            _SEPARABLE.clear()
         hit = _SEPARABLE[key] = check()
     return hit
 

@@ -223,11 +223,17 @@ class _Unpolished:
         return self.backend.solve(data, settings)
 
 
-def _as_matrix(value: ArrayLike, name: str, rows: int | None, cols: int, what: str) -> FloatArray:
+def _as_matrix(
+    value: ArrayLike, name: str, rows: int | None, cols: int | None, what: str
+) -> FloatArray:
+    """Return ``value`` as a float matrix of the given shape (``None``: any), or raise."""
     arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != cols or (rows is not None and arr.shape[0] != rows):
-        want = f"({'n' if rows is None else rows}, {cols})"
+    ok = arr.ndim == 2 and (rows is None or arr.shape[0] == rows)
+    if not ok or (cols is not None and arr.shape[1] != cols):
+        want = f"({'n' if rows is None else rows}, {'q' if cols is None else cols})"
         raise ValueError(f"{name} of {what} must have shape {want}, got {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} of {what} contains NaN or infinity.")
     return arr
 
 
@@ -337,7 +343,7 @@ class TemplateWeightStep(TemplateBlock):
         b : numpy.ndarray, shape (q,)
         """
         m, p = self._X.shape
-        T = _as_matrix(T, "T", m, np.shape(T)[1] if np.ndim(T) == 2 else -1, self.what)
+        T = _as_matrix(T, "T", m, None, self.what)
         n_out = T.shape[1]
         W, b = np.empty((n_out, p)), np.empty(n_out)
         step = self._chunk(4 * m, self._X.nbytes)
