@@ -135,6 +135,7 @@ class TemplateBlock(CompiledProblem):
         self._value: float | None = None
         self._objective: Callable[[], float] | None = None
         self._programs: dict[str, tuple[AssembledProgram, Any] | str] = {}
+        self._batch: tuple[_Batch, _OneProgramBatch] | None = None
         t0 = time.perf_counter()
         reasons = []
         for solver in self.solvers:
@@ -154,6 +155,11 @@ class TemplateBlock(CompiledProblem):
         """Return the assembled program and direct adapter of ``solver`` (built on first use)."""
         hit = self._programs.get(solver)
         if hit is None:
+            # one program at a time: each holds the block's data once more and its solver's
+            # workspace; after a fallback, going back to a solver rebuilds its program
+            self._programs = {s: h for s, h in self._programs.items() if isinstance(h, str)}
+            if self._objective is not None:  # the last answer's value, without its program
+                self._value, self._objective = self._objective(), None
             try:
                 prog = self._assemble(solver)
                 backend: Any = make_any_backend(solver, prog)
@@ -172,6 +178,10 @@ class TemplateBlock(CompiledProblem):
             direct = self._program(solver)
         except FastPathUnavailable as exc:
             return _Attempt(error=str(exc))
+        if batch is not None:
+            if self._batch is None or self._batch[0] is not batch:
+                self._batch = (batch, _OneProgramBatch(batch.per_row, batch.shared, batch.n_rows))
+            batch = self._batch[1]
         try:
             res = self._attempt_direct(direct, solver, mode, feas_tol, batch, k)
         except Exception as exc:  # noqa: BLE001 - a solver that raises is a failed attempt
@@ -197,6 +207,21 @@ class TemplateBlock(CompiledProblem):
     def _chunk(self, per_instance: int, floor: int) -> int:
         """Instances mapped to solver data at once: about ``max(floor, 8 MB)`` bytes of data."""
         return max(1, max(floor, _CHUNK_BYTES) // max(1, 8 * per_instance))
+
+
+class _OneProgramBatch(_Batch):
+    """The rows of a :meth:`CompiledProblem.solve_many` call, mapped for one program at a time.
+
+    :class:`~cvx_lifted.compile._Batch` keeps the data of every program it served until the
+    call ends; with one program alive at a time (:meth:`TemplateBlock._program`) that would
+    keep the released ones too.
+    """
+
+    def data(self, pmap: ProgramMap, k: int) -> Any:
+        """Return row ``k``'s data for ``pmap`` (all rows mapped at once, on first use)."""
+        if pmap not in self._data:
+            self._data.clear()
+        return super().data(pmap, k)
 
 
 class _Unpolished:
@@ -354,6 +379,7 @@ class TemplateWeightStep(TemplateBlock):
             )
             for j, sol in zip(cols, sols, strict=True):
                 W[j], b[j] = sol["w"][:, 0], float(sol["b"])
+        self._batch = None
         return W, b
 
 
@@ -498,6 +524,7 @@ class TemplateStateStep(TemplateBlock):
             )
             for i, sol in zip(rows, sols, strict=True):
                 Z[i] = sol["Z"][0]
+        self._batch = None
         return Z
 
 
