@@ -247,6 +247,16 @@ def test_a_failing_solver_hands_over_to_the_next_one_which_then_comes_first(monk
     assert block.solvers[0] == "CLARABEL"
 
 
+def test_after_a_fallback_only_the_answering_solvers_program_is_kept(monkeypatch):
+    block, t = _leaky_block()
+    monkeypatch.setattr(
+        sb.OsqpBackend, "solve", lambda self, data, s: sb.Outcome("user_limit", None)
+    )
+    block.solve_columns(np.hstack([t, 0.5 * t, 2 * t]))
+    kept = [s for s, h in block._programs.items() if not isinstance(h, str)]
+    assert kept == ["CLARABEL"]
+
+
 @pytest.mark.parametrize("bad", ["infeasible", "nan"])
 def test_an_optimal_status_with_a_bad_point_is_not_accepted(monkeypatch, bad):
     block, t = _leaky_block()
