@@ -323,11 +323,14 @@ class BCDSolver:
                     what=what,
                 ),
             )  # fmt: skip
-            W = np.empty((n_out, Xin.shape[1]))
-            b = np.empty(n_out)
-            for j in range(n_out):
-                sol = prob.solve(t=target[:, j : j + 1])
-                W[j], b[j] = sol["w"][:, 0], float(sol["b"])
+            if hasattr(prob, "solve_columns"):  # a block assembled from a one-entry template
+                W, b = prob.solve_columns(target)
+            else:
+                W = np.empty((n_out, Xin.shape[1]))
+                b = np.empty(n_out)
+                for j in range(n_out):
+                    sol = prob.solve(t=target[:, j : j + 1])
+                    W[j], b[j] = sol["w"][:, 0], float(sol["b"])
         else:
             prob = self._problem(
                 ("W", layer, stamp, self._retrying),
@@ -444,10 +447,13 @@ class BCDSolver:
                 ),
             )
             self._forget(("X", layer), keep=stamp)
-            out = np.empty_like(Z)
-            for rows, pad in _batches(Z.shape[0], self.batch_size):
-                sol = prob.solve(U=pad(U[rows]), T=pad(T[rows]))
-                out[rows] = sol["Z"][: rows.stop - rows.start]
+            if hasattr(prob, "solve_rows"):  # a block assembled from one-row templates
+                out = np.asarray(prob.solve_rows(U, T), dtype=Z.dtype)
+            else:
+                out = np.empty_like(Z)
+                for rows, pad in _batches(Z.shape[0], self.batch_size):
+                    sol = prob.solve(U=pad(U[rows]), T=pad(T[rows]))
+                    out[rows] = sol["Z"][: rows.stop - rows.start]
             out = prev.repair(U, out)
         Xs[layer] = self._finite(out.astype(net.dtype, copy=False), block)
         return info

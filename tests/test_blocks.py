@@ -137,18 +137,25 @@ def test_a_digits_sized_sigmoid_like_network_no_longer_asks_for_gigabytes():
 
 # ------------------------------------------------------------------ monotone acceptance
 def _bad_first_answers(monkeypatch, n_bad):
-    """Make the first ``n_bad`` compiled solves return a perturbed answer."""
-    real = CompiledProblem.solve
+    """Make the compiled solves of the first ``n_bad`` blocks return perturbed answers."""
+    real_solve, real_many = CompiledProblem.solve, CompiledProblem.solve_many
     count = {"n": 0}
 
-    def solve(self, values=None, **kwargs):
-        out = real(self, values, **kwargs)
+    def bad(out):
+        return {k: v + 0.5 for k, v in out.items()}
+
+    def solve(self, values=None, /, **kwargs):
+        out = real_solve(self, values, **kwargs)
         count["n"] += 1
-        if count["n"] <= n_bad:
-            out = {k: v + 0.5 for k, v in out.items()}
-        return out
+        return bad(out) if count["n"] <= n_bad else out
+
+    def solve_many(self, rows, /, **kwargs):
+        outs = real_many(self, rows, **kwargs)
+        count["n"] += 1
+        return [bad(o) for o in outs] if count["n"] <= n_bad else outs
 
     monkeypatch.setattr(CompiledProblem, "solve", solve)
+    monkeypatch.setattr(CompiledProblem, "solve_many", solve_many)
     return count
 
 
