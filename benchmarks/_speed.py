@@ -61,6 +61,15 @@ def blas_kernel() -> list[dict[str, Any]]:
     ]
 
 
+def scrub(machine: dict[str, Any]) -> dict[str, Any]:
+    """Keep only the file names of the libraries in ``machine`` (no path of this machine)."""
+    pools = machine.get("threadpools") or []
+    machine["threadpools"] = [
+        {**lib, "filepath": os.path.basename(lib.get("filepath", ""))} for lib in pools
+    ]
+    return machine
+
+
 def blas_line() -> str:
     """The BLAS libraries in one line: file, version, kernel architecture."""
     return "; ".join(

@@ -43,6 +43,7 @@ from _speed import (  # noqa: E402
     blas_kernel,
     blas_line,
     lifted_to_accuracy,
+    scrub,
     thread_settings,
     time_to,
 )
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     if args.quick:
         args.datasets, args.sweeps, args.epochs = ["mnist-10k"], 5, 5
-    machine = machine_info()
+    machine = scrub(machine_info())
     machine["blas_env_removed"] = REMOVED_ENV if __name__ == "__main__" else None
     t_total = time.perf_counter()
     runs: list[dict[str, Any]] = []

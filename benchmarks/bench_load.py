@@ -37,7 +37,7 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402 - after the BLAS environment is settled
 from _common import fmt_table, machine_info, median, verdict, write_json  # noqa: E402
-from _speed import blas_kernel, blas_line, cores  # noqa: E402
+from _speed import blas_kernel, blas_line, cores, scrub  # noqa: E402
 
 TARGET = 1.5
 _SPIN = "while True:\n    pass\n"
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.sweeps = 2
     from cvx_lifted.datasets import load_dataset
 
-    machine = machine_info()
+    machine = scrub(machine_info())
     machine["blas_env_removed"] = REMOVED_ENV if __name__ == "__main__" else None
     X, y, _, _ = load_dataset("fashion-mnist", path=args.data, dtype=np.float64)
     X, y = np.ascontiguousarray(X[: args.rows]), y[: args.rows]

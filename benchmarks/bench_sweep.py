@@ -58,6 +58,7 @@ from _speed import (  # noqa: E402
     blas_kernel,
     blas_line,
     cores,
+    scrub,
     thread_settings,
 )
 
@@ -411,7 +412,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         return None
     args.rows = args.rows or (5000 if args.quick else 60000)
     args.rounds = args.rounds or (1 if args.quick else 3)
-    machine = machine_info()
+    machine = scrub(machine_info())
     machine["blas_env_removed"] = REMOVED_ENV if __name__ == "__main__" else None
     t_total = time.perf_counter()
     memory = [] if (args.no_memory or args.quick) else run_memory(args)
