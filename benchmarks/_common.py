@@ -132,7 +132,11 @@ def machine_info() -> dict[str, Any]:
     try:
         from threadpoolctl import threadpool_info
 
-        info["threadpools"] = threadpool_info()
+        # library file names only: a full path would name a folder of one machine
+        info["threadpools"] = [
+            {**pool, "filepath": os.path.basename(str(pool.get("filepath", "")))}
+            for pool in threadpool_info()
+        ]
     except Exception:  # noqa: BLE001
         info["threadpools"] = None
     return info
