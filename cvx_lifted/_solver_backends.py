@@ -10,24 +10,17 @@ cone program (``ParamConeProg``)
     \mathcal K_{\exp}^{e},
 
 whose data :math:`(P, q, d, A, b)` are affine in the flattened parameter vector
-:math:`\theta` (with a trailing 1): sparse tensors map :math:`\theta` to the values of
-:math:`P`, :math:`[q; d]` and :math:`[A \mid b]` in a fixed sparsity pattern. For a conic
-solver the rows are already in that solver's cone order (exponential-cone arguments
-permuted); for a QP solver the program has zero and non-negative rows only.
+:math:`\theta` (with a trailing 1), in a fixed sparsity pattern, with the rows in the solver's
+cone order (a QP solver's program has zero and non-negative rows only).
 
-:class:`ProgramMap` reads those tensors once and applies them to one parameter vector or to a
-matrix of them (one sparse product for a whole batch), and maps the solver's ``x`` back to the
-user's variables. :class:`OsqpBackend`, :class:`ClarabelBackend` and :class:`EcosBackend` call
-the solvers through their own Python APIs with the translated data: OSQP is set up once and then
-only updated (vectors-only updates keep its factorisation; it warm-starts from the previous
-answer), Clarabel's data are updated in place when the installed version allows it (rebuilt
-otherwise) and ECOS is called afresh (it has no update interface).
+:class:`ProgramMap` applies those tensors to one parameter vector or to a matrix of them (one
+sparse product per batch) and maps the solver's ``x`` back to the user's variables. The
+backends call OSQP (set up once, then updated and warm-started), Clarabel (data updated in
+place where the version allows) and ECOS (called afresh) through their own APIs.
 
-Everything here relies on CVXPY internals (the ``ParamConeProg`` of CVXPY 1.9, written against
-1.9.3); :class:`FastPathUnavailable` says why a program cannot be handled, and the caller then
-keeps solving through ``cvxpy.Problem.solve``. The caller also checks every adapter once
-against CVXPY's own answer before using it, so a change of those internals shows as a recorded
-fallback, not as wrong answers.
+This relies on CVXPY 1.9.3's internals: :class:`FastPathUnavailable` says why a program cannot
+be handled (the caller then uses ``cvxpy.Problem.solve``), and every adapter is checked once
+against CVXPY's answer, so a change of those internals shows as a recorded fallback.
 """
 
 from __future__ import annotations
@@ -215,6 +208,40 @@ def _csr_rows(M: Any, start: int, stop: int) -> Any:
     )
 
 
+def _supported_dims(prog: Any) -> Any:
+    """Return the cone dimensions of ``prog``, or raise when the direct path cannot take it."""
+    if getattr(prog, "lower_bounds", None) is not None or (
+        getattr(prog, "upper_bounds", None) is not None
+    ):
+        raise FastPathUnavailable("the program has variable bounds")
+    if getattr(prog, "lb_tensor", None) is not None or getattr(prog, "ub_tensor", None):
+        raise FastPathUnavailable("the program has parametric variable bounds")
+    if getattr(prog, "dir_cones", None):
+        raise FastPathUnavailable("the program has direct cones")
+    if prog.is_mixed_integer():
+        raise FastPathUnavailable("the program has integer variables")
+    dims = prog.cone_dims
+    if dims.psd or dims.p3d or dims.pnd:
+        raise FastPathUnavailable("the program has PSD or power cones")
+    return dims
+
+
+def _variable_slices(
+    prog: Any, variables: Mapping[str, cp.Variable]
+) -> list[tuple[str, int, int, tuple[int, ...]]]:
+    """Column blocks of the solver's ``x`` holding each user variable (Fortran order)."""
+    out = []
+    for name, var in variables.items():
+        col = prog.var_id_to_col.get(var.id)
+        if col is None:
+            raise FastPathUnavailable(
+                f"variable {name!r} is not a column of the program (CVXPY transformed it)"
+            )
+        size = int(np.prod(var.shape)) if var.shape else 1
+        out.append((name, int(col), int(col) + size, tuple(var.shape)))
+    return out
+
+
 class ProgramMap:
     """Parameter values to solver data, and solver solution to variable values.
 
@@ -259,19 +286,7 @@ class ProgramMap:
     ) -> None:
         from cvxpy.lin_ops import lin_op
 
-        if getattr(prog, "lower_bounds", None) is not None or (
-            getattr(prog, "upper_bounds", None) is not None
-        ):
-            raise FastPathUnavailable("the program has variable bounds")
-        if getattr(prog, "lb_tensor", None) is not None or getattr(prog, "ub_tensor", None):
-            raise FastPathUnavailable("the program has parametric variable bounds")
-        if getattr(prog, "dir_cones", None):
-            raise FastPathUnavailable("the program has direct cones")
-        if prog.is_mixed_integer():
-            raise FastPathUnavailable("the program has integer variables")
-        dims = prog.cone_dims
-        if dims.psd or dims.p3d or dims.pnd:
-            raise FastPathUnavailable("the program has PSD or power cones")
+        dims = _supported_dims(prog)
         self.n_zero = int(dims.zero)
         self.n_nonneg = int(dims.nonneg)
         self.soc = [int(k) for k in dims.soc]
@@ -370,16 +385,7 @@ class ProgramMap:
             self.P_indptr = np.zeros(self.n + 1, dtype=np.int64)
             self.P_weight = np.zeros(0)
 
-        # user variables: column blocks of x (Fortran order, as CVXPY flattens)
-        self.var_slices: list[tuple[str, int, int, tuple[int, ...]]] = []
-        for name, var in variables.items():
-            col = prog.var_id_to_col.get(var.id)
-            if col is None:
-                raise FastPathUnavailable(
-                    f"variable {name!r} is not a column of the program (CVXPY transformed it)"
-                )
-            size = int(np.prod(var.shape)) if var.shape else 1
-            self.var_slices.append((name, int(col), int(col) + size, tuple(var.shape)))
+        self.var_slices = _variable_slices(prog, variables)
 
         # rows of the linear cones and the second-order cones, for the feasibility check
         self.n_linear = self.n_zero + self.n_nonneg

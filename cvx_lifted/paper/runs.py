@@ -20,6 +20,7 @@ from typing import Any, TypedDict
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from cvx_lifted._version import __version__
 from cvx_lifted.datasets import load_dataset
 from cvx_lifted.interop import torch as ct
 from cvx_lifted.io import load_network
@@ -98,8 +99,6 @@ def load_average() -> list[float] | None:
 
 def machine() -> dict[str, Any]:
     """Describe the machine and the versions a run used (for ``results.json``)."""
-    from cvx_lifted._version import __version__
-
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
