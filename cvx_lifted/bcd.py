@@ -393,10 +393,9 @@ class BCDSolver:
         prev = net.activations[layer - 1]
         following = net.divergence_of(layer)
         softmax = following is None
-        ridge0 = self._ridge0 if layer == 1 and self.paths[f"X{layer}"] == "numpy" else None
-        if ridge0 is not None and ridge0.X is Xs[0]:
-            # the fast weight step of layer 0 keeps the image of its answer: no product here
-            U = ridge0.image(net.weights[0], net.biases[0])
+        r0 = self._ridge0 if layer == 1 and self.paths[f"X{layer}"] == "numpy" else None
+        if r0 is not None and r0.X is Xs[0]:  # layer 0's fast weight step keeps its image
+            U = r0.image(net.weights[0], net.biases[0])
         else:
             U = net.preactivation(layer - 1, Xs[layer - 1])
         W, b = net.weights[layer], net.biases[layer]
@@ -835,11 +834,9 @@ class BCDSolver:
 def blas_limits(setting: int | str | None, n_rows: int, layer_sizes: Any) -> Any:
     """Return a context manager that sets the BLAS threads of training or prediction.
 
-    ``"auto"``: one thread for everything except the large products over the data, whose thread
-    count is chosen from their own timings among 1 and the available cores
-    (:func:`cvx_lifted.threads.training_threads`: more cores never make a sweep slower, on a
-    quiet or a busy machine); an integer: that many threads for everything; ``None``: unchanged.
-    ``n_rows`` and ``layer_sizes`` are not used (the choice no longer depends on the size).
+    ``"auto"``: one thread, except for the large products over the data, whose thread count is
+    measured (:func:`cvx_lifted.threads.training_threads`); an integer: that many threads; ``None``:
+    unchanged. ``n_rows`` and ``layer_sizes`` are not used (no size threshold).
     """
     return threads.training_threads(setting)
 

@@ -269,7 +269,7 @@ def lbfgs_columns(
         then a lower bound), ``converged``, ``objective``, ``objective_start``,
         ``column_grad_norm``.
     """
-    # Kept whole (a numerical kernel): the two-loop recursion, the line search and the pair
+    # kept whole: a numerical kernel; the two-loop recursion, the line search and the pair
     # update share the per-column state of one iteration, which a split would pass around.
     p = theta0.shape[0] - 1
 

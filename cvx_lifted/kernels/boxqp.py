@@ -66,7 +66,7 @@ exceeds that of the start (block-coordinate descent relies on it).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -76,6 +76,7 @@ from cvx_lifted import threads
 from ._boxqp_dual import dual_chunk
 from ._boxqp_fista import _fista_chunk, _fista_gram_chunk
 from ._rows import ChunkResult, _batched_spd_solve, _clip, _pick, _rowdot
+from ._scalar_fy import ScalarFY
 from ._validation import (
     as_float_array,
     bound_scalar,
@@ -86,9 +87,6 @@ from ._validation import (
 )
 
 FloatArray = NDArray[np.floating[Any]]
-
-if TYPE_CHECKING:
-    from .fenchel_young import ScalarFY
 
 __all__ = [
     "FYCoupling",
@@ -264,8 +262,6 @@ class FYCoupling(_Coupling):
     """
 
     def __init__(self, spec: ScalarFY, T: ArrayLike) -> None:
-        from .fenchel_young import ScalarFY
-
         if not isinstance(spec, ScalarFY):
             raise ValueError(f"spec must be a ScalarFY, got {type(spec).__name__}")
         super().__init__(T, "T")
@@ -569,6 +565,51 @@ def _dual_chunk(prob: _Problem, U: FloatArray, T: FloatArray, Z0: FloatArray) ->
 _NEWTON_MAX_Q = 32
 
 
+def _run_chunks(
+    prob: _Problem,
+    chosen: str,
+    U: FloatArray,
+    Z0: FloatArray,
+    chunk_rows: int,
+    out: tuple[
+        FloatArray, NDArray[np.int64], FloatArray, NDArray[np.bool_], FloatArray, FloatArray
+    ],
+) -> None:
+    """Solve every chunk of rows with the ``chosen`` method, writing into the arrays of ``out``.
+
+    ``out`` is ``(Z, n_iter, residual, converged, objective_start, objective)``. The chunks run
+    through :func:`cvx_lifted.threads.map_chunks` (on measured worker threads during training).
+    """
+    Z, n_iter, residual, converged, obj0, obj = out
+    m, p = U.shape
+    q = prob.W.shape[0]
+    coupling = prob.coupling
+    if chosen == "dual":
+        solver = _dual_chunk
+    elif chosen == "newton":
+        solver = _newton_chunk
+    elif isinstance(coupling, L2Coupling) and p < 2 * q:
+        solver = _fista_gram_chunk
+    else:
+        solver = _fista_chunk
+    # what the chunks share is computed once, before they may run concurrently
+    if solver is _fista_gram_chunk:
+        prob.hessian()
+    elif chosen in ("dual", "newton"):
+        prob.workspace["pairs32"] = np.ascontiguousarray(prob.pairs()[2].T, dtype=np.float32)
+
+    def work(k: int) -> None:
+        sl = slice(k * chunk_rows, min((k + 1) * chunk_rows, m))
+        Uc = U[sl].astype(np.float64, copy=False)
+        Tc = coupling.target[sl].astype(np.float64, copy=False)
+        Zc = Z0[sl].astype(np.float64, copy=False)
+        best, it, res, conv, f0, fb = solver(prob, Uc, Tc, Zc)
+        Z[sl] = best
+        n_iter[sl], residual[sl], converged[sl], obj0[sl], obj[sl] = it, res, conv, f0, fb
+
+    threads.map_chunks(work, -(-m // chunk_rows), key=f"state_step:{chosen}")
+
+
 def state_step(
     U: ArrayLike,
     W: ArrayLike,
@@ -663,7 +704,6 @@ def state_step(
         On inconsistent shapes, non-finite inputs, ``a <= 0``, ``c < 0``, ``lo >= hi``, NaN bounds,
         an unknown coupling or method.
     """
-    # Over 120 lines through its numpydoc reference only: the code is checks and a dispatch.
     U_arr = as_float_array(U, "U", ndim=2)
     W_arr = as_float_array(W, "W", ndim=2)
     b_arr = as_float_array(b, "b", ndim=1)
@@ -732,30 +772,9 @@ def state_step(
         chosen = "closed_form"
     else:
         prob = _Problem(W64, b64, coupling, a_f, c_f, lo_f, hi_f, L, tol_f, max_iter)
-        if chosen == "dual":
-            solver = _dual_chunk
-        elif chosen == "newton":
-            solver = _newton_chunk
-        elif isinstance(coupling, L2Coupling) and p < 2 * q:
-            solver = _fista_gram_chunk
-        else:
-            solver = _fista_chunk
-        # what the chunks share is computed once, before they may run concurrently
-        if solver is _fista_gram_chunk:
-            prob.hessian()
-        elif chosen in ("dual", "newton"):
-            prob.workspace["pairs32"] = np.ascontiguousarray(prob.pairs()[2].T, dtype=np.float32)
-
-        def work(k: int) -> None:
-            sl = slice(k * chunk_rows, min((k + 1) * chunk_rows, m))
-            Uc = U_arr[sl].astype(np.float64, copy=False)
-            Tc = coupling.target[sl].astype(np.float64, copy=False)
-            Zc = Z0_arr[sl].astype(np.float64, copy=False)
-            best, it, res, conv, f0, fb = solver(prob, Uc, Tc, Zc)
-            Z[sl] = best
-            n_iter[sl], residual[sl], converged[sl], obj0[sl], obj[sl] = it, res, conv, f0, fb
-
-        threads.map_chunks(work, -(-m // chunk_rows), key=f"state_step:{chosen}")
+        _run_chunks(
+            prob, chosen, U_arr, Z0_arr, chunk_rows, (Z, n_iter, residual, converged, obj0, obj)
+        )
     if not return_info:
         return Z
     if chosen == "closed_form":  # c = 0: the objective is the proximity term alone

@@ -42,7 +42,6 @@ passes of :math:`\Phi`, :math:`\Phi'` and :math:`\Phi''` over the states (two lo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +50,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, xlogy
 
 from ._rows import ChunkResult, _cholesky_solve_qqn, _rowdot
+from ._scalar_fy import ScalarFY
 from ._simplex_state import simplex_state_step
 from ._state_inputs import _check_state_inputs, _pick_rows
 from ._validation import (
@@ -78,99 +78,6 @@ __all__ = [
 
 _EPS = float(np.finfo(np.float64).eps)
 _LOG2 = float(np.log(2.0))
-
-Elementwise = Callable[[FloatArray], FloatArray]
-
-
-# --------------------------------------------------------------------------------------------------
-# The pair (Phi, Phi*)
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ScalarFY:
-    r"""An elementwise Fenchel–Young pair :math:`(\Phi, \Phi^*)`, :math:`\phi = (\Phi^*)'`.
-
-    All callables act elementwise on arrays (any shape, ``float32`` or ``float64``) and return new
-    arrays of the same shape.
-
-    Parameters
-    ----------
-    name : str
-        A label (used in messages).
-    conj : callable
-        :math:`\Phi^*(u)`, finite on all of :math:`\mathbb R`.
-    conj_grad : callable
-        The activation :math:`\phi(u) = \Phi^{*\prime}(u)`, with values in :math:`[lo, hi]`.
-    conj_hess : callable
-        :math:`\phi'(u) \ge 0` (a generalised derivative where :math:`\phi` has a kink).
-    phi : callable
-        :math:`\Phi(z)` on :math:`[lo, hi]` (finite at finite bounds).
-    phi_grad : callable
-        :math:`\Phi'(z) = \phi^{-1}(z)` on the open interval :math:`(lo, hi)`.
-    phi_hess : callable
-        :math:`\Phi''(z) > 0` on :math:`(lo, hi)`.
-    lo, hi : float, default -inf, inf
-        The domain of :math:`\Phi`, ``lo < hi``.
-    closed : bool, default False
-        ``True`` when the bounds can be attained (:math:`\Phi'` finite there, e.g. ``relu_fenchel``
-        at :math:`z = 0`); ``False`` when :math:`\Phi' \to \mp\infty` at finite bounds, so that
-        minimisers stay strictly inside.
-    curvature : float, default 1.0
-        :math:`\sup_u \phi'(u)` (1/4 for the sigmoid, 1 for tanh and ReLU), the Lipschitz constant
-        of :math:`\phi`.
-
-    Raises
-    ------
-    ValueError
-        If a callable is missing, ``lo >= hi`` or ``curvature`` is not a finite number > 0.
-    """
-
-    name: str
-    conj: Elementwise
-    conj_grad: Elementwise
-    conj_hess: Elementwise
-    phi: Elementwise
-    phi_grad: Elementwise
-    phi_hess: Elementwise
-    lo: float = -np.inf
-    hi: float = np.inf
-    closed: bool = False
-    curvature: float = 1.0
-
-    def __post_init__(self) -> None:
-        for field in ("conj", "conj_grad", "conj_hess", "phi", "phi_grad", "phi_hess"):
-            if not callable(getattr(self, field)):
-                raise ValueError(f"ScalarFY.{field} must be callable")
-        lo, hi = float(self.lo), float(self.hi)
-        if np.isnan(lo) or np.isnan(hi) or not lo < hi:
-            raise ValueError(f"ScalarFY needs lo < hi, got lo={self.lo!r}, hi={self.hi!r}")
-        curv = float(self.curvature)
-        if not (np.isfinite(curv) and curv > 0.0):
-            raise ValueError(
-                f"ScalarFY.curvature must be a finite number > 0, got {self.curvature!r}"
-            )
-        object.__setattr__(self, "lo", lo)
-        object.__setattr__(self, "hi", hi)
-        object.__setattr__(self, "curvature", curv)
-        object.__setattr__(self, "closed", bool(self.closed))
-
-    def inner_bounds(self) -> tuple[float, float]:
-        r"""Return the closed interval a few ulps inside :math:`(lo, hi)` that kernels clip to.
-
-        Finite bounds move inwards by four ulps (at least 1e-300, so that :math:`\Phi''` stays
-        finite at a bound 0); infinite bounds stay. For a ``closed`` pair the bounds themselves.
-        """
-        if self.closed:
-            return self.lo, self.hi
-        lo, hi = self.lo, self.hi
-        if np.isfinite(lo):
-            lo = lo + max(4.0 * abs(float(np.spacing(lo))), 1e-300)
-        if np.isfinite(hi):
-            hi = hi - max(4.0 * abs(float(np.spacing(hi))), 1e-300)
-        if not lo < hi:
-            raise ValueError(f"the domain ({self.lo}, {self.hi}) of {self.name} is too narrow")
-        return lo, hi
 
 
 def _real(x: FloatArray) -> NDArray[np.floating]:
@@ -568,7 +475,7 @@ def _fraction_to_boundary(z: FloatArray, d: FloatArray, lo: float, hi: float) ->
 
 def _fy_newton_chunk(prob: _FYProblem, U: FloatArray, T: FloatArray, Z0: FloatArray) -> ChunkResult:
     """Damped Newton on a chunk of rows; returns (Z, n_iter, residual, converged, f0, f)."""
-    # Kept whole (a numerical kernel): the Newton direction, the fraction-to-boundary rule and
+    # kept whole: a numerical kernel; the Newton direction, the fraction-to-boundary rule and
     # the per-row Armijo search share the working set of rows, which a split would pass around.
     n = U.shape[0]
     a, c, spec, W, WT, b = prob.a, prob.c, prob.spec, prob.W, prob.WT, prob.b
@@ -805,7 +712,6 @@ def fy_state_step(
         a :class:`ScalarFY` or has a closed domain, or a ``spec`` whose functions return
         non-finite values inside the domain.
     """
-    # Over 120 lines through its numpydoc reference only: the code is checks and a dispatch.
     if not isinstance(spec, ScalarFY):
         raise ValueError(f"spec must be a ScalarFY, got {type(spec).__name__}")
     if spec.closed:

@@ -412,7 +412,6 @@ def relu_fenchel_wstep(
         On inconsistent shapes, non-finite inputs, negative ``T``, ``alpha <= 0``, an unknown
         ``method`` or a ``ridge`` built on a different problem.
     """
-    # Over 120 lines through its numpydoc reference only: the code is checks and a dispatch.
     X_arr, T_arr = _check_xt(X, T, "T")
     if (T_arr < 0).any():
         raise ValueError("T must be non-negative (the Fenchel-Young ReLU domain is z >= 0)")
@@ -601,7 +600,6 @@ def fy_wstep(
         On inconsistent shapes, non-finite inputs, ``T`` outside :math:`[lo, hi]`, ``alpha <= 0``,
         a ``spec`` that is not a :class:`ScalarFY` or a ``ridge`` built on a different problem.
     """
-    # Over 120 lines through its numpydoc reference only: the code is checks and a dispatch.
     if not isinstance(spec, ScalarFY):
         raise ValueError(f"spec must be a ScalarFY, got {type(spec).__name__}")
     X_arr, T_arr = _check_xt(X, T, "T")
@@ -848,7 +846,6 @@ def softmax_wstep(
     ValueError
         On inconsistent shapes, non-finite inputs, rows of ``Y`` off the simplex or ``alpha <= 0``.
     """
-    # Over 120 lines through its numpydoc reference only: the code is checks and a dispatch.
     X_arr, Y_arr = _check_xt(X, Y, "Y")
     if (Y_arr < 0).any():
         raise ValueError("Y must be non-negative")
