@@ -34,6 +34,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from cvx_lifted._validation import (
+    check_non_negative_float,
+    check_positive_float,
+    check_positive_int,
+)
 from cvx_lifted.exceptions import SolverFailedError
 from cvx_lifted.network import LiftedNetwork
 
@@ -152,14 +157,11 @@ def _check_settings(
     rho: float, n_trials: int, timeout: float | None, max_iter: int, sampler: str
 ) -> None:
     """Refuse bad budgets and settings of :func:`tune_lambda`, naming the argument."""
-    if not (math.isfinite(rho) and rho >= 0):
-        raise ValueError(f"rho must be a non-negative number, got {rho!r}.")
-    if int(n_trials) != n_trials or n_trials < 1:
-        raise ValueError(f"n_trials must be a positive integer, got {n_trials!r}.")
-    if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout must be positive seconds, got {timeout!r}.")
-    if int(max_iter) != max_iter or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}.")
+    check_non_negative_float(rho, "rho")
+    check_positive_int(n_trials, "n_trials")
+    if timeout is not None:
+        check_positive_float(timeout, "timeout")
+    check_positive_int(max_iter, "max_iter")
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}.")
 
