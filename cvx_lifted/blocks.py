@@ -336,6 +336,27 @@ def whole_weight_problem(
     )
 
 
+def _state_terms(
+    previous: Activation,
+    following: Activation | None,
+    U: cp.Expression,
+    Z: cp.Expression,
+    V: cp.Expression,
+    T: cp.Expression,
+    lam_prev: float,
+    lam_next: float,
+) -> tuple[cp.Expression, list[cp.Constraint]]:
+    """Objective and domains of a state step, the next pre-activation ``V`` given."""
+    constraints = list(previous.domain(U, Z))
+    objective = float(lam_prev) * drop_constant_terms(previous.divergence(U, Z))
+    if following is None:  # the softmax head's cross-entropy, weight one
+        objective = objective + cp.sum(cp.log_sum_exp(V, axis=1)) - cp.sum(cp.multiply(T, V))
+    else:
+        objective = objective + float(lam_next) * drop_constant_terms(following.divergence(V, T))
+        constraints += following.domain(V, T)
+    return objective, constraints
+
+
 def state_problem(
     previous: Activation,
     following: Activation | None,
@@ -388,14 +409,7 @@ def state_problem(
     V = Z @ np.asarray(W, dtype=np.float64).T + np.ones((B, 1)) @ np.asarray(
         b, dtype=np.float64
     ).reshape(1, q)
-    constraints = list(previous.domain(U, Z))
-    objective = float(lam_prev) * drop_constant_terms(previous.divergence(U, Z))
-    if softmax:
-        objective = objective + cp.sum(cp.log_sum_exp(V, axis=1)) - cp.sum(cp.multiply(T, V))
-    else:
-        assert following is not None
-        objective = objective + float(lam_next) * drop_constant_terms(following.divergence(V, T))
-        constraints += following.domain(V, T)
+    objective, constraints = _state_terms(previous, following, U, Z, V, T, lam_prev, lam_next)
     return CompiledProblem(
         objective,
         constraints,
@@ -482,14 +496,8 @@ def state_step_problem(
     T = cp.Parameter((B, next_width), name="T", nonneg=softmax)
     Z = cp.Variable((B, width), name="Z")
     V = cp.Variable((B, next_width), name="V")
-    constraints = [V == _affine(Z, W, b, B), *previous.domain(U, Z)]
-    objective = float(lam_prev) * drop_constant_terms(previous.divergence(U, Z))
-    if softmax:
-        objective = objective + cp.sum(cp.log_sum_exp(V, axis=1)) - cp.sum(cp.multiply(T, V))
-    else:
-        assert following is not None
-        objective = objective + float(lam_next) * drop_constant_terms(following.divergence(V, T))
-        constraints += following.domain(V, T)
+    objective, constraints = _state_terms(previous, following, U, Z, V, T, lam_prev, lam_next)
+    constraints.insert(0, V == _affine(Z, W, b, B))
     return CompiledProblem(
         objective,
         constraints,
