@@ -123,12 +123,13 @@ def main() -> None:
                 for method in ("newton", "fista"):
                     if method == "fista" and (c > 1.0 or label != "L2"):
                         continue  # slow and not the default; one line shows the gap
-                    t, (_, info) = timeit(
+                    t, result = timeit(
                         lambda cpl=cpl, a=a, c=c, method=method: state_step(
-                            U, W, b, cpl, a, c, 0.0, np.inf, method=method, return_info=True
+                            U, W, b, cpl, a, c, 0.0, np.inf, method=method
                         ),
                         reps if method == "newton" else 1,
                     )
+                    info = result.info
                     extra = (
                         f"iters mean {info['n_iter'].mean():.1f} max {info['n_iter'].max()}, "
                         f"converged {info['converged'].mean():.4f}"
@@ -147,9 +148,8 @@ def main() -> None:
         t, _ = timeit(lambda: project_simplex(V), reps)
         row("project_simplex", t, "GEMM (m,300)@(300,10)", t_gemm)
         for lam in (0.1, 1.0, 10.0):
-            t, (_, info) = timeit(
-                lambda lam=lam: simplex_xent_prox(V, Y, lam, return_info=True), reps
-            )
+            t, result = timeit(lambda lam=lam: simplex_xent_prox(V, Y, lam), reps)
+            info = result.info
             extra = (
                 f"newton iters mean {info['n_iter'].mean():.2f} max {info['n_iter'].max()}, "
                 f"max |1'z-1| {info['residual'].max():.1e}"
@@ -171,12 +171,10 @@ def main() -> None:
             ("L2 (fista, shared H)", L2Coupling(T2)),
             ("ReLU Fenchel-Young (fista)", ReluFenchelCoupling(T2)),
         ):
-            t, (_, info) = timeit(
-                lambda cpl=cpl: state_step(
-                    U[:m_h], W2, b2, cpl, 1.0, 1.0, 0.0, np.inf, return_info=True
-                ),
-                1,
+            t, result = timeit(
+                lambda cpl=cpl: state_step(U[:m_h], W2, b2, cpl, 1.0, 1.0, 0.0, np.inf), 1
             )
+            info = result.info
             extra = (
                 f"iters mean {info['n_iter'].mean():.1f} max {info['n_iter'].max()}, "
                 f"method {info['method']}"

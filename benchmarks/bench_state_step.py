@@ -85,21 +85,12 @@ def run_kernel(
     for s in range(0, U.shape[0], chunk):
         rows = slice(s, s + chunk)
         Z0 = np.maximum(U[rows], 0)
-        Zc, info = kernels.state_step(
-            U[rows],
-            W,
-            b,
-            kernels.L2Coupling(T[rows]),
-            lam_prev,
-            lam_next,
-            0.0,
-            np.inf,
-            Z0=Z0,
+        result = kernels.state_step(
+            U[rows], W, b, kernels.L2Coupling(T[rows]), lam_prev, lam_next, 0.0, np.inf, Z0=Z0,
             tol=tol,
-            return_info=True,
-        )
-        out[rows] = Zc
-        info = _numeric(info)
+        )  # fmt: skip
+        out[rows] = result.value
+        info = _numeric(result.info)
         iters = max(iters, info.get("n_iter", info.get("iterations", 0.0)))
         resid = max(resid, info.get("residual", 0.0))
         method = info.get("method", method)

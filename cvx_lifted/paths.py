@@ -30,21 +30,24 @@ A new fast path is one :meth:`Registry.register` call plus its kernel, for examp
         ...
         return paths.StepResult((W, b), info)
 
-Every ``solve`` returns a :class:`StepResult`: the block's answer and a dict of numbers about
-how the kernel ended (iterations, residual, convergence), the single result type of the fast
-paths.
+Every ``solve`` returns a :class:`~cvx_lifted.kernels.StepResult` (re-exported here), the
+result type of the kernels themselves: the block's answer and, here, the :meth:`summary
+<cvx_lifted.kernels.StepResult.summary>` of how the kernel ended (worst iterations, residual,
+convergence), which the training loop merges over chunks (:func:`merge_info`) into its history.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from cvx_lifted import kernels
+from cvx_lifted.kernels import StepResult
+from cvx_lifted.kernels._result import merge_info, summarise_info
 
 __all__ = [
     "COUPLING",
@@ -54,59 +57,12 @@ __all__ = [
     "Registry",
     "StepOptions",
     "StepResult",
+    "merge_info",
     "summarise_info",
 ]
 
 FloatArray = NDArray[np.floating[Any]]
 F = TypeVar("F", bound=Callable[..., Any])
-
-_INFO_KEYS: dict[str, Callable[[Any], Any]] = {
-    "n_iter": np.max,
-    "residual": np.max,
-    "grad_norm": np.max,
-    "converged": np.min,
-}
-
-
-def summarise_info(info: Any) -> dict[str, float]:
-    """Summarise a kernel's per-row or per-column info.
-
-    Worst iterations, residual and gradient norm, and whether everything converged
-    (``converged`` 1.0 or 0.0).
-    """
-    if info is None:
-        return {}
-    out = {}
-    for key, reduce in _INFO_KEYS.items():
-        if key in info:
-            arr = np.asarray(info[key], dtype=np.float64)
-            if arr.size:
-                out[key] = float(reduce(arr))
-    return out
-
-
-def merge_info(total: dict[str, float], part: dict[str, float]) -> dict[str, float]:
-    """Combine two summaries (e.g. of two chunks of rows) the way :func:`summarise_info` does."""
-    for key, value in part.items():
-        reduce = _INFO_KEYS[key]
-        total[key] = float(reduce([total[key], value])) if key in total else value
-    return total
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """What a fast path returns: the block's answer and a summary of how its kernel ended.
-
-    Attributes
-    ----------
-    value : Any
-        ``(W, b)`` for a weight step, the states ``Z`` for a state or output step.
-    info : dict of str to float
-        ``n_iter``, ``residual``, ``grad_norm``, ``converged`` where the kernel reports them.
-    """
-
-    value: Any
-    info: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -287,11 +243,9 @@ def _box_state(
     lam_next: float, Z0: FloatArray, options: StepOptions,
 ) -> StepResult:  # fmt: skip
     lo, hi = act.box
-    Z, info = kernels.state_step(
-        U, W, b, coupling, lam_prev, lam_next, lo, hi, Z0=Z0, tol=options.state_tol,
-        return_info=True,
-    )  # fmt: skip
-    return StepResult(Z, summarise_info(info))
+    return kernels.state_step(
+        U, W, b, coupling, lam_prev, lam_next, lo, hi, Z0=Z0, tol=options.state_tol
+    ).summarised()
 
 
 @STATE.register("fenchel_young", lambda act: _fy(act) is not None and not act.fy.closed)
@@ -299,11 +253,9 @@ def _fy_state(
     act: Any, U: FloatArray, W: FloatArray, b: FloatArray, coupling: Any, lam_prev: float,
     lam_next: float, Z0: FloatArray, options: StepOptions,
 ) -> StepResult:  # fmt: skip
-    Z, info = kernels.fy_state_step(
-        U, W, b, coupling, lam_prev, lam_next, act.fy, Z0=Z0, tol=options.state_tol,
-        return_info=True,
-    )  # fmt: skip
-    return StepResult(Z, summarise_info(info))
+    return kernels.fy_state_step(
+        U, W, b, coupling, lam_prev, lam_next, act.fy, Z0=Z0, tol=options.state_tol
+    ).summarised()
 
 
 @STATE.register("simplex", lambda act: act.kernel == "simplex")
@@ -311,16 +263,15 @@ def _simplex_state(
     act: Any, U: FloatArray, W: FloatArray, b: FloatArray, coupling: Any, lam_prev: float,
     lam_next: float, Z0: FloatArray, options: StepOptions,
 ) -> StepResult:  # fmt: skip
-    Z, info = kernels.simplex_state_step(
-        U, W, b, coupling, lam_prev, lam_next, Z0=Z0, tol=options.state_tol, return_info=True
-    )
-    return StepResult(Z, summarise_info(info))
+    return kernels.simplex_state_step(
+        U, W, b, coupling, lam_prev, lam_next, Z0=Z0, tol=options.state_tol
+    ).summarised()
 
 
 # ------------------------------------------------------------------------------ output steps
 @OUTPUT.register("simplex_xent", lambda head: head.name == "simplex_xent")
 def _simplex_xent_output(head: Any, U: FloatArray, Y: FloatArray, lam: float) -> StepResult:
-    return StepResult(kernels.simplex_xent_prox(U, Y, lam))
+    return kernels.simplex_xent_prox(U, Y, lam).summarised()
 
 
 @OUTPUT.register(

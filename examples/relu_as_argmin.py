@@ -49,7 +49,7 @@ def kernel_argmin(activation, U):
     lo, hi = activation.box  # (0, inf) for the ReLU family
     W, b = np.zeros((1, U.shape[1])), np.zeros(1)  # an inert next layer of one unit
     coupling = kernels.L2Coupling(np.zeros((U.shape[0], 1)))
-    return kernels.state_step(U, W, b, coupling, a=1.0, c=0.0, lo=lo, hi=hi)
+    return kernels.state_step(U, W, b, coupling, a=1.0, c=0.0, lo=lo, hi=hi).value
 
 
 def side_by_side(name):
@@ -89,7 +89,8 @@ W, b = rng.standard_normal((3, 5)), rng.standard_normal(3)
 T = np.maximum(rng.standard_normal((U.shape[0], 3)), 0.0)  # the next layer's states
 step = state_step_problem(relu, relu, U.shape[0], 5, 3, lam_prev=1.0, lam_next=1.0)
 Z_cvxpy = step.solve(U=U, W=W, b=b, T=T)["Z"]
-Z_kernel = kernels.state_step(U, W, b, kernels.L2Coupling(T), a=1.0, c=1.0, lo=0.0, tol=1e-12)
+result = kernels.state_step(U, W, b, kernels.L2Coupling(T), a=1.0, c=1.0, lo=0.0, tol=1e-12)
+Z_kernel = result.value  # result.info: iterations, residual and convergence per row
 print(
     "  state step with a next layer (no closed form): "
     f"max |kernel - CVXPY| = {np.max(np.abs(Z_kernel - Z_cvxpy)):.1e}\n"

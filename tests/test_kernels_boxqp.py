@@ -89,7 +89,8 @@ def test_state_step_vs_cvxpy(kind, method, scale, box):
     U, W, b, T, Y = _problem(6, 7, 4, scale, seed=seed)
     a, c = 0.8, 2.5
     cpl = _coupling(kind, T, Y)
-    Z, info = state_step(U, W, b, cpl, a, c, lo, hi, method=method, tol=1e-11, return_info=True)
+    result = state_step(U, W, b, cpl, a, c, lo, hi, method=method, tol=1e-11)
+    Z, info = result.value, result.info
     assert info["converged"].all()
     assert info["method"] == method
     Z_ref = _cvxpy_solution(U, W, b, kind, T, Y, a, c, lo, hi)
@@ -106,22 +107,21 @@ def test_unconstrained_l2_closed_form():
     H = a * np.eye(6) + c * W.T @ W
     Z_exact = np.linalg.solve(H, (a * U + c * (T - b) @ W).T).T
     for method in ("newton", "fista", "dual"):
-        Z = state_step(U, W, b, L2Coupling(T), a, c, method=method, tol=1e-13)
+        Z = state_step(U, W, b, L2Coupling(T), a, c, method=method, tol=1e-13).value
         np.testing.assert_allclose(Z, Z_exact, atol=1e-11)
 
 
 def test_c_zero_is_projection():
     U, W, b, T, _ = _problem(5, 4, 3, 2.0, seed=2)
-    Z = state_step(U, W, b, L2Coupling(T), 1.0, 0.0, -0.5, 0.5)
+    Z = state_step(U, W, b, L2Coupling(T), 1.0, 0.0, -0.5, 0.5).value
     np.testing.assert_array_equal(Z, np.clip(U, -0.5, 0.5))
 
 
 def test_fista_with_shared_hessian_route():
     # L2 coupling with p < 2q uses the precomputed H = aI + cW^T W (one GEMM per iteration).
     U, W, b, T, Y = _problem(6, 5, 8, 1.0, seed=3)
-    Z, info = state_step(
-        U, W, b, L2Coupling(T), 0.5, 1.5, 0.0, np.inf, method="fista", tol=1e-11, return_info=True
-    )
+    result = state_step(U, W, b, L2Coupling(T), 0.5, 1.5, 0.0, np.inf, method="fista", tol=1e-11)
+    Z, info = result.value, result.info
     Z_ref = _cvxpy_solution(U, W, b, "l2", T, Y, 0.5, 1.5, 0.0, np.inf)
     np.testing.assert_allclose(Z, Z_ref, atol=2e-6)
     assert info["converged"].all()
@@ -129,18 +129,16 @@ def test_fista_with_shared_hessian_route():
 
 def test_auto_method_choice():
     U, W, b, T, _ = _problem(3, 40, 4, 1.0, seed=4)
-    _, info = state_step(U, W, b, L2Coupling(T), 1.0, 1.0, 0.0, np.inf, return_info=True)
+    info = state_step(U, W, b, L2Coupling(T), 1.0, 1.0, 0.0, np.inf).info
     assert info["method"] == "dual"
-    _, info = state_step(U, W, b, ReluFenchelCoupling(T), 1.0, 1.0, 0.0, np.inf, return_info=True)
+    info = state_step(U, W, b, ReluFenchelCoupling(T), 1.0, 1.0, 0.0, np.inf).info
     assert info["method"] == "newton"
     with pytest.raises(ValueError, match="L2Coupling"):
         state_step(U, W, b, ReluFenchelCoupling(T), 1.0, 1.0, method="dual")
     rng = np.random.default_rng(4)
     W40 = rng.normal(size=(40, 40)) / 40
     T40 = np.abs(rng.normal(size=(3, 40)))
-    _, info = state_step(
-        U, W40, np.zeros(40), L2Coupling(T40), 1.0, 1.0, 0.0, np.inf, return_info=True
-    )
+    info = state_step(U, W40, np.zeros(40), L2Coupling(T40), 1.0, 1.0, 0.0, np.inf).info
     assert info["method"] == "fista"
 
 
@@ -158,20 +156,8 @@ def test_monotone_and_warm_start(kind, method):
     for max_iter in (1, 2, 1000):
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # hitting max_iter is reported in info, not warned
-            Z, info = state_step(
-                U,
-                W,
-                b,
-                cpl,
-                a,
-                c,
-                lo,
-                hi,
-                Z0=Z0,
-                max_iter=max_iter,
-                method=method,
-                return_info=True,
-            )
+            result = state_step(U, W, b, cpl, a, c, lo, hi, Z0=Z0, max_iter=max_iter, method=method)
+            Z, info = result.value, result.info
         f = _objective_rows(Z, U, W, b, cpl, a, c)
         assert (f <= f0 + 1e-12 * (1 + np.abs(f0))).all()
         np.testing.assert_allclose(info["objective"], f, rtol=1e-10, atol=1e-10)
@@ -180,18 +166,17 @@ def test_monotone_and_warm_start(kind, method):
         if max_iter == 1 and method == "fista":
             assert not info["converged"].all()
     # restarting from the solution stops at once
-    Z_star = state_step(U, W, b, cpl, a, c, lo, hi, method=method, tol=1e-10)
-    Z2, info = state_step(
-        U, W, b, cpl, a, c, lo, hi, Z0=Z_star, method=method, tol=1e-8, return_info=True
-    )
+    Z_star = state_step(U, W, b, cpl, a, c, lo, hi, method=method, tol=1e-10).value
+    result = state_step(U, W, b, cpl, a, c, lo, hi, Z0=Z_star, method=method, tol=1e-8)
+    Z2, info = result.value, result.info
     assert info["n_iter"].max() <= 1
     np.testing.assert_allclose(Z2, Z_star, atol=1e-9)
 
 
 def test_chunking_gives_same_answer():
     U, W, b, T, _ = _problem(37, 6, 3, 1.0, seed=7)
-    Z1 = state_step(U, W, b, L2Coupling(T), 1.0, 2.0, 0.0, np.inf, chunk_rows=5, tol=1e-12)
-    Z2 = state_step(U, W, b, L2Coupling(T), 1.0, 2.0, 0.0, np.inf, chunk_rows=4096, tol=1e-12)
+    Z1 = state_step(U, W, b, L2Coupling(T), 1.0, 2.0, 0.0, np.inf, chunk_rows=5, tol=1e-12).value
+    Z2 = state_step(U, W, b, L2Coupling(T), 1.0, 2.0, 0.0, np.inf, chunk_rows=4096, tol=1e-12).value
     np.testing.assert_allclose(Z1, Z2, atol=1e-11)
 
 
@@ -236,9 +221,9 @@ def test_softmax_coupling_is_stable():
 def test_float32_in_float32_out():
     U, W, b, T, _ = _problem(6, 5, 3, 1.0, seed=9)
     f32 = [x.astype(np.float32) for x in (U, W, b, T)]
-    Z = state_step(f32[0], f32[1], f32[2], L2Coupling(f32[3]), 1.0, 1.0, 0.0, np.inf)
+    Z = state_step(f32[0], f32[1], f32[2], L2Coupling(f32[3]), 1.0, 1.0, 0.0, np.inf).value
     assert Z.dtype == np.float32
-    Z64 = state_step(U, W, b, L2Coupling(T), 1.0, 1.0, 0.0, np.inf)
+    Z64 = state_step(U, W, b, L2Coupling(T), 1.0, 1.0, 0.0, np.inf).value
     assert Z64.dtype == np.float64
     np.testing.assert_allclose(Z, Z64, atol=1e-5)
 
@@ -279,9 +264,10 @@ def test_dual_hands_stalled_rows_to_the_primal_newton_method(monkeypatch):
 
     U, W, b, T, _ = _problem(40, 12, 4, 1.0, seed=5)
     args = (U, W, b, L2Coupling(T), 0.7, 1.9, 0.0, np.inf)
-    Z_ref, info_ref = state_step(*args, method="newton", tol=1e-11, return_info=True)
+    Z_ref = state_step(*args, method="newton", tol=1e-11).value
     monkeypatch.setattr(boxqp, "_DUAL_MAX_ITER", 0)
-    Z, info = state_step(*args, method="dual", tol=1e-11, return_info=True)
+    result = state_step(*args, method="dual", tol=1e-11)
+    Z, info = result.value, result.info
     assert info["method"] == "dual"
     assert info["converged"].all() and (info["n_iter"] >= 1).all()
     np.testing.assert_allclose(Z, Z_ref, atol=1e-10)
@@ -294,7 +280,8 @@ def test_dual_residual_bounds_the_kkt_residual(box):
     lo, hi = box
     U, W, b, T, _ = _problem(300, 30, 5, 1.0, seed=12)
     args = (U, W, b, L2Coupling(T), 0.9, 1.7, lo, hi)
-    Z, info = state_step(*args, method="dual", tol=1e-9, return_info=True)
+    result = state_step(*args, method="dual", tol=1e-9)
+    Z, info = result.value, result.info
     assert info["converged"].all()
     V = Z @ W.T + b
     grad = 0.9 * (Z - U) + 1.7 * (V - T) @ W
@@ -302,5 +289,5 @@ def test_dual_residual_bounds_the_kkt_residual(box):
     kkt = L * np.abs(Z - np.clip(Z - grad / L, lo, hi)).max(axis=1)
     assert (kkt <= info["residual"] * (1 + 1e-6) + 1e-13).all()
     assert (kkt <= 1e-9 * (1 + np.abs(grad).max(axis=1))).all()
-    Z_ref = state_step(*args, method="newton", tol=1e-11)
+    Z_ref = state_step(*args, method="newton", tol=1e-11).value
     np.testing.assert_allclose(Z, Z_ref, atol=1e-8)

@@ -303,7 +303,8 @@ def test_fy_state_step_vs_cvxpy(spec, kind, monkeypatch):
     for branch in ("woodbury", "cg"):
         if branch == "cg":  # q = 3 > p / 2: the CG branch once the small-q rule is off
             monkeypatch.setattr(fy_module, "_WOODBURY_MAX_Q", 0)
-        Z, info = fy_state_step(U, W, b, cpl, a, c, spec, tol=1e-11, return_info=True)
+        result = fy_state_step(U, W, b, cpl, a, c, spec, tol=1e-11)
+        Z, info = result.value, result.info
         assert info["method"] == branch
         assert info["converged"].all()
         np.testing.assert_allclose(Z, Z_ref, atol=1e-5)
@@ -316,13 +317,15 @@ def test_fy_state_step_vs_cvxpy(spec, kind, monkeypatch):
 def test_fy_state_step_woodbury_and_cg_agree_on_a_larger_problem(monkeypatch):
     monkeypatch.setattr(fy_module, "_WOODBURY_MAX_Q", 4)
     U, W, b, _, Y, _ = _state_data(m=30, p=24, q=12, seed=5)
-    _, info = fy_state_step(U, W, b, SoftmaxCoupling(Y), 0.5, 3.0, TANH_FY, return_info=True)
+    info = fy_state_step(U, W, b, SoftmaxCoupling(Y), 0.5, 3.0, TANH_FY).info
     assert info["method"] == "woodbury"  # 2q <= p
     U, W, b, _, Y, _ = _state_data(m=30, p=20, q=12, seed=5)
     args = (U, W, b, SoftmaxCoupling(Y), 0.5, 3.0, TANH_FY)
-    Z_cg, info_cg = fy_state_step(*args, tol=1e-11, return_info=True)
+    result = fy_state_step(*args, tol=1e-11)
+    Z_cg, info_cg = result.value, result.info
     monkeypatch.setattr(fy_module, "_WOODBURY_MAX_Q", 64)
-    Z_wb, info_wb = fy_state_step(*args, tol=1e-11, return_info=True)
+    result = fy_state_step(*args, tol=1e-11)
+    Z_wb, info_wb = result.value, result.info
     assert (info_cg["method"], info_wb["method"]) == ("cg", "woodbury")
     assert info_cg["converged"].all() and info_wb["converged"].all()
     np.testing.assert_allclose(Z_cg, Z_wb, atol=1e-9)
@@ -337,9 +340,8 @@ def test_fy_state_step_monotone_warm_start_and_c_zero(spec):
     Z0 = spec.conj_grad(3.0 * rng.normal(size=U.shape))
     f0 = _rows_objective(spec, np.clip(Z0, *spec.inner_bounds()), U, W, b, cpl, a, c)
     for max_iter in (1, 2, 100):
-        Z, info = fy_state_step(
-            U, W, b, cpl, a, c, spec, Z0=Z0, max_iter=max_iter, return_info=True
-        )
+        result = fy_state_step(U, W, b, cpl, a, c, spec, Z0=Z0, max_iter=max_iter)
+        Z, info = result.value, result.info
         f = _rows_objective(spec, Z, U, W, b, cpl, a, c)
         assert (f <= f0 + 1e-12 * (1 + np.abs(f0))).all()
         np.testing.assert_allclose(info["objective_start"], f0, rtol=1e-10, atol=1e-10)
@@ -347,10 +349,12 @@ def test_fy_state_step_monotone_warm_start_and_c_zero(spec):
         if max_iter == 1:
             assert not info["converged"].all()
     assert info["converged"].all()
-    Z2, info2 = fy_state_step(U, W, b, cpl, a, c, spec, Z0=Z, tol=1e-7, return_info=True)
+    result = fy_state_step(U, W, b, cpl, a, c, spec, Z0=Z, tol=1e-7)
+    Z2, info2 = result.value, result.info
     assert info2["n_iter"].max() <= 1
     np.testing.assert_allclose(Z2, Z, atol=1e-7)
-    Zc, infoc = fy_state_step(U, W, b, cpl, a, 0.0, spec, return_info=True)
+    result = fy_state_step(U, W, b, cpl, a, 0.0, spec)
+    Zc, infoc = result.value, result.info
     assert infoc["method"] == "closed_form"
     np.testing.assert_allclose(Zc, np.clip(spec.conj_grad(U), *spec.inner_bounds()), rtol=1e-15)
 
@@ -363,7 +367,8 @@ def test_fy_state_step_stays_strictly_inside(dtype):
     b = np.zeros(2, dtype=dtype)
     Y = np.eye(2, dtype=dtype)[[0, 1, 0]]
     for spec in (SIGMOID_FY, TANH_FY):
-        Z, info = fy_state_step(U, W, b, SoftmaxCoupling(Y), 1.0, 1.0, spec, return_info=True)
+        result = fy_state_step(U, W, b, SoftmaxCoupling(Y), 1.0, 1.0, spec)
+        Z, info = result.value, result.info
         assert Z.dtype == dtype
         assert np.isfinite(Z).all()
         assert ((Z > spec.lo) & (Z < spec.hi)).all()
@@ -373,9 +378,9 @@ def test_fy_state_step_stays_strictly_inside(dtype):
 def test_fy_state_step_float32_in_float32_out():
     U, W, b, T, _, _ = _state_data(m=6, p=5, q=3, seed=8)
     f32 = [x.astype(np.float32) for x in (U, W, b, T)]
-    Z = fy_state_step(f32[0], f32[1], f32[2], L2Coupling(f32[3]), 1.0, 1.0, SIGMOID_FY)
+    Z = fy_state_step(f32[0], f32[1], f32[2], L2Coupling(f32[3]), 1.0, 1.0, SIGMOID_FY).value
     assert Z.dtype == np.float32
-    Z64 = fy_state_step(U, W, b, L2Coupling(T), 1.0, 1.0, SIGMOID_FY)
+    Z64 = fy_state_step(U, W, b, L2Coupling(T), 1.0, 1.0, SIGMOID_FY).value
     assert Z64.dtype == np.float64
     np.testing.assert_allclose(Z, Z64, atol=1e-5)
 
@@ -425,9 +430,8 @@ def test_box_state_step_with_sigmoid_coupling_vs_cvxpy(method):
     a, c = 0.9, 2.0
     cpl = FYCoupling(SIGMOID_FY, S)
     assert cpl.lipschitz == 0.25
-    Z, info = state_step(
-        U, W, b, cpl, a, c, 0.0, np.inf, method=method, tol=1e-11, return_info=True
-    )
+    result = state_step(U, W, b, cpl, a, c, 0.0, np.inf, method=method, tol=1e-11)
+    Z, info = result.value, result.info
     assert info["converged"].all()
     m, p = U.shape
     Zv = cp.Variable((m, p))
@@ -438,8 +442,8 @@ def test_box_state_step_with_sigmoid_coupling_vs_cvxpy(method):
     np.testing.assert_allclose(Z, Zv.value, atol=1e-5)
     # with the ReLU pair the FY coupling is the ReLU coupling
     T = np.abs(S)
-    Z1 = state_step(U, W, b, FYCoupling(RELU_FY, T), a, c, 0.0, np.inf, tol=1e-12)
-    Z2 = state_step(U, W, b, ReluFenchelCoupling(T), a, c, 0.0, np.inf, tol=1e-12)
+    Z1 = state_step(U, W, b, FYCoupling(RELU_FY, T), a, c, 0.0, np.inf, tol=1e-12).value
+    Z2 = state_step(U, W, b, ReluFenchelCoupling(T), a, c, 0.0, np.inf, tol=1e-12).value
     np.testing.assert_allclose(Z1, Z2, atol=1e-12)
     with pytest.raises(ValueError, match="spec"):
         FYCoupling("sigmoid", S)
@@ -450,7 +454,8 @@ def test_simplex_state_step_vs_cvxpy(kind):
     U, W, b, T, Y, S = _state_data(m=6, p=5, q=3, seed=11)
     a, c = 1.2, 1.5
     cpl = _coupling(kind, T, Y, S)
-    Z, info = simplex_state_step(U, W, b, cpl, a, c, tol=1e-12, return_info=True)
+    result = simplex_state_step(U, W, b, cpl, a, c, tol=1e-12)
+    Z, info = result.value, result.info
     assert info["converged"].all() and info["method"] == "fista"
     m, p = U.shape
     Zv = cp.Variable((m, p))
@@ -475,17 +480,16 @@ def test_simplex_state_step_monotone_c_zero_float32_and_errors():
         return 0.5 * 0.4 * np.sum((Z - U) ** 2, axis=1) + 5.0 * cpl._eval(V, Y)[0]
 
     for max_iter in (1, 3, 1000):
-        Z, info = simplex_state_step(
-            U, W, b, cpl, 0.4, 5.0, Z0=Z0, max_iter=max_iter, return_info=True
-        )
+        result = simplex_state_step(U, W, b, cpl, 0.4, 5.0, Z0=Z0, max_iter=max_iter)
+        Z, info = result.value, result.info
         assert (rows(Z) <= rows(Zs) + 1e-12).all()
         np.testing.assert_allclose(info["objective_start"], rows(Zs), rtol=1e-12)
-    Zc = simplex_state_step(U, W, b, cpl, 0.4, 0.0)
+    Zc = simplex_state_step(U, W, b, cpl, 0.4, 0.0).value
     np.testing.assert_allclose(Zc, project_simplex(U), atol=1e-15)
     f32 = [x.astype(np.float32) for x in (U, W, b, Y)]
-    Z32 = simplex_state_step(f32[0], f32[1], f32[2], SoftmaxCoupling(f32[3]), 0.4, 5.0)
+    Z32 = simplex_state_step(f32[0], f32[1], f32[2], SoftmaxCoupling(f32[3]), 0.4, 5.0).value
     assert Z32.dtype == np.float32
-    np.testing.assert_allclose(Z32, simplex_state_step(U, W, b, cpl, 0.4, 5.0), atol=1e-5)
+    np.testing.assert_allclose(Z32, simplex_state_step(U, W, b, cpl, 0.4, 5.0).value, atol=1e-5)
     with pytest.raises(ValueError, match="W"):
         simplex_state_step(U, W[:, :-1], b, cpl, 0.4, 5.0)
     with pytest.raises(ValueError, match="U"):

@@ -107,7 +107,8 @@ def test_xent_outputs_in_simplex(U, lam, label_seed, soft):
     rng = np.random.default_rng(label_seed)
     m, p = U.shape
     Y = rng.dirichlet(np.ones(p), size=m) if soft else np.eye(p)[rng.integers(0, p, m)]
-    Z, info = simplex_xent_prox(U, Y, lam, return_info=True)
+    result = simplex_xent_prox(U, Y, lam)
+    Z, info = result.value, result.info
     assert info["converged"].all()
     assert (Z >= 0).all()
     np.testing.assert_allclose(Z.sum(axis=1), 1.0, atol=1e-12)
@@ -157,7 +158,8 @@ def test_xent_vs_cvxpy(scale, lam, soft):
         Y /= Y.sum(axis=1, keepdims=True)
     else:
         Y = np.eye(p)[rng.integers(0, p, m)]
-    Z, info = simplex_xent_prox(U, Y, lam, return_info=True)
+    result = simplex_xent_prox(U, Y, lam)
+    Z, info = result.value, result.info
     assert info["converged"].all()
     assert (info["residual"] <= 1e-14).all()
     for u, y, z in zip(U, Y, Z, strict=True):
@@ -171,7 +173,8 @@ def test_xent_kkt_closed_form():
     m, p, lam = 200, 10, 0.7
     U = rng.normal(size=(m, p))
     Y = np.eye(p)[rng.integers(0, p, m)]
-    Z, info = simplex_xent_prox(U, Y, lam, return_info=True)
+    result = simplex_xent_prox(U, Y, lam)
+    Z, info = result.value, result.info
     # the returned z is the closed-form stationary point at the returned shift, and is feasible
     np.testing.assert_allclose(Z, _z_of_shift(U, Y, lam, info["shift"]), atol=TOL_EXACT)
     assert (Z >= 0).all()
@@ -184,13 +187,14 @@ def test_xent_zero_labels_is_projection():
     U = rng.normal(size=(7, 5))
     Y = np.zeros_like(U)
     Y[:3] = np.eye(5)[:3]
-    Z = simplex_xent_prox(U, Y, 1.3)
+    Z = simplex_xent_prox(U, Y, 1.3).value
     np.testing.assert_allclose(Z[3:], project_simplex(U[3:]), atol=TOL_EXACT)
 
 
 def test_xent_two_coordinates_closed_form():
     # p = 2, y = (1, 0), u = 0, lam = 0.02: the optimum is z = (1, 0), shift t = 1 - 1/lam = -49.
-    Z, info = simplex_xent_prox(np.zeros(2), np.array([1.0, 0.0]), 0.02, return_info=True)
+    result = simplex_xent_prox(np.zeros(2), np.array([1.0, 0.0]), 0.02)
+    Z, info = result.value, result.info
     np.testing.assert_allclose(Z, [1.0, 0.0], atol=TOL_EXACT)
     np.testing.assert_allclose(info["shift"], [-49.0], atol=TOL_EXACT)
 
@@ -211,7 +215,7 @@ def _random_instances(rng, n_inst):
 def test_rigorous_bracket_and_corrected_bound_bracket_the_root():
     rng = np.random.default_rng(5)
     for U, Y, lam in _random_instances(rng, 150):
-        _, info = simplex_xent_prox(U, Y, lam, return_info=True)
+        info = simplex_xent_prox(U, Y, lam).info
         t = info["shift"]
         lo, hi = xent_bracket(U, Y, lam)
         slack = 1e-9 * (1.0 + np.abs(t))
@@ -237,12 +241,13 @@ def test_paper_lower_bound_fails_when_coordinates_are_clipped():
     rng = np.random.default_rng(6)
     U = rng.normal(size=(500, 10))
     Y = np.eye(10)[rng.integers(0, 10, 500)]
-    _, info = simplex_xent_prox(U, Y, 0.1, return_info=True)
+    info = simplex_xent_prox(U, Y, 0.1).info
     b = appendix_a_bounds(U, Y, 0.1)
     assert np.mean(b.lower > info["shift"] + 1e-9) > 0.9
     # ... but it holds whenever no coordinate is clipped (then the summed identity is exact).
     for U, Y, lam in _random_instances(rng, 100):
-        Z, info = simplex_xent_prox(U, Y, lam, return_info=True)
+        result = simplex_xent_prox(U, Y, lam)
+        Z, info = result.value, result.info
         unclipped = (Z > 0).all(axis=1)
         b = appendix_a_bounds(U, Y, lam)
         t = info["shift"][unclipped]
@@ -254,7 +259,8 @@ def test_solver_only_uses_verified_brackets():
     rng = np.random.default_rng(7)
     U = rng.normal(size=(300, 8))
     Y = np.eye(8)[rng.integers(0, 8, 300)]
-    Z, info = simplex_xent_prox(U, Y, 0.3, return_info=True)
+    result = simplex_xent_prox(U, Y, 0.3)
+    Z, info = result.value, result.info
     assert info["converged"].all()
     np.testing.assert_allclose(Z, _z_of_shift(U, Y, 0.3, info["shift"]), atol=TOL_EXACT)
 
@@ -267,7 +273,8 @@ def test_overflow_guard(scale, lam):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         b = appendix_a_bounds(U, Y, lam)
-        Z, info = simplex_xent_prox(U, Y, lam, return_info=True)
+        result = simplex_xent_prox(U, Y, lam)
+        Z, info = result.value, result.info
         lo, hi = xent_bracket(U, Y, lam)
     for arr in (b.upper, lo, hi, Z):
         assert np.isfinite(arr).all()
@@ -291,11 +298,11 @@ def test_xent_dtype_and_shapes():
     rng = np.random.default_rng(9)
     U = rng.normal(size=(4, 3)).astype(np.float32)
     Y = np.eye(3, dtype=np.float32)[[0, 1, 2, 0]]
-    Z = simplex_xent_prox(U, Y, 1.0)
+    Z = simplex_xent_prox(U, Y, 1.0).value
     assert Z.dtype == np.float32
     np.testing.assert_allclose(Z.sum(axis=1), 1.0, atol=1e-6)
-    assert simplex_xent_prox(U.astype(np.float64), Y, 1.0).dtype == np.float64
-    z1 = simplex_xent_prox(U[0].astype(np.float64), Y[0], 1.0)
+    assert simplex_xent_prox(U.astype(np.float64), Y, 1.0).value.dtype == np.float64
+    z1 = simplex_xent_prox(U[0].astype(np.float64), Y[0], 1.0).value
     assert z1.shape == (3,)
 
 

@@ -148,7 +148,7 @@ def test_state_step_with_workers_matches_the_sequential_answer():
     U, W = rng.normal(size=(1000, 40)), rng.normal(size=(6, 40)) / 5
     b, T = rng.normal(size=6), np.abs(rng.normal(size=(1000, 6)))
     args = (U, W, b, L2Coupling(T), 1.0, 1.0, 0.0, np.inf)
-    Z_seq = state_step(*args, chunk_rows=100)
+    Z_seq = state_step(*args, chunk_rows=100).value
     with training_threads("auto", max_threads=2):
-        Z_par = state_step(*args, chunk_rows=100)
+        Z_par = state_step(*args, chunk_rows=100).value
     np.testing.assert_array_equal(Z_par, Z_seq)

@@ -16,8 +16,12 @@ one against a direct CVXPY formulation.
 * :mod:`~cvx_lifted.kernels.fenchel_young`: elementwise Fenchel–Young pairs (:class:`ScalarFY`,
   the sigmoid, tanh, ReLU and leaky ReLU catalogue) and the state steps after such a layer (open
   domains, by damped Newton) and after a sparsemax layer (on the simplex).
+
+The state and output steps return a :class:`StepResult`: the answer (``value``) and a dict of
+how the kernel ended (``info``: per-row iterations, residuals, convergence, objective, method).
 """
 
+from ._result import StepResult
 from .boxqp import FYCoupling, L2Coupling, ReluFenchelCoupling, SoftmaxCoupling, state_step
 from .fenchel_young import (
     RELU_FY,
@@ -49,6 +53,7 @@ __all__ = [
     "Ridge",
     "ScalarFY",
     "SoftmaxCoupling",
+    "StepResult",
     "appendix_a_bounds",
     "fy_state_step",
     "fy_wstep",

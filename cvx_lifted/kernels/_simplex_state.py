@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._result import StepResult
 from ._rows import ChunkResult, _rowdot
 from ._state_inputs import _check_state_inputs, _pick_rows
 from .boxqp import FYCoupling, L2Coupling, ReluFenchelCoupling, SoftmaxCoupling, _Coupling
@@ -117,8 +118,7 @@ def simplex_state_step(
     Z0: ArrayLike | None = None,
     tol: float = 1e-8,
     max_iter: int = 1000,
-    return_info: bool = False,
-) -> NDArray[np.floating] | tuple[NDArray[np.floating], dict[str, Any]]:
+) -> StepResult:
     r"""Hidden-state step after a sparsemax layer: the state lies on the probability simplex.
 
     .. math::
@@ -162,17 +162,14 @@ def simplex_state_step(
         Tolerance on the scaled projected-gradient residual.
     max_iter : int, default 1000
         Cap on iterations per row; rows that reach it have ``info['converged']`` false.
-    return_info : bool, default False
-        Also return a dict with per-row ``n_iter``, ``residual``, ``converged``, ``objective`` and
-        ``objective_start``, and ``method`` (``"fista"`` or ``"closed_form"``).
 
     Returns
     -------
-    Z : ndarray, shape (m, p)
-        Rows on the simplex; ``float32`` if all of ``U``, ``W``, ``b`` and the coupling target are
-        ``float32``, else ``float64``.
-    info : dict, optional
-        Returned when ``return_info`` is true.
+    StepResult
+        ``value``: the states ``Z``, shape ``(m, p)``, rows on the simplex; ``float32`` if all of
+        ``U``, ``W``, ``b`` and the coupling target are ``float32``, else ``float64``. ``info``:
+        per-row ``n_iter``, ``residual``, ``converged``, ``objective`` and ``objective_start``,
+        and ``method`` (``"fista"`` or ``"closed_form"``).
 
     Raises
     ------
@@ -204,19 +201,16 @@ def simplex_state_step(
         if c_f == 0.0:
             Zopt = _project_simplex64(Uc, 1.0)
             Z[sl] = Zopt
-            if return_info:
-                Zs = _project_simplex64(Zc, 1.0)
-                for target, val in ((obj0, Zs), (obj, Zopt)):  # c = 0: the proximity term
-                    D = val - Uc
-                    target[sl] = 0.5 * a_f * _rowdot(D, D)
+            Zs = _project_simplex64(Zc, 1.0)
+            for target, val in ((obj0, Zs), (obj, Zopt)):  # c = 0: the proximity term
+                D = val - Uc
+                target[sl] = 0.5 * a_f * _rowdot(D, D)
             continue
         out, it, res, conv, f0, fb = _fista_simplex_chunk(
             W64, WT, b64, coupling, a_f, c_f, L, tol_f, max_iter, Uc, Tc, Zc
         )
         Z[sl] = out
         n_iter[sl], residual[sl], converged[sl], obj0[sl], obj[sl] = it, res, conv, f0, fb
-    if not return_info:
-        return Z
     info = {
         "n_iter": n_iter,
         "residual": residual,
@@ -225,4 +219,4 @@ def simplex_state_step(
         "objective_start": obj0,
         "method": "closed_form" if c_f == 0.0 else "fista",
     }
-    return Z, info
+    return StepResult(Z, info)

@@ -75,6 +75,7 @@ from cvx_lifted import threads
 
 from ._boxqp_dual import dual_chunk
 from ._boxqp_fista import _fista_chunk, _fista_gram_chunk
+from ._result import StepResult
 from ._rows import ChunkResult, _batched_spd_solve, _clip, _pick, _rowdot
 from ._scalar_fy import ScalarFY
 from ._validation import (
@@ -625,8 +626,7 @@ def state_step(
     max_iter: int = 1000,
     method: str = "auto",
     chunk_rows: int | None = None,
-    return_info: bool = False,
-) -> NDArray[np.floating] | tuple[NDArray[np.floating], dict[str, Any]]:
+) -> StepResult:
     r"""Hidden-state step: box-constrained minimisation per row with a shared linear map.
 
     .. math::
@@ -686,17 +686,15 @@ def state_step(
     chunk_rows : int, optional
         Rows processed together; default ``max(64, 2**17 // p)`` (about 1 MB per float64 array),
         ``max(64, 2**19 // p)`` for ``"dual"``.
-    return_info : bool, default False
-        Also return a dict with per-row ``n_iter``, ``residual`` (at the last tested iterate),
-        ``converged``, ``objective`` and ``objective_start`` (float64 arrays), and ``method``.
 
     Returns
     -------
-    Z : ndarray, shape (m, p)
-        The states, ``float32`` if all of ``U``, ``W``, ``b`` and the coupling target are
-        ``float32``, else ``float64``.
-    info : dict, optional
-        Returned when ``return_info`` is true.
+    StepResult
+        ``value``: the states ``Z``, shape ``(m, p)``, ``float32`` if all of ``U``, ``W``, ``b``
+        and the coupling target are ``float32``, else ``float64``. ``info``: per-row
+        ``n_iter``, ``residual`` (at the last tested iterate), ``converged``, ``objective`` and
+        ``objective_start`` (float64 arrays), and ``method`` (``"dual"``, ``"newton"``,
+        ``"fista"``, or ``"closed_form"`` when ``c = 0``).
 
     Raises
     ------
@@ -775,8 +773,6 @@ def state_step(
         _run_chunks(
             prob, chosen, U_arr, Z0_arr, chunk_rows, (Z, n_iter, residual, converged, obj0, obj)
         )
-    if not return_info:
-        return Z
     if chosen == "closed_form":  # c = 0: the objective is the proximity term alone
         D = Z.astype(np.float64) - U_arr
         obj[:] = 0.5 * a_f * _rowdot(D, D)
@@ -790,4 +786,4 @@ def state_step(
         "objective_start": obj0,
         "method": chosen,
     }
-    return Z, info
+    return StepResult(Z, info)

@@ -49,6 +49,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, xlogy
 
+from ._result import StepResult
 from ._rows import ChunkResult, _cholesky_solve_qqn, _rowdot
 from ._scalar_fy import ScalarFY
 from ._simplex_state import simplex_state_step
@@ -624,8 +625,7 @@ def fy_state_step(
     tol: float = 1e-8,
     max_iter: int = 100,
     chunk_rows: int | None = None,
-    return_info: bool = False,
-) -> NDArray[np.floating] | tuple[NDArray[np.floating], dict[str, Any]]:
+) -> StepResult:
     r"""Hidden-state step after a Fenchel–Young activation with an open domain.
 
     .. math::
@@ -691,19 +691,16 @@ def fy_state_step(
         Cap on Newton iterations per row; rows that reach it have ``info['converged']`` false.
     chunk_rows : int, optional
         Rows processed together; default ``max(64, 2**17 // p)``.
-    return_info : bool, default False
-        Also return a dict with per-row ``n_iter``, ``residual`` (the smaller of the relative
-        gradient and the relative Newton step at the last tested iterate), ``converged``,
-        ``objective`` and ``objective_start`` (arrays), and ``method`` (``"woodbury"``, ``"cg"``
-        or ``"closed_form"`` when ``c = 0``).
 
     Returns
     -------
-    Z : ndarray, shape (m, p)
-        The states, strictly inside the domain; ``float32`` if all of ``U``, ``W``, ``b`` and the
-        coupling target are ``float32``, else ``float64`` (the computation is in float64).
-    info : dict, optional
-        Returned when ``return_info`` is true.
+    StepResult
+        ``value``: the states ``Z``, shape ``(m, p)``, strictly inside the domain; ``float32`` if
+        all of ``U``, ``W``, ``b`` and the coupling target are ``float32``, else ``float64`` (the
+        computation is in float64). ``info``: per-row ``n_iter``, ``residual`` (the smaller of
+        the relative gradient and the relative Newton step at the last tested iterate),
+        ``converged``, ``objective`` and ``objective_start`` (arrays), and ``method``
+        (``"woodbury"``, ``"cg"`` or ``"closed_form"`` when ``c = 0``).
 
     Raises
     ------
@@ -754,11 +751,10 @@ def fy_state_step(
             Zs = prob.clip(Zc.copy())
             Zopt = prob.clip(spec.conj_grad(Uc).astype(np.float64))
             Z[sl] = Zopt
-            if return_info:
-                V0 = Zs @ prob.WT + b64
-                obj0[sl] = prob.objective(Zs, Uc, V0, Tc)[0]
-                V1 = Zopt @ prob.WT + b64
-                obj[sl] = prob.objective(Zopt, Uc, V1, Tc)[0]
+            V0 = Zs @ prob.WT + b64
+            obj0[sl] = prob.objective(Zs, Uc, V0, Tc)[0]
+            V1 = Zopt @ prob.WT + b64
+            obj[sl] = prob.objective(Zopt, Uc, V1, Tc)[0]
             continue
         out, it, res, conv, f0, fb = _fy_newton_chunk(prob, Uc, Tc, Zc)
         Z[sl] = out
@@ -769,8 +765,6 @@ def fy_state_step(
         lo32 = np.nextafter(np.float32(spec.lo), inf32) if np.isfinite(lo_in) else None
         hi32 = np.nextafter(np.float32(spec.hi), -inf32) if np.isfinite(hi_in) else None
         np.clip(Z, lo32, hi32, out=Z)
-    if not return_info:
-        return Z
     info = {
         "n_iter": n_iter,
         "residual": residual,
@@ -779,4 +773,4 @@ def fy_state_step(
         "objective_start": obj0,
         "method": method,
     }
-    return Z, info
+    return StepResult(Z, info)

@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._result import StepResult
 from ._validation import as_float_array, float_dtype, positive_int, positive_scalar
 
 FloatArray = NDArray[np.floating[Any]]
@@ -362,8 +363,7 @@ def simplex_xent_prox(
     *,
     tol: float = 1e-14,
     max_iter: int = 100,
-    return_info: bool = False,
-) -> NDArray[np.floating] | tuple[NDArray[np.floating], dict[str, Any]]:
+) -> StepResult:
     r"""Cross-entropy proximal step on the probability simplex, row by row.
 
     .. math::
@@ -405,17 +405,14 @@ def simplex_xent_prox(
         Target for :math:`|\mathbf 1^\top z - 1|`.
     max_iter : int, default 100
         Cap on Newton/bisection iterations per row.
-    return_info : bool, default False
-        Also return a dict with per-row ``n_iter`` (int array), ``residual``
-        (:math:`|\mathbf 1^\top z - 1|` of the returned float64 solution), ``converged`` (bool
-        array) and ``shift`` (the :math:`t` found).
 
     Returns
     -------
-    Z : ndarray, same shape as ``U``
-        The solutions; ``float32`` when both ``U`` and ``Y`` are ``float32``, else ``float64``.
-    info : dict, optional
-        Returned when ``return_info`` is true.
+    StepResult
+        ``value``: the solutions ``Z``, same shape as ``U``; ``float32`` when both ``U`` and ``Y``
+        are ``float32``, else ``float64``. ``info``: per-row ``n_iter`` (int array),
+        ``residual`` (:math:`|\mathbf 1^\top z - 1|` of the float64 solution), ``converged``
+        (bool array) and ``shift`` (the :math:`t` found).
 
     Raises
     ------
@@ -449,15 +446,13 @@ def simplex_xent_prox(
         n_iter[idx] = it
         converged[idx] = conv
     out = z.reshape(shape).astype(out_dtype, copy=False)
-    if not return_info:
-        return out
     info = {
         "n_iter": n_iter,
         "residual": np.abs(z.sum(axis=1) - 1.0),
         "converged": converged,
         "shift": shift,
     }
-    return out, info
+    return StepResult(out, info)
 
 
 def _split_labels(
