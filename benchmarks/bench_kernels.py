@@ -201,33 +201,26 @@ def main() -> None:
             for method, tol in (("lbfgs", 1e-3), ("lbfgs", 1e-4), ("amm", 1e-3), ("amm", 1e-4)):
                 if m == m_big and (tol < 1e-3 or method == "amm"):
                     continue
-                t, (_, _, info) = timeit(
+                t, result = timeit(
                     lambda X=X, T=T, ridge=ridge, W0=W0, b0=b0, tol=tol, method=method: (
-                        relu_fenchel_wstep(
-                            X, T, 1.0, W0, b0, ridge=ridge, tol=tol, method=method, return_info=True
-                        )
+                        relu_fenchel_wstep(X, T, 1.0, W0, b0, ridge=ridge, tol=tol, method=method)
                     ),
                     1,
                 )
+                info = result.info
                 extra = (
                     f"iters {info['n_iter']}, rel. grad {info['grad_norm']:.1e} (ridge warm start)"
                 )
                 row(f"relu_fenchel_wstep {method} tol={tol:g}", t, "Ridge.solve", t_solve, extra)
             Ys = np.eye(10)[y_all[:m]]
             t_g10, _ = timeit(lambda X=X: X @ np.ones((784, 10)), reps)
-            t, (_, _, info) = timeit(
+            t, result = timeit(
                 lambda X=X, Ys=Ys, ridge=ridge: softmax_wstep(
-                    X,
-                    Ys,
-                    1.0,
-                    np.zeros((10, 784)),
-                    np.zeros(10),
-                    tol=1e-4,
-                    ridge=ridge,
-                    return_info=True,
+                    X, Ys, 1.0, np.zeros((10, 784)), np.zeros(10), tol=1e-4, ridge=ridge
                 ),
                 1,
             )
+            info = result.info
             extra = f"L-BFGS iters {info['n_iter']}, evals {info['n_eval']} (cold start, tol 1e-4)"
             row("softmax_wstep (preconditioned)", t, "GEMM (m,p)@(p,10)", t_g10, extra)
 

@@ -168,21 +168,23 @@ def _fy(act: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------ weight steps
+def _f64(a: Any) -> NDArray[np.float64]:
+    return np.asarray(a, dtype=np.float64)
+
+
 @WEIGHT.register("softmax", lambda act: act is None)
 def _softmax_weight(
     act: Any, X: FloatArray, T: FloatArray, W0: FloatArray, b0: FloatArray, lam: float,
     rho: float, options: StepOptions,
 ) -> StepResult:  # fmt: skip
+    # softmax is invariant to a common shift of the (unpenalised) biases: the kernel returns the
+    # minimiser with zero-mean biases, as every other path does
     alpha = X.shape[0] * rho
-    result = kernels.softmax_wstep(
-        X, T, alpha, W0, b0, ridge=options.ridge(alpha), tol=options.weight_tol,
-        max_iter=options.weight_max_iter, return_info=True,
-    )  # fmt: skip
-    assert len(result) == 3  # return_info=True
-    W, b, info = result
-    # softmax is invariant to a common shift of the (unpenalised) biases: pick the minimiser
-    # with zero-mean biases so that every path returns the same one
-    return StepResult((W, np.asarray(b) - np.mean(b)), summarise_info(info))
+    ridge = options.ridge(alpha)
+    return kernels.softmax_step(
+        X, T, alpha, _f64(W0), _f64(b0), ridge=ridge, tol=options.weight_tol,
+        max_iter=options.weight_max_iter, ops=ridge.ops,
+    ).summarised()  # fmt: skip
 
 
 @WEIGHT.register("ridge", lambda act: act is not None and act.weight_step == "ridge")
@@ -199,13 +201,10 @@ def _relu_fenchel_weight(
     rho: float, options: StepOptions,
 ) -> StepResult:  # fmt: skip
     alpha = X.shape[0] * rho / lam
-    result = kernels.relu_fenchel_wstep(
-        X, T, alpha, W0, b0, ridge=options.ridge(alpha), tol=options.weight_tol,
-        max_iter=options.weight_max_iter, return_info=True,
-    )  # fmt: skip
-    assert len(result) == 3  # return_info=True
-    W, b, info = result
-    return StepResult((W, b), summarise_info(info))
+    return kernels.relu_fenchel_step(
+        options.ridge(alpha), T, alpha, _f64(W0), _f64(b0), tol=options.weight_tol,
+        max_iter=options.weight_max_iter,
+    ).summarised()  # fmt: skip
 
 
 @WEIGHT.register("fenchel_young", lambda act: act is not None and _fy(act) is not None)
@@ -214,13 +213,10 @@ def _fy_weight(
     rho: float, options: StepOptions,
 ) -> StepResult:  # fmt: skip
     alpha = X.shape[0] * rho / lam
-    result = kernels.fy_wstep(
-        X, T, alpha, W0, b0, act.fy, ridge=options.ridge(alpha), tol=options.weight_tol,
-        max_iter=options.weight_max_iter, return_info=True,
-    )  # fmt: skip
-    assert len(result) == 3  # return_info=True
-    W, b, info = result
-    return StepResult((W, b), summarise_info(info))
+    return kernels.fy_step(
+        options.ridge(alpha), T, alpha, _f64(W0), _f64(b0), act.fy, tol=options.weight_tol,
+        max_iter=options.weight_max_iter,
+    ).summarised()  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ couplings

@@ -33,6 +33,11 @@ LEAKY = leaky_relu_fy(0.2)
 OPEN_SPECS = [SIGMOID_FY, TANH_FY, LEAKY]
 
 
+def _vi(result):
+    """Return ``(value, info)`` of a kernel's StepResult."""
+    return result.value, result.info
+
+
 def _solve(prob: cp.Problem) -> None:
     with warnings.catch_warnings():  # accuracy is asserted by the callers
         warnings.simplefilter("ignore", UserWarning)
@@ -163,8 +168,8 @@ def test_fy_wstep_vs_cvxpy(spec):
     m, p = X.shape
     q = T.shape[1]
     alpha = 0.7
-    W, b, info = fy_wstep(
-        X, T, alpha, np.zeros((q, p)), np.zeros(q), spec, tol=1e-10, max_iter=500, return_info=True
+    (W, b), info = _vi(
+        fy_wstep(X, T, alpha, np.zeros((q, p)), np.zeros(q), spec, tol=1e-10, max_iter=500)
     )
     assert info["converged"] and info["n_iter"] < 500
     assert info["column_grad_norm"].shape == (q,)
@@ -190,8 +195,8 @@ def test_fy_wstep_monotone_and_warm_start(spec):
     f0 = _wstep_objective(spec, X, T, alpha, W0, b0)
     previous = f0
     for max_iter in (1, 2, 3, 200):
-        W, b, info = fy_wstep(
-            X, T, alpha, W0, b0, spec, ridge=ridge, max_iter=max_iter, tol=1e-12, return_info=True
+        (W, b), info = _vi(
+            fy_wstep(X, T, alpha, W0, b0, spec, ridge=ridge, max_iter=max_iter, tol=1e-12)
         )
         f = _wstep_objective(spec, X, T, alpha, W, b)
         assert f <= f0 + 1e-12 * abs(f0)
@@ -199,9 +204,9 @@ def test_fy_wstep_monotone_and_warm_start(spec):
         assert info["objective_start"] == pytest.approx(f0, rel=1e-12)
         assert info["n_iter"] <= max_iter
         previous = f
-    assert not fy_wstep(X, T, alpha, W0, b0, spec, max_iter=1, return_info=True)[2]["converged"]
+    assert not fy_wstep(X, T, alpha, W0, b0, spec, max_iter=1).info["converged"]
     # restarting from the solution keeps it
-    W2, b2, info = fy_wstep(X, T, alpha, W, b, spec, ridge=ridge, tol=1e-8, return_info=True)
+    (W2, b2), info = _vi(fy_wstep(X, T, alpha, W, b, spec, ridge=ridge, tol=1e-8))
     assert info["n_iter"] == 0
     np.testing.assert_array_equal(W2, W)
 
@@ -210,8 +215,8 @@ def test_fy_wstep_relu_is_relu_fenchel_wstep():
     X, T = _wstep_data(RELU_FY, m=50, p=7, q=4, seed=3)
     W0, b0 = np.zeros((4, 7)), np.zeros(4)
     for max_iter in (3, 100):
-        W1, b1 = relu_fenchel_wstep(X, T, 0.4, W0, b0, tol=1e-6, max_iter=max_iter)
-        W2, b2 = fy_wstep(X, T, 0.4, W0, b0, RELU_FY, tol=1e-6, max_iter=max_iter)
+        W1, b1 = relu_fenchel_wstep(X, T, 0.4, W0, b0, tol=1e-6, max_iter=max_iter).value
+        W2, b2 = fy_wstep(X, T, 0.4, W0, b0, RELU_FY, tol=1e-6, max_iter=max_iter).value
         np.testing.assert_array_equal(W1, W2)
         np.testing.assert_array_equal(b1, b2)
 
@@ -221,9 +226,9 @@ def test_fy_wstep_float32_and_bad_input():
     W0, b0 = np.zeros((3, 4)), np.zeros(3)
     W32, b32 = fy_wstep(
         X.astype(np.float32), T.astype(np.float32), 0.5, W0, b0, SIGMOID_FY, max_iter=200
-    )
+    ).value
     assert W32.dtype == np.float32 and b32.dtype == np.float32
-    W64, b64 = fy_wstep(X, T, 0.5, W0, b0, SIGMOID_FY, max_iter=200)
+    W64, b64 = fy_wstep(X, T, 0.5, W0, b0, SIGMOID_FY, max_iter=200).value
     assert W64.dtype == np.float64
     np.testing.assert_allclose(W32, W64, atol=1e-4)
     with pytest.raises(ValueError, match="domain"):

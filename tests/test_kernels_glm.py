@@ -13,6 +13,11 @@ CLARABEL_TIGHT = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
 CLARABEL_EXP = {"tol_gap_abs": 1e-12, "tol_gap_rel": 1e-12, "tol_feas": 1e-12}
 
 
+def _vi(result):
+    """Return ``(value, info)`` of a kernel's StepResult."""
+    return result.value, result.info
+
+
 def _data(m, p, q, scale, seed):
     rng = np.random.default_rng(seed)
     X = scale * rng.random((m, p))
@@ -53,16 +58,17 @@ def test_relu_fenchel_wstep_vs_cvxpy(scale, method, tol):
     m, p, q = 40, 5, 3
     X, T, _ = _data(m, p, q, scale, seed=0)
     alpha = 0.5
-    W, b, info = relu_fenchel_wstep(
-        X,
-        T,
-        alpha,
-        np.zeros((q, p)),
-        np.zeros(q),
-        tol=tol,
-        max_iter=20000,
-        method=method,
-        return_info=True,
+    (W, b), info = _vi(
+        relu_fenchel_wstep(
+            X,
+            T,
+            alpha,
+            np.zeros((q, p)),
+            np.zeros(q),
+            tol=tol,
+            max_iter=20000,
+            method=method,
+        )
     )
     assert info["converged"]
     Wv, bv = cp.Variable((q, p)), cp.Variable(q)
@@ -83,7 +89,7 @@ def test_relu_fenchel_wstep_kkt(method, tol):
     alpha = 0.2
     W, b = relu_fenchel_wstep(
         X, T, alpha, np.zeros((4, 6)), np.zeros(4), tol=tol, max_iter=20000, method=method
-    )
+    ).value
     R = np.maximum(X @ W.T + b, 0) - T
     g0 = np.linalg.norm(np.vstack([X.T @ T, T.sum(axis=0)]))
     atol = 10 * tol * g0
@@ -112,29 +118,30 @@ def test_relu_fenchel_wstep_reuses_ridge_and_is_monotone():
     ):
         if max_iter == 1:
             previous = f0
-        W, b, info = relu_fenchel_wstep(
-            X,
-            T,
-            alpha,
-            W0,
-            b0,
-            ridge=ridge,
-            max_iter=max_iter,
-            tol=1e-14,
-            method=method,
-            return_info=True,
+        (W, b), info = _vi(
+            relu_fenchel_wstep(
+                X,
+                T,
+                alpha,
+                W0,
+                b0,
+                ridge=ridge,
+                max_iter=max_iter,
+                tol=1e-14,
+                method=method,
+            )
         )
         f = _relu_objective(X, T, alpha, W, b)
         assert f <= f0 + 1e-12 * abs(f0)
         assert info["objective_start"] == pytest.approx(f0, rel=1e-12)
         assert f <= previous + 1e-9 * abs(previous)  # more iterations never hurt here
         previous = f
-    W1, b1 = relu_fenchel_wstep(X, T, alpha, W0, b0, ridge=ridge, tol=1e-9, max_iter=5000)
-    W2, b2 = relu_fenchel_wstep(X, T, alpha, W0, b0, tol=1e-9, max_iter=5000)
+    W1, b1 = relu_fenchel_wstep(X, T, alpha, W0, b0, ridge=ridge, tol=1e-9, max_iter=5000).value
+    W2, b2 = relu_fenchel_wstep(X, T, alpha, W0, b0, tol=1e-9, max_iter=5000).value
     np.testing.assert_allclose(W1, W2, atol=1e-12)
     W3, b3 = relu_fenchel_wstep(
         X, T, alpha, W0, b0, ridge=ridge, tol=1e-12, max_iter=5000, method="amm"
-    )
+    ).value
     np.testing.assert_allclose(W1, W3, atol=1e-7)
     np.testing.assert_allclose(b1, b3, atol=1e-7)
     with pytest.raises(ValueError, match="ridge"):
@@ -146,8 +153,8 @@ def test_softmax_wstep_vs_cvxpy(scale):
     m, p, q = 50, 4, 3
     X, _, Y = _data(m, p, q, scale, seed=3)
     alpha = 0.4
-    W, b, info = softmax_wstep(
-        X, Y, alpha, np.zeros((q, p)), np.zeros(q), tol=1e-9, max_iter=2000, return_info=True
+    (W, b), info = _vi(
+        softmax_wstep(X, Y, alpha, np.zeros((q, p)), np.zeros(q), tol=1e-9, max_iter=2000)
     )
     assert info["grad_norm"] < 1e-7
     Wv, bv = cp.Variable((q, p)), cp.Variable(q)
@@ -169,7 +176,7 @@ def test_softmax_wstep_vs_cvxpy(scale):
 def test_softmax_wstep_kkt_and_preconditioner():
     X, _, Y = _data(70, 5, 4, 1.0, seed=4)
     alpha = 0.3
-    W, b = softmax_wstep(X, Y, alpha, np.zeros((4, 5)), np.zeros(4), tol=1e-9, max_iter=3000)
+    W, b = softmax_wstep(X, Y, alpha, np.zeros((4, 5)), np.zeros(4), tol=1e-9, max_iter=3000).value
     U = X @ W.T + b
     S = np.exp(U - U.max(axis=1, keepdims=True))
     S /= S.sum(axis=1, keepdims=True)
@@ -177,7 +184,7 @@ def test_softmax_wstep_kkt_and_preconditioner():
     np.testing.assert_allclose((S - Y).sum(axis=0), 0.0, atol=1e-6)
     W2, b2 = softmax_wstep(
         X, Y, alpha, np.zeros((4, 5)), np.zeros(4), tol=1e-9, max_iter=3000, precondition=False
-    )
+    ).value
     np.testing.assert_allclose(W2, W, atol=1e-6)
     np.testing.assert_allclose(b2, b, atol=1e-6)
 
@@ -189,7 +196,7 @@ def test_softmax_wstep_monotone():
     W0, b0 = rng.normal(size=(3, 5)), rng.normal(size=3)
     f0 = _softmax_objective(X, Y, alpha, W0, b0)
     for max_iter in (1, 3, 100):
-        W, b, info = softmax_wstep(X, Y, alpha, W0, b0, max_iter=max_iter, return_info=True)
+        (W, b), info = _vi(softmax_wstep(X, Y, alpha, W0, b0, max_iter=max_iter))
         assert _softmax_objective(X, Y, alpha, W, b) <= f0 + 1e-12 * abs(f0)
         assert info["objective_start"] == pytest.approx(f0, rel=1e-12)
 
@@ -197,11 +204,11 @@ def test_softmax_wstep_monotone():
 def test_float32_in_float32_out():
     X, T, Y = _data(30, 4, 3, 1.0, seed=7)
     X32, T32, Y32 = X.astype(np.float32), T.astype(np.float32), Y.astype(np.float32)
-    W, b = relu_fenchel_wstep(X32, T32, 1.0, np.zeros((3, 4)), np.zeros(3))
+    W, b = relu_fenchel_wstep(X32, T32, 1.0, np.zeros((3, 4)), np.zeros(3)).value
     assert W.dtype == np.float32 and b.dtype == np.float32
-    W64, _ = relu_fenchel_wstep(X, T, 1.0, np.zeros((3, 4)), np.zeros(3))
+    W64, _ = relu_fenchel_wstep(X, T, 1.0, np.zeros((3, 4)), np.zeros(3)).value
     np.testing.assert_allclose(W, W64, atol=1e-3)
-    W, b = softmax_wstep(X32, Y32, 1.0, np.zeros((3, 4)), np.zeros(3))
+    W, b = softmax_wstep(X32, Y32, 1.0, np.zeros((3, 4)), np.zeros(3)).value
     assert W.dtype == np.float32 and b.dtype == np.float32
 
 
@@ -258,8 +265,8 @@ def test_relu_fenchel_wstep_product_budget(monkeypatch, max_iter):
     ridge = Ridge(X, alpha)
     W0, b0 = ridge.solve(T)
     count = _CountProducts(monkeypatch, X.shape[0])
-    W1, b1, info = relu_fenchel_wstep(
-        X, T, alpha, W0, b0, ridge=ridge, tol=1e-14, max_iter=max_iter, return_info=True
+    (W1, b1), info = _vi(
+        relu_fenchel_wstep(X, T, alpha, W0, b0, ridge=ridge, tol=1e-14, max_iter=max_iter)
     )
     assert not info["converged"] and info["n_iter"] == max_iter
     assert len(count.calls) == 1 + 2 * max_iter  # the start's image, then two per iteration
@@ -267,8 +274,8 @@ def test_relu_fenchel_wstep_product_budget(monkeypatch, max_iter):
     assert U is not None
     np.testing.assert_allclose(U, X @ W1.T + b1, rtol=1e-10, atol=1e-10)
     count.calls.clear()
-    W2, b2, info2 = relu_fenchel_wstep(
-        X, T, alpha, W1, b1, ridge=ridge, tol=1e-14, max_iter=max_iter, return_info=True
+    (W2, b2), info2 = _vi(
+        relu_fenchel_wstep(X, T, alpha, W1, b1, ridge=ridge, tol=1e-14, max_iter=max_iter)
     )
     assert len(count.calls) == 2 * max_iter  # warm: the remembered image
     assert info2["objective_start"] == pytest.approx(_relu_objective(X, T, alpha, W1, b1), 1e-10)
@@ -284,8 +291,8 @@ def test_relu_fenchel_wstep_float32_products_track_the_exact_ones():
     f0 = _relu_objective(X, T, alpha, W0, b0)
     out = {}
     for name, ridge in (("exact", exact), ("mixed", mixed)):
-        W, b, info = relu_fenchel_wstep(
-            X, T, alpha, W0, b0, ridge=ridge, max_iter=30, tol=1e-12, return_info=True
+        (W, b), info = _vi(
+            relu_fenchel_wstep(X, T, alpha, W0, b0, ridge=ridge, max_iter=30, tol=1e-12)
         )
         assert W.dtype == np.float64
         out[name] = _relu_objective(X, T, alpha, W, b)
@@ -300,11 +307,13 @@ def test_relu_fenchel_wstep_continues_its_memory_on_a_shared_ridge():
     alpha = 0.25
     ridge = Ridge(X, alpha)
     W0, b0 = ridge.solve(T)
-    W2, b2 = relu_fenchel_wstep(X, T, alpha, W0, b0, ridge=Ridge(X, alpha), tol=1e-14, max_iter=2)
-    W1, b1 = relu_fenchel_wstep(X, T, alpha, W0, b0, ridge=ridge, tol=1e-14, max_iter=1)
-    W1b, b1b = relu_fenchel_wstep(X, T, alpha, W1, b1, ridge=ridge, tol=1e-14, max_iter=1)
+    W2, b2 = relu_fenchel_wstep(
+        X, T, alpha, W0, b0, ridge=Ridge(X, alpha), tol=1e-14, max_iter=2
+    ).value
+    W1, b1 = relu_fenchel_wstep(X, T, alpha, W0, b0, ridge=ridge, tol=1e-14, max_iter=1).value
+    W1b, b1b = relu_fenchel_wstep(X, T, alpha, W1, b1, ridge=ridge, tol=1e-14, max_iter=1).value
     np.testing.assert_allclose(W1b, W2, rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(b1b, b2, rtol=1e-9, atol=1e-11)
     # a call from another start forgets the memory: the same answer as a fresh ridge
-    Wa, _ = relu_fenchel_wstep(X, T, alpha, W0, b0, ridge=ridge, tol=1e-14, max_iter=1)
+    Wa, _ = relu_fenchel_wstep(X, T, alpha, W0, b0, ridge=ridge, tol=1e-14, max_iter=1).value
     np.testing.assert_allclose(Wa, W1, rtol=1e-12, atol=1e-14)

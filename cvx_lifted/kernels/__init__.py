@@ -17,11 +17,18 @@ one against a direct CVXPY formulation.
   the sigmoid, tanh, ReLU and leaky ReLU catalogue) and the state steps after such a layer (open
   domains, by damped Newton) and after a sparsemax layer (on the simplex).
 
-The state and output steps return a :class:`StepResult`: the answer (``value``) and a dict of
-how the kernel ended (``info``: per-row iterations, residuals, convergence, objective, method).
+Every block kernel returns a :class:`StepResult`: the answer (``value``: the states, or ``(W, b)``
+of a weight step) and a dict of how the kernel ended (``info``: iterations, residuals,
+convergence, objective, method).
+
+The weight steps touch their rows only through a :class:`RowOps` (maps over row chunks and sums
+over them): :data:`MEMORY` runs them as plain NumPy, :mod:`cvx_lifted.distributed` on the row
+chunks of a Dask cluster. ``relu_fenchel_step``, ``fy_step`` and ``softmax_step`` are the weight
+steps on checked inputs in either layout; ``*_wstep`` check in-memory inputs and call them.
 """
 
 from ._result import StepResult
+from ._rowops import MEMORY, RowOps
 from .boxqp import FYCoupling, L2Coupling, ReluFenchelCoupling, SoftmaxCoupling, state_step
 from .fenchel_young import (
     RELU_FY,
@@ -32,7 +39,8 @@ from .fenchel_young import (
     leaky_relu_fy,
     simplex_state_step,
 )
-from .glm import fy_wstep, relu_fenchel_wstep, softmax_wstep
+from .glm import fy_step, fy_wstep, relu_fenchel_step, relu_fenchel_wstep
+from .multinomial import softmax_step, softmax_wstep
 from .ridge import Ridge
 from .simplex import (
     AppendixABounds,
@@ -46,22 +54,27 @@ __all__ = [
     "RELU_FY",
     "SIGMOID_FY",
     "TANH_FY",
+    "MEMORY",
     "AppendixABounds",
     "FYCoupling",
     "L2Coupling",
     "ReluFenchelCoupling",
     "Ridge",
+    "RowOps",
     "ScalarFY",
     "SoftmaxCoupling",
     "StepResult",
     "appendix_a_bounds",
     "fy_state_step",
+    "fy_step",
     "fy_wstep",
     "leaky_relu_fy",
     "project_simplex",
+    "relu_fenchel_step",
     "relu_fenchel_wstep",
     "simplex_state_step",
     "simplex_xent_prox",
+    "softmax_step",
     "softmax_wstep",
     "state_step",
     "xent_bracket",

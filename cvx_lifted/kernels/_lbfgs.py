@@ -214,26 +214,26 @@ def armijo_columns(
 
 
 def lbfgs_columns(
-    image_dir: Callable[[NDArray[np.float64]], NDArray[np.floating]],
-    moments: Callable[[NDArray[np.floating]], NDArray[np.float64]],
-    residual: Callable[[NDArray[np.floating]], NDArray[np.floating]],
-    objective_cols: Callable[[NDArray[np.floating], NDArray[np.float64]], NDArray[np.float64]],
+    image_dir: Callable[[NDArray[np.float64]], Any],
+    moments: Callable[[Any], NDArray[np.float64]],
+    residual: Callable[[Any], Any],
+    objective_cols: Callable[[Any, NDArray[np.float64]], NDArray[np.float64]],
     line_cols: Callable[
-        [NDArray[np.floating], NDArray[np.floating], NDArray[np.float64]],
-        tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.floating] | None],
+        [Any, Any, NDArray[np.float64]],
+        tuple[NDArray[np.float64], NDArray[np.float64], Any],
     ],
     alpha: float,
     theta0: NDArray[np.float64],
-    U0: NDArray[np.floating],
+    U0: Any,
     R: NDArray[np.float64],
     scale: GradScale,
     tol: float,
     max_iter: int,
+    *,
+    advance: Callable[[Any, Any, NDArray[np.float64]], Any],
     memory: int = 8,
-    advance: Callable[[NDArray[np.floating], NDArray[np.floating], NDArray[np.float64]], None]
-    | None = None,
     carry: dict[str, Any] | None = None,
-) -> tuple[NDArray[np.float64], NDArray[np.floating] | None, dict[str, Any]]:
+) -> tuple[NDArray[np.float64], Any, dict[str, Any]]:
     r"""Column-wise L-BFGS for a separable GLM W-step (the default method of the W-steps).
 
     The objective is :math:`F(\Theta) = \sum_j \bigl[\sum_i \ell_{ij}(u_{ij})
@@ -242,8 +242,9 @@ def lbfgs_columns(
     :math:`+ \alpha[W^\top; 0]`), ``objective_cols(U, Theta)`` the per-column objective and
     ``line_cols(U, V, t)`` those sums at :math:`U + V\operatorname{diag}(t)`, their derivatives in
     :math:`t` and optionally the residual there (reused as the next gradient's residual).
-    ``advance(U, V, t)`` adds :math:`V\operatorname{diag}(t)` to ``U`` in place (default: one
-    numpy expression).
+    ``advance(U, V, t)`` returns :math:`U + V\operatorname{diag}(t)` (in memory: ``U`` changed in
+    place). :math:`U` and :math:`V` are touched only through these callables, so they may be
+    row-partitioned arrays held elsewhere (:mod:`cvx_lifted.kernels._rowops`).
 
     The problem separates over the :math:`q` columns of :math:`\Theta`; every column runs its own
     L-BFGS recursion (vectorised across columns) in the preconditioned variables
@@ -332,11 +333,7 @@ def lbfgs_columns(
             alpha,
         )
         theta += D * t
-        if advance is None:
-            V *= t.astype(V.dtype)  # in place: V is not needed any more
-            U += V
-        else:
-            advance(U, V, t)
+        U = advance(U, V, t)
         del V
         n_iter += 1
         last = (dP * t, gP)

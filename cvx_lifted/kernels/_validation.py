@@ -26,7 +26,8 @@ __all__ = [
 
 def float_dtype(*arrays: ArrayLike) -> np.dtype:
     """Return ``float32`` when every argument is ``float32``, else ``float64``."""
-    dtypes = [np.asarray(a).dtype for a in arrays]
+    # ``.dtype`` first: a row-partitioned (e.g. Dask) array must not be gathered to ask
+    dtypes = [np.dtype(a.dtype) if hasattr(a, "dtype") else np.asarray(a).dtype for a in arrays]
     if dtypes and all(d == np.float32 for d in dtypes):
         return np.dtype(np.float32)
     return np.dtype(np.float64)

@@ -64,11 +64,17 @@ from numpy.typing import ArrayLike, NDArray
 from cvx_lifted import threads
 
 from ._lbfgs import GradScale, colsum, lbfgs_columns, lbfgs_preconditioned
+from ._result import StepResult
 from ._validation import as_float_array, float_dtype, positive_int, positive_scalar
 from .fenchel_young import RELU_FY, ScalarFY
 from .ridge import Ridge
 
-__all__ = ["fy_wstep", "relu_fenchel_wstep", "softmax_wstep"]
+__all__ = [
+    "fy_step",
+    "fy_wstep",
+    "relu_fenchel_step",
+    "relu_fenchel_wstep",
+]
 
 
 def _check_weights(
@@ -118,37 +124,56 @@ def _chunk_rows(q: int) -> int:
     return max(256, 2**18 // max(q, 1))
 
 
+def _image_theta(Xp: NDArray[np.floating], theta: NDArray[Any]) -> NDArray[np.floating]:
+    r"""Return :math:`[X, \mathbf 1]\Theta` of a chunk (``theta`` in the dtype of ``Xp``)."""
+    p = theta.shape[0] - 1
+    V = threads.matmul(Xp, theta[:p])
+    V += theta[p]
+    return V
+
+
+def _aug_moments(Xp: NDArray[np.floating], G: NDArray[np.floating]) -> NDArray[np.float64]:
+    r"""Return :math:`[X, \mathbf 1]^\top G` (float64) of a chunk, in the product dtype."""
+    p = Xp.shape[1]
+    out = np.empty((p + 1, G.shape[1]))
+    out[:p] = threads.matmul(Xp.T, G.astype(Xp.dtype, copy=False))
+    out[p] = G.sum(axis=0, dtype=np.float64)
+    return out
+
+
 class _Products:
     r"""The products over the data of a GLM weight step, in the precision of ``ridge``.
 
     ``X`` is multiplied in :attr:`Ridge.product_dtype` (float32 for large float64 data, see
-    :mod:`~cvx_lifted.kernels.ridge`) with the thread counts of :func:`cvx_lifted.threads.matmul`;
-    images are returned in that dtype (:meth:`image_dir`) or in the dtype of ``X``
-    (:meth:`image`), moments in float64.
+    :mod:`~cvx_lifted.kernels.ridge`) with the thread counts of :func:`cvx_lifted.threads.matmul`,
+    chunk by chunk through the ridge's :class:`~cvx_lifted.kernels._rowops.RowOps`; images are
+    returned in that dtype (:meth:`image_dir`) or in the dtype of ``X`` (:meth:`image`), moments
+    in float64.
     """
 
     def __init__(self, ridge: Ridge, dt: np.dtype, q: int) -> None:
         self.ridge = ridge
+        self.ops = ridge.ops
         self.Xp = ridge.product_matrix()
-        self.pd = self.Xp.dtype
+        self.pd = np.dtype(self.Xp.dtype)
         self.dt = dt
         self.p = self.Xp.shape[1]
         self.q = q
 
-    def image_dir(self, theta: NDArray[np.float64]) -> NDArray[np.floating]:
-        th = theta.astype(self.pd)
-        V = threads.matmul(self.Xp, th[: self.p])
-        V += th[self.p]
-        return V
+    def image_dir(self, theta: NDArray[np.float64]) -> Any:
+        return self.ops.map(
+            _image_theta, self.Xp, theta=theta.astype(self.pd), cols=self.q, dtype=self.pd
+        )
 
     def image(self, theta: NDArray[np.float64]) -> NDArray[np.floating]:
-        return self.image_dir(theta).astype(self.dt, copy=False)
+        return cast(NDArray[np.floating], self.image_dir(theta).astype(self.dt, copy=False))
 
-    def moments(self, G: NDArray[np.floating]) -> NDArray[np.float64]:
-        out = np.empty((self.p + 1, G.shape[1]))
-        out[: self.p] = threads.matmul(self.Xp.T, G.astype(self.pd, copy=False))
-        out[self.p] = G.sum(axis=0, dtype=np.float64)
-        return out
+    def moments(self, G: Any) -> NDArray[np.float64]:
+        return cast(NDArray[np.float64], self.ops.sum(_aug_moments, self.Xp, G))
+
+    def norm(self, T: Any) -> float:
+        r""":math:`\|T\|_F` of a row-partitioned ``T``."""
+        return float(np.sqrt(self.ops.sum(_squares, T)))
 
     def bound(self, M_norm: float) -> float:
         r"""Upper bound of :math:`\|[X, \mathbf 1]^\top M\|_F` from :math:`\|M\|_F` (no product).
@@ -163,7 +188,7 @@ class _Products:
 
     def start(
         self, W: NDArray[np.float64], b: NDArray[np.float64], theta0: NDArray[np.float64]
-    ) -> NDArray[np.floating]:
+    ) -> Any:
         """Return an image of ``theta0`` the caller may change: the remembered one, or a new one.
 
         A weight step that starts where the previous one on this ridge ended also continues its
@@ -178,7 +203,7 @@ class _Products:
         return U
 
     def finish(
-        self, theta: NDArray[np.float64], U: NDArray[np.floating] | None
+        self, theta: NDArray[np.float64], U: Any
     ) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
         """Return ``(W, b)`` in the dtype of ``X`` and remember ``U`` as their image."""
         W_out = np.ascontiguousarray(theta[: self.p].T).astype(self.dt, copy=False)
@@ -188,10 +213,12 @@ class _Products:
         return W_out, b_out
 
 
-def _relu_fy_cols(
-    U: NDArray[np.floating], T: NDArray[np.floating], W: NDArray[np.float64], alpha: float
-) -> NDArray[np.float64]:
-    r"""Per-column objective :math:`\sum_i \tfrac12\max(u,0)^2 - ut + \tfrac\alpha2\|w_j\|^2`."""
+def _squares(T: NDArray[np.floating]) -> float:
+    return float(np.vdot(T, T))
+
+
+def _relu_data_cols(U: NDArray[np.floating], T: NDArray[np.floating]) -> NDArray[np.float64]:
+    r"""Per-column data term :math:`\sum_i \tfrac12\max(u,0)^2 - ut` of a chunk of rows."""
     m, q = U.shape
     val = np.zeros(q)
     rows = _chunk_rows(q)
@@ -201,22 +228,49 @@ def _relu_fy_cols(
         val += colsum(0.5 * up - t, up)  # 1/2 max(u,0)^2 - max(u,0) t
         np.minimum(u, 0.0, out=up)
         val -= colsum(up, t)
-    return cast(NDArray[np.float64], val + 0.5 * alpha * np.einsum("ij,ij->i", W, W))
+    return val
 
 
-def _relu_line_cols(
+def _relu_fy_cols(
+    U: NDArray[np.floating], T: NDArray[np.floating], W: NDArray[np.float64], alpha: float
+) -> NDArray[np.float64]:
+    r"""Per-column objective :math:`\sum_i \tfrac12\max(u,0)^2 - ut + \tfrac\alpha2\|w_j\|^2`."""
+    return cast(
+        NDArray[np.float64], _relu_data_cols(U, T) + 0.5 * alpha * np.einsum("ij,ij->i", W, W)
+    )
+
+
+def _relu_objective_sums(
+    U: NDArray[np.floating], T: NDArray[np.floating]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""Return the data term per column and :math:`\sum_i u_{ij}t_{ij}` of a chunk (one pass)."""
+    return _relu_data_cols(U, T), colsum(U, T)
+
+
+def _relu_residual(U: NDArray[np.floating], T: NDArray[np.floating]) -> NDArray[np.floating]:
+    r"""Return :math:`\max(U, 0) - T` of a chunk, in the dtype of ``U``, in cache-sized pieces."""
+    out = np.empty(U.shape, dtype=U.dtype)
+    rows = _chunk_rows(U.shape[1])
+    for s in range(0, U.shape[0], rows):
+        block = np.maximum(U[s : s + rows], 0.0)
+        block -= T[s : s + rows]
+        out[s : s + rows] = block
+    return out
+
+
+def _relu_line_sums(
     U: NDArray[np.floating],
     V: NDArray[np.floating],
+    T: NDArray[np.floating],
     t: NDArray[np.float64],
-    lin: NDArray[np.float64],
-    vT: NDArray[np.float64],
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    r"""Per-column data term :math:`\sum_i \tfrac12\max(u + tv, 0)^2 - (u + tv)t_{ij}` at steps
-    ``t`` and its derivative in ``t``, in one pass over ``U`` (chunks of rows, in cache).
+    with_vT: bool,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    r"""Return the quadratic sums of the ReLU loss along a line at steps ``t``, over a chunk.
 
-    The linear parts are given: ``lin`` :math:`= \sum_i (u + tv)t_{ij}` and ``vT``
-    :math:`= \sum_i v t_{ij}` per column, so the pass computes only the two quadratic sums.
-    """  # noqa: D205
+    Returns :math:`\sum_i \max(u + tv, 0)^2`, :math:`\sum_i v\max(u + tv, 0)` and (when
+    ``with_vT``, else zeros) :math:`\sum_i v t_{ij}` per column, in one pass over ``U`` (pieces
+    of rows in cache, no ``m x q`` temporary).
+    """
     m, q = U.shape
     value = np.zeros(q)
     slope = np.zeros(q)
@@ -231,7 +285,7 @@ def _relu_line_cols(
         np.maximum(w, 0.0, out=w)
         value += colsum(w, w)
         slope += colsum(v, w)
-    return 0.5 * value - lin, slope - vT
+    return value, slope, (colsum(V, T) if with_vT else np.zeros(q))
 
 
 def _advance(U: NDArray[np.floating], V: NDArray[np.floating], t: NDArray[np.float64]) -> None:
@@ -249,53 +303,51 @@ def _advance(U: NDArray[np.floating], V: NDArray[np.floating], t: NDArray[np.flo
 
 def _lbfgs_columns_relu(
     prod: _Products,
-    T: NDArray[np.floating],
+    T: Any,
     alpha: float,
     theta0: NDArray[np.float64],
-    U0: NDArray[np.floating],
+    U0: Any,
     R: NDArray[np.float64],
     scale: GradScale,
     tol: float,
     max_iter: int,
-) -> tuple[NDArray[np.float64], NDArray[np.floating] | None, dict[str, Any]]:
+) -> tuple[NDArray[np.float64], Any, dict[str, Any]]:
     r"""Column-wise L-BFGS (:func:`~cvx_lifted.kernels._lbfgs.lbfgs_columns`), Fenchel–Young ReLU.
 
     The ReLU loss :math:`\tfrac12\max(u, 0)^2 - ut` is evaluated with dedicated passes over chunks
-    of rows (:func:`_relu_line_cols`): no transcendental functions, no ``m x q`` temporaries; the
+    of rows (:func:`_relu_line_sums`): no transcendental functions, no ``m x q`` temporaries; the
     residual is written directly in the dtype of the products.
     """
     p = theta0.shape[0] - 1
-    rows = _chunk_rows(T.shape[1])
+    ops = prod.ops
     if T.dtype != U0.dtype:  # float32 products: the targets too, once (half the traffic)
-        T = T.astype(U0.dtype)
-    # the linear part of the loss along a line, sum_i (u + tv) t, is kept per column: it costs a
-    # pass when a direction is new, none per trial step
+        T = ops.astype(T, U0.dtype)
+    # the linear part of the loss along a line, sum_i (u + tv) t, is kept per column: it is
+    # summed in the pass of the first trial step of a direction, and in no other pass
     lin: dict[str, Any] = {"uT": None, "V": None, "vT": None}
 
-    def residual(U: NDArray[np.floating]) -> NDArray[np.floating]:
-        out = np.empty(U.shape, dtype=prod.pd)
-        for s in range(0, U.shape[0], rows):
-            block = np.maximum(U[s : s + rows], 0.0)
-            block -= T[s : s + rows]
-            out[s : s + rows] = block
-        return out
+    def residual(U: Any) -> Any:
+        return ops.map(_relu_residual, U, T, cols=prod.q, dtype=U0.dtype)
 
-    def objective_cols(U: NDArray[np.floating], theta: NDArray[np.float64]) -> NDArray[np.float64]:
-        lin["uT"] = colsum(U, T)
-        return _relu_fy_cols(U, T, theta[:p].T, alpha)
+    def objective_cols(U: Any, theta: NDArray[np.float64]) -> NDArray[np.float64]:
+        val, lin["uT"] = ops.sum(_relu_objective_sums, U, T)
+        W = theta[:p].T
+        return cast(NDArray[np.float64], val + 0.5 * alpha * np.einsum("ij,ij->i", W, W))
 
     def line_cols(
-        U: NDArray[np.floating], V: NDArray[np.floating], t: NDArray[np.float64]
+        U: Any, V: Any, t: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], None]:
-        if lin["V"] is not V:
-            lin["V"], lin["vT"] = V, colsum(V, T)
-        value, slope = _relu_line_cols(U, V, t, lin["uT"] + t * lin["vT"], lin["vT"])
-        return value, slope, None
+        new = lin["V"] is not V
+        value, slope, vT = ops.sum(_relu_line_sums, U, V, T, t=t, with_vT=new)
+        if new:
+            lin["V"], lin["vT"] = V, vT
+        return 0.5 * value - (lin["uT"] + t * lin["vT"]), slope - lin["vT"], None
 
-    def advance(U: NDArray[np.floating], V: NDArray[np.floating], t: NDArray[np.float64]) -> None:
-        _advance(U, V, t)
+    def advance(U: Any, V: Any, t: NDArray[np.float64]) -> Any:
+        U = ops.update(_advance, U, V, t=t)
         lin["uT"] = lin["uT"] + t * lin["vT"]
         lin["V"] = None
+        return U
 
     return lbfgs_columns(
         prod.image_dir,
@@ -315,6 +367,32 @@ def _lbfgs_columns_relu(
     )
 
 
+def relu_fenchel_step(
+    ridge: Ridge,
+    T: Any,
+    alpha: float,
+    W0: NDArray[np.float64],
+    b0: NDArray[np.float64],
+    *,
+    tol: float,
+    max_iter: int,
+) -> StepResult:
+    """Run the column-wise L-BFGS of :func:`relu_fenchel_wstep` on checked inputs, any row layout.
+
+    ``ridge`` is built on the layer input (its :attr:`~Ridge.ops` say where the rows live), ``T``
+    is partitioned like it, ``W0`` and ``b0`` are float64. Returns a :class:`StepResult` with
+    ``(W, b)``.
+    """
+    prod = _Products(ridge, float_dtype(ridge.X, T), T.shape[1])
+    theta0 = np.vstack([W0.T, b0[None, :]])
+    scale = GradScale(lambda: float(np.linalg.norm(prod.moments(T))), prod.bound(prod.norm(T)))
+    theta, U, info = _lbfgs_columns_relu(
+        prod, T, alpha, theta0, prod.start(W0, b0, theta0), np.triu(ridge.factor[0]), scale,
+        tol, max_iter,
+    )  # fmt: skip
+    return StepResult(prod.finish(theta, U), info)
+
+
 def relu_fenchel_wstep(
     X: ArrayLike,
     T: ArrayLike,
@@ -326,11 +404,7 @@ def relu_fenchel_wstep(
     tol: float = 1e-4,
     max_iter: int = 500,
     method: str = "lbfgs",
-    return_info: bool = False,
-) -> (
-    tuple[NDArray[np.floating], NDArray[np.floating]]
-    | tuple[NDArray[np.floating], NDArray[np.floating], dict[str, Any]]
-):
+) -> StepResult:
     r"""W-step of a layer with the Fenchel–Young ReLU divergence.
 
     .. math::
@@ -393,18 +467,14 @@ def relu_fenchel_wstep(
         Safety cap on iterations; ``info['converged']`` is false when it is reached.
     method : {"lbfgs", "scipy", "amm"}, default "lbfgs"
         Algorithm.
-    return_info : bool, default False
-        Also return a dict with ``n_iter``, ``grad_norm`` (relative), ``converged``, ``objective``
-        and ``objective_start``.
 
     Returns
     -------
-    W : ndarray, shape (q, p)
-        Weights, ``float32`` when ``X`` and ``T`` are ``float32``, else ``float64``.
-    b : ndarray, shape (q,)
-        Intercepts, same dtype.
-    info : dict, optional
-        Returned when ``return_info`` is true.
+    StepResult
+        ``value`` is ``(W, b)``: weights of shape ``(q, p)`` and intercepts of shape ``(q,)``,
+        ``float32`` when ``X`` and ``T`` are ``float32``, else ``float64``; ``info`` holds
+        ``n_iter``, ``grad_norm`` (relative), ``converged``, ``objective`` and
+        ``objective_start``.
 
     Raises
     ------
@@ -424,28 +494,12 @@ def relu_fenchel_wstep(
     if method not in ("lbfgs", "scipy", "amm"):
         raise ValueError(f"method must be 'lbfgs', 'scipy' or 'amm', got {method!r}")
     ridge = _check_ridge(ridge, X_arr, alpha_f)
+    if method == "lbfgs":
+        return relu_fenchel_step(ridge, T_arr, alpha_f, W, b, tol=tol_f, max_iter=max_iter)
     prod = _Products(ridge, X_arr.dtype, q)
     theta0 = np.vstack([W.T, b[None, :]])
-    T_norm = float(np.linalg.norm(T_arr))
-
-    def exact_scale() -> float:
-        return float(np.linalg.norm(prod.moments(T_arr)))
-
-    U: NDArray[np.floating] | None = None
-    if method == "lbfgs":
-        scale = GradScale(exact_scale, prod.bound(T_norm))
-        theta, U, info = _lbfgs_columns_relu(
-            prod,
-            T_arr,
-            alpha_f,
-            theta0,
-            prod.start(W, b, theta0),
-            np.triu(ridge.factor[0]),
-            scale,
-            tol_f,
-            max_iter,
-        )
-    elif method == "scipy":
+    g_scale = max(float(np.linalg.norm(prod.moments(T_arr))), np.finfo(np.float64).tiny)
+    if method == "scipy":
 
         def obj_grad(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
             U = prod.image(theta)
@@ -456,20 +510,15 @@ def relu_fenchel_wstep(
             grad[:p] += alpha_f * theta[:p]
             return val, grad
 
-        g_scale = max(exact_scale(), np.finfo(np.float64).tiny)
         theta, info = lbfgs_preconditioned(
             obj_grad, theta0, np.triu(ridge.factor[0]), g_scale, tol_f, max_iter
         )
         del info["n_eval"]
     else:
-        g_scale = max(exact_scale(), np.finfo(np.float64).tiny)
         theta, info = _amm_relu(
             prod.image, prod.moments, ridge, T_arr, alpha_f, theta0, g_scale, tol_f, max_iter
         )
-    W_out, b_out = prod.finish(theta, U)
-    if not return_info:
-        return W_out, b_out
-    return W_out, b_out, info
+    return StepResult(prod.finish(theta, None), info)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -518,11 +567,7 @@ def fy_wstep(
     ridge: Ridge | None = None,
     tol: float = 1e-6,
     max_iter: int = 3,
-    return_info: bool = False,
-) -> (
-    tuple[NDArray[np.floating], NDArray[np.floating]]
-    | tuple[NDArray[np.floating], NDArray[np.floating], dict[str, Any]]
-):
+) -> StepResult:
     r"""W-step of a layer with an elementwise Fenchel–Young divergence (sigmoid, tanh, leaky ReLU).
 
     .. math::
@@ -581,18 +626,14 @@ def fy_wstep(
     max_iter : int, default 3
         Cap on iterations (a few per block-coordinate sweep); ``info['converged']`` is false when
         it is reached.
-    return_info : bool, default False
-        Also return a dict with ``n_iter``, ``grad_norm`` (relative), ``converged``, ``objective``,
-        ``objective_start`` and ``column_grad_norm`` (relative gradient norm per output column).
 
     Returns
     -------
-    W : ndarray, shape (q, p)
-        Weights, ``float32`` when ``X`` and ``T`` are ``float32``, else ``float64``.
-    b : ndarray, shape (q,)
-        Intercepts, same dtype.
-    info : dict, optional
-        Returned when ``return_info`` is true.
+    StepResult
+        ``value`` is ``(W, b)``: weights of shape ``(q, p)`` and intercepts of shape ``(q,)``,
+        ``float32`` when ``X`` and ``T`` are ``float32``, else ``float64``; ``info`` holds
+        ``n_iter``, ``grad_norm`` (relative), ``converged``, ``objective``, ``objective_start``
+        and ``column_grad_norm`` (relative gradient norm per output column).
 
     Raises
     ------
@@ -617,71 +658,117 @@ def fy_wstep(
     tol_f = positive_scalar(tol, "tol")
     max_iter = positive_int(max_iter, "max_iter")
     ridge = _check_ridge(ridge, X_arr, alpha_f)
-    prod = _Products(ridge, X_arr.dtype, q)
-    theta0 = np.vstack([W.T, b[None, :]])
-    U0 = prod.start(W, b, theta0)
+    return fy_step(ridge, T_arr, alpha_f, W, b, spec, tol=tol_f, max_iter=max_iter)
+
+
+def _fy_residual(U: NDArray[np.floating], T: NDArray[np.floating], spec: ScalarFY) -> Any:
+    return spec.conj_grad(U) - T
+
+
+def _fy_objective_sums(
+    U: NDArray[np.floating], T: NDArray[np.floating], spec: ScalarFY
+) -> NDArray[np.float64]:
+    return cast(NDArray[np.float64], spec.conj(U).sum(axis=0, dtype=np.float64) - colsum(U, T))
+
+
+def _fy_line_sums(
+    U: NDArray[np.floating],
+    V: NDArray[np.floating],
+    T: NDArray[np.floating],
+    t: NDArray[np.float64],
+    spec: ScalarFY,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    value, slope, _ = _fy_line_cols(U, V, T, t, spec)
+    return value, slope
+
+
+def _sum_and_squares(T: NDArray[np.floating]) -> tuple[float, float]:
+    return float(T.sum(dtype=np.float64)), float(np.vdot(T, T))
+
+
+def _minus(T: NDArray[np.floating], c: float) -> NDArray[np.floating]:
+    return c - T
+
+
+def fy_step(
+    ridge: Ridge,
+    T: Any,
+    alpha: float,
+    W0: NDArray[np.float64],
+    b0: NDArray[np.float64],
+    spec: ScalarFY,
+    *,
+    tol: float,
+    max_iter: int,
+) -> StepResult:
+    """Run the column-wise L-BFGS of :func:`fy_wstep` on checked inputs, any row layout.
+
+    ``ridge`` is built on the layer input (its :attr:`~Ridge.ops` say where the rows live), ``T``
+    is partitioned like it, ``W0`` and ``b0`` are float64. Returns a :class:`StepResult` with
+    ``(W, b)``.
+    """
+    ops = ridge.ops
+    m, q = T.shape
+    p = ridge.n_features
+    prod = _Products(ridge, float_dtype(ridge.X, T), q)
+    theta0 = np.vstack([W0.T, b0[None, :]])
+    U0 = prod.start(W0, b0, theta0)
     if spec == RELU_FY:
-        scale = GradScale(
-            lambda: float(np.linalg.norm(prod.moments(T_arr))),
-            prod.bound(float(np.linalg.norm(T_arr))),
-        )
+        scale = GradScale(lambda: float(np.linalg.norm(prod.moments(T))), prod.bound(prod.norm(T)))
         theta, U, info = _lbfgs_columns_relu(
-            prod,
-            T_arr,
-            alpha_f,
-            theta0,
-            U0,
-            np.triu(ridge.factor[0]),
-            scale,
-            tol_f,
-            max_iter,
+            prod, T, alpha, theta0, U0, np.triu(ridge.factor[0]), scale, tol, max_iter
         )
-    else:
-        phi0 = float(np.asarray(spec.conj_grad(np.zeros(1)), dtype=np.float64)[0])
-        # ||phi0 - T||_F without an m x q temporary
-        t_sum = float(T_arr.sum(dtype=np.float64))
-        t_sq = float(np.vdot(T_arr, T_arr))
-        M_norm = float(np.sqrt(max(t_sq - 2.0 * phi0 * t_sum + T_arr.size * phi0 * phi0, 0.0)))
-        scale = GradScale(
-            lambda: float(np.linalg.norm(prod.moments(phi0 - T_arr))), prod.bound(M_norm)
-        )
+        return StepResult(prod.finish(theta, U), info)
+    phi0 = float(np.asarray(spec.conj_grad(np.zeros(1)), dtype=np.float64)[0])
+    # ||phi0 - T||_F without an m x q temporary
+    t_sum, t_sq = ops.sum(_sum_and_squares, T)
+    M_norm = float(np.sqrt(max(t_sq - 2.0 * phi0 * t_sum + m * q * phi0 * phi0, 0.0)))
+    res_dtype = np.result_type(U0.dtype, T.dtype)
+    scale = GradScale(
+        lambda: float(
+            np.linalg.norm(prod.moments(ops.map(_minus, T, c=phi0, cols=q, dtype=T.dtype)))
+        ),
+        prod.bound(M_norm),
+    )
 
-        def residual(U: NDArray[np.floating]) -> NDArray[np.floating]:
-            return spec.conj_grad(U) - T_arr
+    def residual(U: Any) -> Any:
+        return ops.map(_fy_residual, U, T, spec=spec, cols=q, dtype=res_dtype)
 
-        def objective_cols(
-            U: NDArray[np.floating], theta: NDArray[np.float64]
-        ) -> NDArray[np.float64]:
-            val = spec.conj(U).sum(axis=0, dtype=np.float64) - colsum(U, T_arr)
-            penalty = 0.5 * alpha_f * np.einsum("ij,ij->j", theta[:p], theta[:p])
-            return cast(NDArray[np.float64], val + penalty)
+    def objective_cols(U: Any, theta: NDArray[np.float64]) -> NDArray[np.float64]:
+        val = ops.sum(_fy_objective_sums, U, T, spec=spec)
+        penalty = 0.5 * alpha * np.einsum("ij,ij->j", theta[:p], theta[:p])
+        return cast(NDArray[np.float64], val + penalty)
 
-        def line_cols(
-            U: NDArray[np.floating], V: NDArray[np.floating], t: NDArray[np.float64]
-        ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.floating]]:
-            return _fy_line_cols(U, V, T_arr, t, spec)
+    def line_cols(
+        U: Any, V: Any, t: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], Any]:
+        if ops.distributed:  # the residual stays with the rows: recomputed by the gradient
+            value, slope = ops.sum(_fy_line_sums, U, V, T, t=t, spec=spec)
+            return value, slope, None
+        return _fy_line_cols(U, V, T, t, spec)
 
-        if not np.isfinite(objective_cols(U0, theta0)).all():
-            raise ValueError(f"spec.conj of {spec.name!r} is not finite at the start (W0, b0)")
-        theta, U, info = lbfgs_columns(
-            prod.image_dir,
-            prod.moments,
-            residual,
-            objective_cols,
-            line_cols,
-            alpha_f,
-            theta0,
-            U0,
-            _fy_preconditioner(ridge, spec.curvature, p),
-            scale,
-            tol_f,
-            max_iter,
-            carry=prod.carry,
-        )
-    W_out, b_out = prod.finish(theta, U)
-    if not return_info:
-        return W_out, b_out
-    return W_out, b_out, info
+    def advance(U: Any, V: Any, t: NDArray[np.float64]) -> Any:
+        return ops.update(_advance, U, V, t=t)
+
+    if not np.isfinite(objective_cols(U0, theta0)).all():
+        raise ValueError(f"spec.conj of {spec.name!r} is not finite at the start (W0, b0)")
+    theta, U, info = lbfgs_columns(
+        prod.image_dir,
+        prod.moments,
+        residual,
+        objective_cols,
+        line_cols,
+        alpha,
+        theta0,
+        U0,
+        _fy_preconditioner(ridge, spec.curvature, p),
+        scale,
+        tol,
+        max_iter,
+        advance=advance,
+        carry=prod.carry,
+    )
+    return StepResult(prod.finish(theta, U), info)
 
 
 def _amm_relu(
@@ -743,154 +830,3 @@ def _amm_relu(
         "objective_start": float(F_start.sum()),
     }
     return theta, info
-
-
-# --------------------------------------------------------------------------------------------------
-# Softmax (multinomial logistic) W-step
-# --------------------------------------------------------------------------------------------------
-
-
-def _softmax_obj_grad(
-    U: NDArray[np.floating], Y: NDArray[np.floating]
-) -> tuple[float, NDArray[np.floating]]:
-    r"""Return :math:`\sum_i \mathrm{lse}(u_i) - y_i^\top u_i` and :math:`\mathrm{softmax}(U)-Y`."""
-    shift = U.max(axis=1, keepdims=True)
-    E = np.exp(U - shift)
-    s = E.sum(axis=1, keepdims=True)
-    lse = np.log(s) + shift
-    val = float(lse.sum(dtype=np.float64) - np.einsum("ij,ij->", Y, U, dtype=np.float64))
-    E /= s
-    E -= Y
-    return val, E
-
-
-def softmax_wstep(
-    X: ArrayLike,
-    Y: ArrayLike,
-    alpha: float,
-    W0: ArrayLike,
-    b0: ArrayLike,
-    *,
-    tol: float = 1e-5,
-    max_iter: int = 1000,
-    ridge: Ridge | None = None,
-    precondition: bool = True,
-    return_info: bool = False,
-) -> (
-    tuple[NDArray[np.floating], NDArray[np.floating]]
-    | tuple[NDArray[np.floating], NDArray[np.floating], dict[str, Any]]
-):
-    r"""W-step of the softmax output layer: multinomial logistic regression with a ridge penalty.
-
-    .. math::
-
-        (W^\star, b^\star) = \operatorname*{argmin}_{W \in \mathbb R^{q\times p},\,b\in\mathbb R^q}
-            \; \sum_{i=1}^m \Bigl[\log \sum_{j=1}^q e^{u_{ij}} - y_i^\top u_i\Bigr]
-            + \frac\alpha2 \|W\|_F^2,
-        \qquad U = X W^\top + \mathbf 1 b^\top,
-
-    with rows :math:`y_i \ge 0`, :math:`\mathbf 1^\top y_i = 1`. The objective is invariant under
-    :math:`b \to b + c\mathbf 1`; the returned :math:`b` is centred (:math:`\mathbf 1^\top b = 0`).
-
-    Method: L-BFGS-B (:func:`scipy.optimize.minimize`) on the flattened :math:`\Theta = [W^\top;
-    b^\top]`, warm-started at :math:`(W_0, b_0)`, with a stable log-sum-exp (max shift). When a
-    :class:`Ridge` on the same ``X`` is given, the variables are preconditioned by its Cholesky
-    factor :math:`R` (:math:`\Phi = R\Theta/\sqrt 2`, matching Böhning's bound :math:`\nabla^2 F
-    \preceq \tfrac12 A`), which removes the ill-conditioning of :math:`X`; with
-    ``precondition=True`` and no ``ridge``, one is built (one SYRK and a Cholesky). Measured on
-    Fashion-MNIST (m = 10,000, q = 10, :math:`\alpha = 1`, cold start, one thread), relative
-    gradient 1e-4 / 1e-6: on ReLU features (p = 300) 22 s / 57 s plain versus 6.6 s / 12 s
-    preconditioned (Gram included); on pixels (p = 784) 46 s / 111 s versus 29 s / 74 s. Stops when
-    :math:`\|\nabla F\|_F \le \text{tol}\,\|\nabla F(0)\|_F`. The result is the better of the start
-    and the L-BFGS iterate, so the objective never exceeds that of :math:`(W_0, b_0)`.
-
-    Complexity: :math:`O(m p q)` per function/gradient evaluation (two GEMMs) plus
-    :math:`O(p^2 q)` for the preconditioner.
-
-    Parameters
-    ----------
-    X : array_like, shape (m, p)
-        Layer inputs.
-    Y : array_like, shape (m, q)
-        Labels, rows on the probability simplex (one-hot or soft).
-    alpha : float
-        :math:`\alpha > 0`.
-    W0 : array_like, shape (q, p)
-        Starting weights.
-    b0 : array_like, shape (q,)
-        Starting intercepts.
-    tol : float, default 1e-5
-        Relative gradient tolerance (about 1e-8 is the floor set by rounding in the line search).
-    max_iter : int, default 1000
-        Cap on L-BFGS iterations; ``info['converged']`` is false when it is reached.
-    ridge : Ridge, optional
-        A :class:`Ridge` built on the same ``X`` with ``fit_intercept=True`` (any ``alpha``), used
-        as preconditioner.
-    precondition : bool, default True
-        Build a :class:`Ridge` preconditioner when ``ridge`` is not given.
-    return_info : bool, default False
-        Also return a dict with ``n_iter``, ``n_eval``, ``grad_norm`` (relative), ``converged``,
-        ``objective`` and ``objective_start``.
-
-    Returns
-    -------
-    W : ndarray, shape (q, p)
-        Weights, ``float32`` when ``X`` and ``Y`` are ``float32``, else ``float64``.
-    b : ndarray, shape (q,)
-        Centred intercepts, same dtype.
-    info : dict, optional
-        Returned when ``return_info`` is true.
-
-    Raises
-    ------
-    ValueError
-        On inconsistent shapes, non-finite inputs, rows of ``Y`` off the simplex or ``alpha <= 0``.
-    """
-    X_arr, Y_arr = _check_xt(X, Y, "Y")
-    if (Y_arr < 0).any():
-        raise ValueError("Y must be non-negative")
-    if not np.allclose(Y_arr.sum(axis=1, dtype=np.float64), 1.0, rtol=0.0, atol=1e-5):
-        raise ValueError("each row of Y must sum to 1 (labels on the probability simplex)")
-    m, p = X_arr.shape
-    q = Y_arr.shape[1]
-    alpha_f = positive_scalar(alpha, "alpha")
-    W, b = _check_weights(W0, b0, q, p)
-    tol_f = positive_scalar(tol, "tol")
-    max_iter = positive_int(max_iter, "max_iter")
-    if ridge is not None:
-        if not isinstance(ridge, Ridge):
-            raise ValueError(f"ridge must be a Ridge instance, got {type(ridge).__name__}")
-        if ridge.X.shape != (m, p) or not ridge.fit_intercept:
-            raise ValueError("ridge must be built on X with fit_intercept=True")
-    elif precondition:
-        ridge = Ridge(X_arr, alpha_f)
-    R = None if ridge is None else np.triu(ridge.factor[0]) / np.sqrt(2.0)
-    dt = X_arr.dtype
-
-    def obj_grad(theta: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
-        th = theta.astype(dt, copy=False)
-        U = X_arr @ th[:p] + th[p]
-        val, G = _softmax_obj_grad(U, Y_arr)
-        Wt = theta[:p]
-        val += 0.5 * alpha_f * float(np.vdot(Wt, Wt))
-        grad = np.empty((p + 1, q))
-        grad[:p] = X_arr.T @ G
-        grad[:p] += alpha_f * Wt
-        grad[p] = G.sum(axis=0, dtype=np.float64)
-        return val, grad
-
-    # Scale of the gradient: at Theta = 0, softmax = 1/q, so grad = [X, 1]^T (1/q - Y).
-    G_zero = (1.0 / q) - Y_arr
-    g0 = float(
-        np.sqrt(np.sum((X_arr.T @ G_zero).astype(np.float64) ** 2) + np.sum(G_zero.sum(0) ** 2))
-    )
-    g_scale = max(g0, np.finfo(np.float64).tiny)
-
-    theta0 = np.vstack([W.T, b[None, :]])
-    theta, info = lbfgs_preconditioned(obj_grad, theta0, R, g_scale, tol_f, max_iter)
-    W_out = np.ascontiguousarray(theta[:p].T).astype(dt, copy=False)
-    b_c = theta[p] - theta[p].mean()
-    b_out = b_c.astype(dt, copy=False)
-    if not return_info:
-        return W_out, b_out
-    return W_out, b_out, info

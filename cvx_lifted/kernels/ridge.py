@@ -28,6 +28,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from cvx_lifted import threads
 
+from ._rowops import MEMORY, RowOps
 from ._validation import as_float_array, float_dtype, positive_scalar
 
 __all__ = ["MIXED_MIN_ENTRIES", "Ridge"]
@@ -64,6 +65,37 @@ def _centred_gram32(X: NDArray[np.floating], rows: int = 8192) -> NDArray[np.flo
         gram += threads.matmul(D.T, D)
         gram += np.outer(s, mu64) + np.outer(mu64, s) + n * np.outer(mu64, mu64)
     return gram
+
+
+def gram_chunk(X: NDArray[np.floating]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""Return :math:`X^\top X` and the column sums of ``X`` (float64) of one chunk of rows."""
+    if X.dtype == np.float64:
+        gram = threads.matmul(X.T, X)  # SYRK (numpy detects X.T @ X)
+    else:
+        gram = _centred_gram32(X)
+    return gram, X.sum(axis=0, dtype=np.float64)
+
+
+def moments_chunk(
+    X: NDArray[np.floating], T: NDArray[np.floating], dtype: Any
+) -> tuple[NDArray[np.floating], NDArray[np.float64]]:
+    r"""Return :math:`X^\top T` (products in ``dtype``) and the column sums of ``T`` of a chunk."""
+    XtT = threads.matmul(X.astype(dtype, copy=False).T, T.astype(dtype, copy=False))
+    return XtT, T.sum(axis=0, dtype=np.float64)
+
+
+def image_chunk(X: NDArray[np.floating], Wt: NDArray[Any], b: NDArray[Any]) -> NDArray[np.floating]:
+    r"""Return :math:`XW^\top + \mathbf 1b^\top` of a chunk (``Wt`` is :math:`W^\top`)."""
+    U = threads.matmul(X, Wt)
+    U += b
+    return U
+
+
+def _squared_residual_chunk(
+    X: NDArray[np.floating], T: NDArray[np.floating], Wt: NDArray[Any], b: NDArray[Any]
+) -> float:
+    R = T - X @ Wt - b
+    return float(np.vdot(R, R))
 
 
 class Ridge:
@@ -138,9 +170,15 @@ class Ridge:
     """
 
     def __init__(
-        self, X: ArrayLike, alpha: float, *, fit_intercept: bool = True, products: str = "auto"
+        self,
+        X: ArrayLike,
+        alpha: float,
+        *,
+        fit_intercept: bool = True,
+        products: str = "auto",
+        ops: RowOps = MEMORY,
     ) -> None:
-        X_arr = as_float_array(X, "X", ndim=2)
+        X_arr: Any = as_float_array(X, "X", ndim=2) if not ops.distributed else X
         m, p = X_arr.shape
         if m < 1 or p < 1:
             raise ValueError(
@@ -151,23 +189,20 @@ class Ridge:
         if products not in _PRODUCTS:
             raise ValueError(f"products must be one of {_PRODUCTS}, got {products!r}")
         self.X = X_arr
+        self.ops = ops
         if products == "auto":
             products = "float32" if X_arr.size >= MIXED_MIN_ENTRIES else "exact"
         self.product_dtype = np.dtype(np.float32) if products == "float32" else X_arr.dtype
-        self._Xp: NDArray[np.floating] | None = X_arr if self.product_dtype == X_arr.dtype else None
-        self._image: tuple[NDArray[Any], NDArray[Any], NDArray[np.floating]] | None = None
+        self._Xp: Any = X_arr if self.product_dtype == X_arr.dtype else None
+        self._image: tuple[NDArray[Any], NDArray[Any], Any] | None = None
         self.workspace: dict[str, Any] = {}
         t0 = time.perf_counter()
-        if X_arr.dtype == np.float64:
-            gram = threads.matmul(X_arr.T, X_arr)  # SYRK (numpy detects X.T @ X)
-        else:
-            gram = _centred_gram32(X_arr)
+        gram, col_sums = ops.sum(gram_chunk, X_arr)
         k = p + 1 if self.fit_intercept else p
         A = np.empty((k, k), dtype=np.float64)
         A[:p, :p] = gram
         A[np.arange(p), np.arange(p)] += self.alpha
         if self.fit_intercept:
-            col_sums = X_arr.sum(axis=0, dtype=np.float64)
             A[:p, p] = col_sums
             A[p, :p] = col_sums
             A[p, p] = float(m)
@@ -192,7 +227,9 @@ class Ridge:
         """Number of columns :math:`p` of ``X``."""
         return int(self.X.shape[1])
 
-    def _check_targets(self, T: ArrayLike) -> NDArray[np.floating]:
+    def _check_targets(self, T: ArrayLike) -> Any:
+        if self.ops.distributed:  # row-partitioned targets are checked where they are made
+            return T
         T_arr = as_float_array(T, "T", ndim=2)
         if T_arr.shape[0] != self.n_samples:
             raise ValueError(
@@ -220,29 +257,30 @@ class Ridge:
         T_arr = self._check_targets(T)
         return self._moments(T_arr)
 
-    def _moments(self, T: NDArray[np.floating]) -> tuple[NDArray[np.floating], NDArray[np.float64]]:
+    def _moments(self, T: Any) -> tuple[NDArray[np.floating], NDArray[np.float64]]:
         dt = float_dtype(self.X, T)
         # the float32 copy of X costs about as much as a float64 product with a few columns:
         # made for products with many columns, used whenever it exists
         lowp = self._Xp is not None or T.shape[1] >= _COPY_MIN_COLUMNS
         if dt == np.float64 and self.product_dtype == np.float32 and lowp:
-            XtT = threads.matmul(self.product_matrix().T, T.astype(np.float32))
-            return XtT.astype(np.float64), T.sum(axis=0, dtype=np.float64)
-        X = self.X.astype(dt, copy=False)
-        return threads.matmul(X.T, T.astype(dt, copy=False)), T.sum(axis=0, dtype=np.float64)
+            XtT, cs = self.ops.sum(moments_chunk, self.product_matrix(), T, dtype=np.float32)
+            return XtT.astype(np.float64), cs
+        XtT, cs = self.ops.sum(moments_chunk, self.X, T, dtype=dt)
+        return XtT, cs
 
-    def product_matrix(self) -> NDArray[np.floating]:
+    def product_matrix(self) -> Any:
         """Return ``X`` in :attr:`product_dtype` (a float32 copy is made at the first call).
 
         Returns
         -------
         ndarray, shape (m, p)
+            A row-partitioned array of the same shape when ``X`` is one.
         """
         if self._Xp is None:
-            self._Xp = self.X.astype(self.product_dtype)
+            self._Xp = self.ops.astype(self.X, self.product_dtype)
         return self._Xp
 
-    def image(self, W: ArrayLike, b: ArrayLike) -> NDArray[np.floating]:
+    def image(self, W: ArrayLike, b: ArrayLike) -> Any:
         r"""Return :math:`U = XW^\top + \mathbf 1 b^\top` in :attr:`product_dtype`.
 
         With float32 products the image is kept in float32 (its float64 digits would be noise),
@@ -274,12 +312,14 @@ class Ridge:
         U = self.recall_image(W_arr, b_arr)
         if U is None:
             Xp = self.product_matrix()
-            U = threads.matmul(Xp, W_arr.T.astype(Xp.dtype))
-            U += b_arr.astype(Xp.dtype)
+            U = self.ops.map(
+                image_chunk, Xp, Wt=W_arr.T.astype(Xp.dtype), b=b_arr.astype(Xp.dtype),
+                cols=W_arr.shape[0], dtype=Xp.dtype,
+            )  # fmt: skip
             self.remember_image(W_arr, b_arr, U)
         return U
 
-    def remember_image(self, W: NDArray[Any], b: NDArray[Any], U: NDArray[np.floating]) -> None:
+    def remember_image(self, W: NDArray[Any], b: NDArray[Any], U: Any) -> None:
         """Remember that ``U`` is the image of ``(W, b)`` (the previous one is forgotten).
 
         Parameters
@@ -291,7 +331,7 @@ class Ridge:
         """
         self._image = (np.array(W, copy=True), np.array(b, copy=True), U)
 
-    def recall_image(self, W: NDArray[Any], b: NDArray[Any]) -> NDArray[np.floating] | None:
+    def recall_image(self, W: NDArray[Any], b: NDArray[Any]) -> Any:
         """Return the remembered image of ``(W, b)``, or ``None`` if another pair was remembered."""
         if self._image is None:
             return None
@@ -418,5 +458,5 @@ class Ridge:
             raise ValueError(f"W must have shape {(q, self.n_features)}, got {W_arr.shape}")
         if b_arr.shape != (q,):
             raise ValueError(f"b must have shape ({q},), got {b_arr.shape}")
-        R = T_arr - self.X @ W_arr.T - b_arr
-        return 0.5 * float(np.vdot(R, R)) + 0.5 * self.alpha * float(np.vdot(W_arr, W_arr))
+        sq = self.ops.sum(_squared_residual_chunk, self.X, T_arr, Wt=W_arr.T, b=b_arr)
+        return 0.5 * float(sq) + 0.5 * self.alpha * float(np.vdot(W_arr, W_arr))
