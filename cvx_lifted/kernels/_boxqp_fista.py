@@ -1,160 +1,143 @@
 # SPDX-License-Identifier: Apache-2.0
-r"""FISTA with adaptive restart for the box state step (private; ``method="fista"``).
+r"""FISTA for the box state step (private; ``method="fista"``).
 
-Accelerated projected gradient with step :math:`1/L` and per-row restart (gradient and function
-tests, O'Donoghue & Candès 2015); see :func:`~cvx_lifted.kernels.boxqp.state_step`. ``prob`` is
-the ``_Problem`` of :mod:`~cvx_lifted.kernels.boxqp` (the data shared by all chunks).
+The loop is :func:`~cvx_lifted.kernels._fista.fista_rows`; this module gives it the box
+problems: :class:`CouplingOracle` (any coupling, through the image :math:`V = ZW^\top + b`; also
+used, with the simplex projection, by the state step after a sparsemax layer) and
+:class:`GramOracle` (:class:`~cvx_lifted.kernels.boxqp.L2Coupling` with the shared Hessian). See
+:func:`~cvx_lifted.kernels.boxqp.state_step`. ``prob`` is the ``_Problem`` of
+:mod:`~cvx_lifted.kernels.boxqp` (the data shared by all chunks).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ._rows import ChunkResult, _clip, _pick, _rowdot
+from ._fista import Rows, fista_rows
+from ._rows import ChunkResult, _clip, _rowdot
 
 FloatArray = NDArray[np.floating[Any]]
+Residual = Callable[[FloatArray, FloatArray, FloatArray], tuple[FloatArray, FloatArray]]
 
-__all__ = ["_fista_chunk", "_fista_gram_chunk"]
+__all__ = ["CouplingOracle", "GramOracle", "_fista_chunk", "_fista_gram_chunk"]
+
+
+class CouplingOracle:
+    r"""The smooth part :math:`\frac a2\|z - u\|^2 + c\,g(Wz + b)` of ``prob``, rows ``(U, T)``.
+
+    Parameters
+    ----------
+    prob : _Problem
+        The box problem (its image, objective and gradient).
+    project : callable
+        ``project(Z)``: the projection onto the feasible set (may overwrite ``Z``).
+    residual : callable
+        ``residual(Y, grad, X)``: the stopping residual and its threshold per row.
+    """
+
+    def __init__(
+        self, prob: Any, project: Callable[[FloatArray], FloatArray], residual: Residual
+    ) -> None:
+        self.prob = prob
+        self.L: float = prob.L
+        self.max_iter: int = prob.max_iter
+        self.project = project
+        self.residual = residual
+
+    def image(self, Z: FloatArray) -> FloatArray:
+        r"""Return :math:`V = ZW^\top + b`."""
+        V: FloatArray = self.prob.image(Z)
+        return V
+
+    def value(self, Z: FloatArray, A: FloatArray, rows: Rows) -> tuple[FloatArray, FloatArray]:
+        """Return the objective per row and the coupling's gradient :math:`G` at ``Z``."""
+        U, T = rows
+        out: tuple[FloatArray, FloatArray] = self.prob.objective(Z, U, A, T)
+        return out
+
+    def extrapolated(self, A: FloatArray, rows: Rows) -> FloatArray:
+        """Return the coupling's gradient at the image ``A``."""
+        G: FloatArray = self.prob.coupling._eval(A, rows[1])[1]
+        return G
+
+    def grad(self, Z: FloatArray, C: FloatArray, rows: Rows) -> FloatArray:
+        """Return :math:`a(Z - U) + cGW`."""
+        g: FloatArray = self.prob.grad(Z, rows[0], C)
+        return g
+
+
+class GramOracle:
+    r"""The box QP of :class:`L2Coupling` through :math:`ZH`, rows ``(R_0, k)``.
+
+    With :math:`H = aI + cW^\top W` and :math:`R_0 = aU + c(T - b)W`,
+    :math:`\nabla f(z) = zH - R_0` and :math:`f(z) = \tfrac12 z^\top H z - R_0^\top z + k`:
+    one ``(n, p) @ (p, p)`` GEMM per iteration, and :math:`yH` at the extrapolated point is a
+    combination of the stored products.
+
+    Parameters
+    ----------
+    prob : _Problem
+        The box problem (step, iteration cap, Hessian).
+    project, residual : callable
+        As for :class:`CouplingOracle`.
+    """
+
+    def __init__(
+        self, prob: Any, project: Callable[[FloatArray], FloatArray], residual: Residual
+    ) -> None:
+        self.L: float = prob.L
+        self.max_iter: int = prob.max_iter
+        self.H: FloatArray = prob.hessian()
+        self.project = project
+        self.residual = residual
+
+    def image(self, Z: FloatArray) -> FloatArray:
+        """Return :math:`ZH`."""
+        ZH: FloatArray = Z @ self.H
+        return ZH
+
+    def value(self, Z: FloatArray, A: FloatArray, rows: Rows) -> tuple[FloatArray, FloatArray]:
+        """Return the objective per row and :math:`ZH` (the gradient data)."""
+        R, k = rows
+        return 0.5 * _rowdot(Z, A) - _rowdot(R, Z) + k, A
+
+    def extrapolated(self, A: FloatArray, rows: Rows) -> FloatArray:
+        """Return the image itself: the gradient is :math:`yH - R_0`."""
+        return A
+
+    def grad(self, Z: FloatArray, C: FloatArray, rows: Rows) -> FloatArray:
+        """Return :math:`ZH - R_0`."""
+        return C - rows[0]
+
+
+def _box(prob: Any) -> tuple[Callable[[FloatArray], FloatArray], Residual]:
+    """Return the box's projection (in place) and its scaled projected-gradient residual."""
+    lo, hi = prob.lo, prob.hi
+
+    def project(Z: FloatArray) -> FloatArray:
+        return _clip(Z, lo, hi, out=Z)
+
+    def residual(Y: FloatArray, grad: FloatArray, X: FloatArray) -> tuple[FloatArray, FloatArray]:
+        out: tuple[FloatArray, FloatArray] = prob.residual(Y, grad)
+        return out
+
+    return project, residual
 
 
 def _fista_chunk(prob: Any, U: FloatArray, T: FloatArray, Z0: FloatArray) -> ChunkResult:
-    n = U.shape[0]
-    lo, hi, L = prob.lo, prob.hi, prob.L
-    x = _clip(Z0, lo, hi)
-    Vx = prob.image(x)
-    fx, Gx = prob.objective(x, U, Vx, T)
-    f_start = fx.copy()
-    best = x.copy()
-    f_best = fx.copy()
-    final = x.copy()
-    f_final = fx.copy()
-    n_iter = np.zeros(n, dtype=np.int64)
-    res_out = np.full(n, np.inf)
-    conv = np.zeros(n, dtype=bool)
-
-    idx = np.arange(n)  # chunk rows of the working set
-    Ua, Ta = U, T
-    y, Vy, Gy = x, Vx, Gx
-    tk = np.ones(n)
-    for it in range(1, prob.max_iter + 1):
-        grad = prob.grad(y, Ua, Gy)
-        res, thr = prob.residual(y, grad)
-        newly = res <= thr
-        x_new = y - grad / L
-        _clip(x_new, lo, hi, out=x_new)
-        Vn = prob.image(x_new)
-        fn, Gn = prob.objective(x_new, Ua, Vn, Ta)
-        better = fn < f_best[idx]
-        if better.any():
-            rows = idx[better]
-            best[rows] = x_new[better]
-            f_best[rows] = fn[better]
-        n_iter[idx] = it
-        res_out[idx] = res
-        conv[idx[newly]] = True
-        exiting = newly | (it == prob.max_iter)
-        if exiting.any():
-            final[idx[exiting]] = x_new[exiting]
-            f_final[idx[exiting]] = fn[exiting]
-        if exiting.all():
-            break
-        step = x_new - x
-        restart = (_rowdot(grad, step) > 0) | (fn > fx)
-        t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * tk * tk))
-        beta = np.where(restart, 0.0, (tk - 1.0) / t_next)
-        tk = np.where(restart, 1.0, t_next)
-        y = x_new + beta[:, None] * step
-        Vy = Vn + beta[:, None] * (Vn - Vx)
-        _, Gy = prob.coupling._eval(Vy, Ta)
-        x, Vx, fx = x_new, Vn, fn
-        if newly.any():
-            keep = ~newly
-            idx = idx[keep]
-            Ua, Ta = Ua[keep], Ta[keep]
-            x, Vx, fx, y, Vy, Gy, tk = (
-                x[keep],
-                Vx[keep],
-                fx[keep],
-                y[keep],
-                Vy[keep],
-                Gy[keep],
-                tk[keep],
-            )
-    out, f_out = _pick(best, f_best, final, f_final, f_start)
-    return out, n_iter, res_out, conv, f_start, f_out
+    """FISTA on a chunk for any coupling (two thin GEMMs per iteration)."""
+    return fista_rows(CouplingOracle(prob, *_box(prob)), Z0, (U, T))
 
 
 def _fista_gram_chunk(prob: Any, U: FloatArray, T: FloatArray, Z0: FloatArray) -> ChunkResult:
-    r"""FISTA for :class:`L2Coupling` with the shared Hessian: one (n,p)@(p,p) GEMM per iteration.
-
-    With :math:`H = aI + cW^\top W` and :math:`R_0 = aU + c(T - b)W`,
-    :math:`\nabla f(z) = zH - R_0` and
-    :math:`f(z) = \tfrac12 z^\top H z - R_0^\top z + \text{const}`; :math:`yH` at the
-    extrapolated point is a combination of the stored :math:`xH`.
-    """
-    n = U.shape[0]
-    a, c, lo, hi, L = prob.a, prob.c, prob.lo, prob.hi, prob.L
-    H = prob.hessian()
+    """FISTA on a chunk for :class:`L2Coupling` through the shared Hessian (:class:`GramOracle`)."""
+    a, c = prob.a, prob.c
     R0 = (T - prob.b) @ prob.W
     R0 *= c
     R0 += a * U
     const = 0.5 * a * _rowdot(U, U) + 0.5 * c * _rowdot(T - prob.b, T - prob.b)
-
-    def fval(Z: FloatArray, ZH: FloatArray, R: FloatArray, k: FloatArray) -> FloatArray:
-        return 0.5 * _rowdot(Z, ZH) - _rowdot(R, Z) + k
-
-    x = _clip(Z0, lo, hi)
-    xH = x @ H
-    fx = fval(x, xH, R0, const)
-    f_start = fx.copy()
-    best = x.copy()
-    f_best = fx.copy()
-    final = x.copy()
-    f_final = fx.copy()
-    n_iter = np.zeros(n, dtype=np.int64)
-    res_out = np.full(n, np.inf)
-    conv = np.zeros(n, dtype=bool)
-    idx = np.arange(n)
-    Ra, ka = R0, const
-    y, yH = x, xH
-    tk = np.ones(n)
-    for it in range(1, prob.max_iter + 1):
-        grad = yH - Ra
-        res, thr = prob.residual(y, grad)
-        newly = res <= thr
-        x_new = y - grad / L
-        _clip(x_new, lo, hi, out=x_new)
-        xnH = x_new @ H
-        fn = fval(x_new, xnH, Ra, ka)
-        better = fn < f_best[idx]
-        if better.any():
-            rows = idx[better]
-            best[rows] = x_new[better]
-            f_best[rows] = fn[better]
-        n_iter[idx] = it
-        res_out[idx] = res
-        conv[idx[newly]] = True
-        exiting = newly | (it == prob.max_iter)
-        if exiting.any():
-            final[idx[exiting]] = x_new[exiting]
-            f_final[idx[exiting]] = fn[exiting]
-        if exiting.all():
-            break
-        step = x_new - x
-        restart = (_rowdot(grad, step) > 0) | (fn > fx)
-        t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * tk * tk))
-        beta = np.where(restart, 0.0, (tk - 1.0) / t_next)
-        tk = np.where(restart, 1.0, t_next)
-        y = x_new + beta[:, None] * step
-        yH = xnH + beta[:, None] * (xnH - xH)
-        x, xH, fx = x_new, xnH, fn
-        if newly.any():
-            keep = ~newly
-            idx = idx[keep]
-            Ra, ka = Ra[keep], ka[keep]
-            x, xH, fx, y, yH, tk = x[keep], xH[keep], fx[keep], y[keep], yH[keep], tk[keep]
-    out, f_out = _pick(best, f_best, final, f_final, f_start)
-    return out, n_iter, res_out, conv, f_start, f_out
+    return fista_rows(GramOracle(prob, *_box(prob)), Z0, (R0, const))

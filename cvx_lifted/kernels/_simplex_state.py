@@ -7,15 +7,17 @@ r"""The state step after a sparsemax layer: projected FISTA on the simplex (priv
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._boxqp_fista import CouplingOracle
+from ._fista import fista_rows
 from ._result import StepResult
-from ._rows import ChunkResult, _rowdot
-from ._state_inputs import _check_state_inputs, _pick_rows
-from .boxqp import FYCoupling, L2Coupling, ReluFenchelCoupling, SoftmaxCoupling, _Coupling
+from ._rows import _rowdot
+from ._state_inputs import _check_state_inputs
+from .boxqp import FYCoupling, L2Coupling, ReluFenchelCoupling, SoftmaxCoupling, _Problem
 from .simplex import _project_simplex64
 
 FloatArray = NDArray[np.floating[Any]]
@@ -23,88 +25,19 @@ FloatArray = NDArray[np.floating[Any]]
 __all__ = ["simplex_state_step"]
 
 
-def _fista_simplex_chunk(
-    W: NDArray[np.float64],
-    WT: NDArray[np.float64],
-    b: NDArray[np.float64],
-    coupling: _Coupling,
-    a: float,
-    c: float,
-    L: float,
-    tol: float,
-    max_iter: int,
-    U: NDArray[np.float64],
-    T: NDArray[np.float64],
-    Z0: NDArray[np.float64],
-) -> ChunkResult:
-    """Projected FISTA with adaptive restart on a chunk of rows."""
-    n = U.shape[0]
+def _simplex_oracle(prob: _Problem) -> CouplingOracle:
+    """FISTA's problem: the box problem's smooth part (no box), the projection onto the simplex."""
+    L, tol = prob.L, prob.tol
 
-    def objective(
-        Z: FloatArray, Uc: FloatArray, V: FloatArray, Tc: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        rows, G = coupling._eval(V, Tc)
-        D = Z - Uc
-        return 0.5 * a * _rowdot(D, D) + c * rows, G
-
-    def gradient(Z: FloatArray, Uc: FloatArray, G: FloatArray) -> FloatArray:
-        out = G @ W
-        out *= c
-        out += a * (Z - Uc)
+    def project(Z: FloatArray) -> FloatArray:
+        out: FloatArray = _project_simplex64(cast(NDArray[np.float64], Z), 1.0)  # float64 rows
         return out
 
-    x = _project_simplex64(Z0, 1.0)
-    Vx = x @ WT + b
-    fx, Gx = objective(x, U, Vx, T)
-    f_start = fx.copy()
-    best, f_best = x.copy(), fx.copy()
-    final, f_final = x.copy(), fx.copy()
-    n_iter = np.zeros(n, dtype=np.int64)
-    res_out = np.full(n, np.inf)
-    conv = np.zeros(n, dtype=bool)
-    idx = np.arange(n)
-    Ua, Ta = U, T
-    y, Vy, Gy = x, Vx, Gx
-    tk = np.ones(n)
-    for it in range(1, max_iter + 1):
-        grad = gradient(y, Ua, Gy)
-        x_new = _project_simplex64(y - grad / L, 1.0)
-        res = L * np.max(np.abs(y - x_new), axis=1)  # scaled projected-gradient residual at y
-        newly = res <= tol * (1.0 + np.max(np.abs(grad), axis=1))
-        Vn = x_new @ WT + b
-        fn, Gn = objective(x_new, Ua, Vn, Ta)
-        better = fn < f_best[idx]
-        if better.any():
-            rows = idx[better]
-            best[rows] = x_new[better]
-            f_best[rows] = fn[better]
-        n_iter[idx] = it
-        res_out[idx] = res
-        conv[idx[newly]] = True
-        exiting = newly | (it == max_iter)
-        if exiting.any():
-            final[idx[exiting]] = x_new[exiting]
-            f_final[idx[exiting]] = fn[exiting]
-        if exiting.all():
-            break
-        step = x_new - x
-        restart = (_rowdot(grad, step) > 0) | (fn > fx)
-        t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * tk * tk))
-        beta = np.where(restart, 0.0, (tk - 1.0) / t_next)
-        tk = np.where(restart, 1.0, t_next)
-        y = x_new + beta[:, None] * step
-        Vy = Vn + beta[:, None] * (Vn - Vx)
-        _, Gy = coupling._eval(Vy, Ta)
-        x, Vx, fx = x_new, Vn, fn
-        if exiting.any():
-            keep = ~exiting
-            idx = idx[keep]
-            Ua, Ta = Ua[keep], Ta[keep]
-            x, Vx, fx, y, Vy, Gy, tk = (
-                x[keep], Vx[keep], fx[keep], y[keep], Vy[keep], Gy[keep], tk[keep]
-            )  # fmt: skip
-    out, f_out = _pick_rows(best, f_best, final, f_final, f_start)
-    return out, n_iter, res_out, conv, f_start, f_out
+    def residual(Y: FloatArray, grad: FloatArray, X: FloatArray) -> tuple[FloatArray, FloatArray]:
+        res = L * np.max(np.abs(Y - X), axis=1)  # scaled projected-gradient residual at Y
+        return res, tol * (1.0 + np.max(np.abs(grad), axis=1))
+
+    return CouplingOracle(prob, project, residual)
 
 
 def simplex_state_step(
@@ -182,11 +115,14 @@ def simplex_state_step(
     m, p = U_arr.shape
     q = W_arr.shape[0]
     W64 = W_arr.astype(np.float64)
-    WT = np.ascontiguousarray(W64.T)
     b64 = b_arr.astype(np.float64)
     gram_small = W64 @ W64.T if q <= p else W64.T @ W64
     sigma_max_sq = max(float(np.linalg.eigvalsh(gram_small)[-1]), 0.0) if q else 0.0
     L = (a_f + c_f * coupling.lipschitz * sigma_max_sq) * (1.0 + 1e-12)
+    # the smooth part is the box step's with an infinite box; only the projection differs
+    oracle = _simplex_oracle(
+        _Problem(W64, b64, coupling, a_f, c_f, -np.inf, np.inf, L, tol_f, max_iter)
+    )
     Z = np.empty((m, p), dtype=out_dtype)
     n_iter = np.zeros(m, dtype=np.int64)
     residual = np.zeros(m)
@@ -206,9 +142,7 @@ def simplex_state_step(
                 D = val - Uc
                 target[sl] = 0.5 * a_f * _rowdot(D, D)
             continue
-        out, it, res, conv, f0, fb = _fista_simplex_chunk(
-            W64, WT, b64, coupling, a_f, c_f, L, tol_f, max_iter, Uc, Tc, Zc
-        )
+        out, it, res, conv, f0, fb = fista_rows(oracle, Zc, (Uc, Tc))
         Z[sl] = out
         n_iter[sl], residual[sl], converged[sl], obj0[sl], obj[sl] = it, res, conv, f0, fb
     info = {

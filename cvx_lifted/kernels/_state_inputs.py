@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Input checks and row selection shared by the state steps of FY and sparsemax layers (private)."""
+"""Input checks shared by the state steps of FY and sparsemax layers (private)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .boxqp import _Coupling
 
 FloatArray = NDArray[np.floating[Any]]
 
-__all__ = ["_check_state_inputs", "_pick_rows"]
+__all__ = ["_check_state_inputs"]
 
 
 def _check_state_inputs(
@@ -67,15 +67,3 @@ def _check_state_inputs(
             raise ValueError(f"Z0 must have shape {(m, p)}, got {Z0_arr.shape}")
     out_dtype = float_dtype(U_arr, W_arr, b_arr, coupling.target)
     return U_arr, W_arr, b_arr, a_f, c_f, tol_f, max_iter, chunk_rows, Z0_arr, out_dtype
-
-
-def _pick_rows(
-    best: FloatArray,
-    f_best: FloatArray,
-    final: FloatArray,
-    f_final: FloatArray,
-    f_start: FloatArray,
-) -> tuple[FloatArray, FloatArray]:
-    """Per row, the final iterate unless its objective exceeds the start's, else the best one."""
-    use_final = f_final <= f_start
-    return np.where(use_final[:, None], final, best), np.where(use_final, f_final, f_best)

@@ -50,10 +50,10 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, xlogy
 
 from ._result import StepResult
-from ._rows import ChunkResult, _cholesky_solve_qqn, _rowdot
+from ._rows import ChunkResult, _cholesky_solve_qqn, _pick, _rowdot
 from ._scalar_fy import ScalarFY
 from ._simplex_state import simplex_state_step
-from ._state_inputs import _check_state_inputs, _pick_rows
+from ._state_inputs import _check_state_inputs
 from ._validation import (
     positive_scalar,
 )
@@ -608,7 +608,7 @@ def _fy_newton_chunk(prob: _FYProblem, U: FloatArray, T: FloatArray, Z0: FloatAr
                 Ua[accepted], Ta[accepted], aU[accepted], z[accepted], V[accepted], f[accepted],
                 G[accepted],
             )  # fmt: skip
-    out, f_out = _pick_rows(best, f_best, final, f_final, f_start)
+    out, f_out = _pick(best, f_best, final, f_final, f_start)
     return out, n_iter, res_out, conv, f_start, f_out
 
 
