@@ -49,6 +49,7 @@ from cvx_lifted.compile import (
     CompiledProblem,
 )
 from cvx_lifted.exceptions import SolverFailedError
+from cvx_lifted.guard import _RETRY_SOLVERS, BLOCK_RTOL, GuardedBlocks
 from cvx_lifted.history import BCDHistory, BCDResult
 
 if TYPE_CHECKING:
@@ -66,13 +67,6 @@ __all__ = [
 
 Backend = Literal["auto", "numpy", "cvxpy"]
 FloatArray = NDArray[np.floating[Any]]
-#: Relative rise of the objective beyond which a compiled block's answer is not accepted.
-BLOCK_RTOL = 1e-9
-#: Solver order of the second attempt at a compiled block whose first answer raised the
-#: objective (interior point first: OSQP's "optimal" is not a certificate of descent).
-_RETRY_SOLVERS = ("CLARABEL", "ECOS", "OSQP", "SCS")
-#: Rises of at most this (relative) are the solver's tolerance: rejected without a second solve.
-_RETRY_RTOL = 1e-6
 
 
 @dataclass
@@ -98,7 +92,7 @@ class BCDState:
     sweep: int = 0
 
 
-class BCDSolver:
+class BCDSolver(GuardedBlocks):
     r"""Block-coordinate descent on the lifted training problem.
 
     Parameters
@@ -148,6 +142,9 @@ class BCDSolver:
         matrices is 5-40x *slower* on 2-core machines (measured: a 300-row softmax weight step
         took 2.0 s with 2 OpenBLAS threads, 45 ms with one). ``None`` leaves the setting alone.
     """
+
+    #: Where the weight steps' rows live (:mod:`cvx_lifted.distributed` puts them on a cluster).
+    row_ops: kernels.RowOps = kernels.MEMORY
 
     def __init__(
         self,
@@ -374,9 +371,9 @@ class BCDSolver:
             if layer == 0:
                 # the input never changes during a fit: factor its Gram once
                 if self._ridge0 is None or self._ridge0.alpha != alpha:
-                    self._ridge0 = kernels.Ridge(Xin, alpha)
+                    self._ridge0 = kernels.Ridge(Xin, alpha, ops=self.row_ops)
                 return self._ridge0
-            return kernels.Ridge(Xin, alpha)
+            return kernels.Ridge(Xin, alpha, ops=self.row_ops)
 
         return paths.StepOptions(
             weight_tol=self.weight_tol,
@@ -384,6 +381,42 @@ class BCDSolver:
             state_tol=self.state_tol,
             ridge=ridge,
         )
+
+    def _row_options(self) -> paths.StepOptions:
+        """Return the options of the row-separable steps (which use no ridge)."""
+        return paths.StepOptions(
+            self.weight_tol, self.weight_max_iter, self.state_tol, paths.no_ridge
+        )
+
+    # ------------------------------------------------------------------ rows
+    def _preactivation(self, layer: int, X: Any) -> Any:
+        r"""Return :math:`XW^\top + \mathbf 1b^\top` of ``layer`` (in the rows' layout)."""
+        return self.network.preactivation(layer, X)
+
+    def _map_rows(
+        self, step: Callable[..., paths.StepResult], *arrays: Any, **consts: Any
+    ) -> tuple[Any, dict[str, float]]:
+        """Run a row-separable fast step over chunks of :attr:`chunk_size` rows.
+
+        ``step(*row_chunks, **consts)`` returns a summarised :class:`~cvx_lifted.paths.StepResult`
+        whose value has the shape of the first array's chunk; returns the values stacked (in the
+        network's dtype) and the merged summary.
+        """
+        first = arrays[0]
+        out = np.empty(first.shape, dtype=self.network.dtype)
+        info: dict[str, float] = {}
+        for s in range(0, first.shape[0], self.chunk_size):
+            rows = slice(s, s + self.chunk_size)
+            result = step(*(a[rows] for a in arrays), **consts)
+            out[rows] = result.value
+            info = paths.merge_info(info, result.info)
+        return out, info
+
+    def _objective(self, Xs: list[Any], Y: Any) -> dict[str, float]:
+        """Return the terms of the lifted objective at the states ``Xs`` (see ``network``)."""
+        terms = self.network.objective(Xs[0], Y, Xs[1:], terms=True)
+        assert isinstance(terms, dict)
+        return terms
 
     # ------------------------------------------------------------------ state step
     def _state_step(
@@ -397,7 +430,7 @@ class BCDSolver:
         if r0 is not None and r0.X is Xs[0]:  # layer 0's fast weight step keeps its image
             U = r0.image(net.weights[0], net.biases[0])
         else:
-            U = net.preactivation(layer - 1, Xs[layer - 1])
+            U = self._preactivation(layer - 1, Xs[layer - 1])
         W, b = net.weights[layer], net.biases[layer]
         if softmax:
             T = Y
@@ -417,16 +450,11 @@ class BCDSolver:
             state = paths.STATE.find(prev)
             coupling = paths.COUPLING.find(following)
             assert state is not None and coupling is not None
-            options = self._options(layer, Xs[layer])
-            out = np.empty_like(Z)
-            for s in range(0, Z.shape[0], self.chunk_size):
-                rows = slice(s, s + self.chunk_size)
-                result = state[1](
-                    prev, U[rows], W, b, coupling[1](following, T[rows]), lam_prev, lam_next,
-                    Z[rows], options,
-                )  # fmt: skip
-                out[rows] = result.value
-                info = paths.merge_info(info, result.info)
+            out, info = self._map_rows(
+                paths.state_rows, U, Z, T, solve=state[1], couple=coupling[1], act=prev,
+                following=following, W=W, b=b, lam_prev=lam_prev, lam_next=lam_next,
+                options=self._row_options(),
+            )  # fmt: skip
         else:
             accuracy, solvers = self._solver_options(prev, following)
             stamp = self._wversion.get(layer, 0)
@@ -464,12 +492,12 @@ class BCDSolver:
         act = head.activation
         assert act is not None
         L = net.n_hidden
-        U = net.preactivation(L, Xs[L])
+        U = self._preactivation(L, Xs[L])
         lam = float(net.lam[L])
         if self.paths["output"] == "numpy":
             found = paths.OUTPUT.find(head)
             assert found is not None
-            Z = found[1](head, U, Y, lam).value
+            Z, _ = self._map_rows(paths.output_rows, U, Y, solve=found[1], head=head, lam=lam)
         else:
             onehot = bool(np.all((Y == 0) | (Y == 1)) and np.all(Y.sum(axis=1) == 1))
             accuracy, solvers = self._solver_options(act)
@@ -515,10 +543,10 @@ class BCDSolver:
         net = self.network
         Xs = [X0]
         for layer, act in enumerate(net.activations):
-            Xs.append(act.act(net.preactivation(layer, Xs[-1])).astype(net.dtype, copy=False))
+            Xs.append(act.act(self._preactivation(layer, Xs[-1])).astype(net.dtype, copy=False))
         if net.head.has_state:
             assert net.head.activation is not None
-            U = net.preactivation(net.n_hidden, Xs[-1])
+            U = self._preactivation(net.n_hidden, Xs[-1])
             Xs.append(net.head.activation.act(U).astype(net.dtype, copy=False))
         return Xs
 
@@ -733,73 +761,7 @@ class BCDSolver:
         for key, value in info.items():
             residuals[f"{block}.{key}"] = value
         if self.track_blocks:
-            history.blocks.append((sweep, block, self.network.objective(Xs[0], Y, Xs[1:])))
-
-    def _guarded(
-        self,
-        block: str,
-        sweep: int,
-        history: BCDHistory,
-        Xs: list[FloatArray],
-        Y: FloatArray,
-        step: Callable[[], dict[str, float]],
-    ) -> dict[str, float]:
-        """Run a compiled block and accept its answer only if the objective did not rise.
-
-        A solver's "optimal" is not a certificate of descent (OSQP at its default tolerances on
-        ``relu_l1``, for one). When the objective rose by more than :data:`BLOCK_RTOL` (relative),
-        the block is solved again with tight tolerances and interior-point solvers first; if that
-        answer rises too, the previous iterate is kept and the event recorded in
-        ``history.rejected``.
-        """
-        net = self.network
-        before = net.objective(Xs[0], Y, Xs[1:])
-        saved = self._save_block(block, Xs)
-        info = step()
-        after = net.objective(Xs[0], Y, Xs[1:])
-        limit = before + BLOCK_RTOL * max(abs(before), 1e-12)
-        if after <= limit:
-            return info
-        self._restore_block(block, Xs, saved)
-        if after - before <= _RETRY_RTOL * max(abs(before), 1e-12):
-            # a rise at the solver's tolerance (the block was already at its minimum): a second
-            # solve would not find a better point, keep the previous one
-            history.rejected.append((sweep, block, before, after))
-            return {}
-        self._retrying = True
-        try:
-            info = step()
-        except SolverFailedError:
-            info = {}
-            second = np.inf
-        else:
-            second = net.objective(Xs[0], Y, Xs[1:])
-        finally:
-            self._retrying = False
-        if second <= limit:
-            history.retried.append((sweep, block, before, after))
-            return info
-        self._restore_block(block, Xs, saved)
-        history.rejected.append((sweep, block, before, min(after, second)))
-        return {}
-
-    def _save_block(self, block: str, Xs: list[FloatArray]) -> Any:
-        net = self.network
-        if block.startswith("W"):
-            layer = int(block[1:])
-            return net.weights[layer].copy(), net.biases[layer].copy()
-        index = net.n_hidden + 1 if block == "output" else int(block[1:])
-        return Xs[index].copy()
-
-    def _restore_block(self, block: str, Xs: list[FloatArray], saved: Any) -> None:
-        net = self.network
-        if block.startswith("W"):
-            layer = int(block[1:])
-            net.weights[layer], net.biases[layer] = saved[0].copy(), saved[1].copy()
-            self._wversion[layer] = self._wversion.get(layer, 0) + 1
-        else:
-            index = net.n_hidden + 1 if block == "output" else int(block[1:])
-            Xs[index] = saved.copy()
+            history.blocks.append((sweep, block, self._objective(Xs, Y)["total"]))
 
     def _validation_data(self) -> tuple[FloatArray, FloatArray] | None:
         if self.validation is None:
@@ -818,8 +780,7 @@ class BCDSolver:
         residuals: dict[str, float],
         val: tuple[FloatArray, FloatArray] | None,
     ) -> None:
-        terms = self.network.objective(Xs[0], Y, Xs[1:], terms=True)
-        assert isinstance(terms, dict)
+        terms = self._objective(Xs, Y)
         if not np.isfinite(terms["total"]):
             raise SolverFailedError(f"the objective became {terms['total']} ({terms}).")
         history.terms.append(terms)

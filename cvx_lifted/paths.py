@@ -279,3 +279,25 @@ def _simplex_xent_output(head: Any, U: FloatArray, Y: FloatArray, lam: float) ->
 def _squared_box_output(head: Any, U: FloatArray, Y: FloatArray, lam: float) -> StepResult:
     lo, hi = head.activation.box
     return StepResult(np.clip((Y + lam * U) / (1.0 + lam), lo, hi))
+
+
+# ------------------------------------------------------------------------------ rows
+def state_rows(
+    U: FloatArray, Z: FloatArray, T: FloatArray, *, solve: Callable[..., StepResult],
+    couple: Callable[..., Any], act: Any, following: Any, W: FloatArray, b: FloatArray,
+    lam_prev: float, lam_next: float, options: StepOptions,
+) -> StepResult:  # fmt: skip
+    """Run a :data:`STATE` entry ``solve`` on some rows, with the coupling ``couple`` makes."""
+    return solve(act, U, W, b, couple(following, T), lam_prev, lam_next, Z, options)
+
+
+def output_rows(
+    U: FloatArray, Y: FloatArray, *, solve: Callable[..., StepResult], head: Any, lam: float
+) -> StepResult:
+    """Run an :data:`OUTPUT` entry ``solve`` on some rows."""
+    return solve(head, U, Y, lam)
+
+
+def no_ridge(alpha: float) -> kernels.Ridge:
+    """Stand in for :attr:`StepOptions.ridge` where no step needs one (the row-separable ones)."""
+    raise RuntimeError("a row-separable step asked for a ridge factor")
