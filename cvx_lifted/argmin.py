@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cvx_lifted.activations import Activation, get_activation
-from cvx_lifted.compile import Accuracy, CompiledProblem, SolveStats
+from cvx_lifted.compile import Accuracy, CompiledProblem, SolveStats, row_batches
 from cvx_lifted.dcp import drop_constant_terms
 
 __all__ = ["CompiledArgmin"]
@@ -20,8 +20,9 @@ class CompiledArgmin:
     r"""The argmin problem of an activation, compiled once for a batch of rows.
 
     Solves :math:`\min_z D(u, z)` subject to the domain, for every row of ``U``, with ``u`` a
-    ``(batch_size, n)`` parameter; rows are processed in batches (the last one zero-padded), so
-    one compiled problem serves any number of rows. All batches of one call are mapped to solver
+    ``(batch_size, n)`` parameter; rows are processed in batches (the last one padded with
+    copies of its last row, :func:`~cvx_lifted.compile.row_batches`), so one compiled problem
+    serves any number of rows. All batches of one call are mapped to solver
     data together (:meth:`CompiledProblem.solve_many`).
 
     Parameters
@@ -105,16 +106,14 @@ class CompiledArgmin:
             )
         if not np.all(np.isfinite(U)):
             raise ValueError("U contains NaN or infinity.")
-        B = self.batch_size
         m = U.shape[0]
         if m == 0:
             return np.empty((0, self.z.shape[1]))
-        n_blocks = -(-m // B)
-        padded = np.zeros((n_blocks * B, self.n_features))
-        padded[:m] = U
-        if n_blocks == 1:
-            return self.problem.solve(u=padded)["z"][:m]
-        blocks = [{"u": padded[i * B : (i + 1) * B]} for i in range(n_blocks)]
+        batches = list(row_batches(m, self.batch_size))
+        blocks = [{"u": pad(U[rows])} for rows, pad in batches]
+        if len(blocks) == 1:
+            return self.problem.solve(blocks[0])["z"][:m]
         solved = self.problem.solve_many(blocks)
-        out = np.concatenate([s["z"] for s in solved], axis=0)
-        return out[:m]
+        return np.concatenate(
+            [s["z"][: rows.stop - rows.start] for s, (rows, _) in zip(solved, batches, strict=True)]
+        )

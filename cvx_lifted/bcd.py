@@ -44,10 +44,7 @@ from cvx_lifted.blocks import (
     state_problem,
     whole_weight_problem,
 )
-from cvx_lifted.compile import (
-    Accuracy,
-    CompiledProblem,
-)
+from cvx_lifted.compile import Accuracy, CompiledProblem, row_batches
 from cvx_lifted.exceptions import SolverFailedError
 from cvx_lifted.guard import _RETRY_SOLVERS, BLOCK_RTOL, GuardedBlocks
 from cvx_lifted.history import BCDHistory, BCDResult
@@ -478,7 +475,7 @@ class BCDSolver(GuardedBlocks):
                 out = np.asarray(prob.solve_rows(U, T), dtype=Z.dtype)
             else:
                 out = np.empty_like(Z)
-                for rows, pad in _batches(Z.shape[0], self.batch_size):
+                for rows, pad in row_batches(Z.shape[0], self.batch_size):
                     sol = prob.solve(U=pad(U[rows]), T=pad(T[rows]))
                     out[rows] = sol["Z"][: rows.stop - rows.start]
             out = prev.repair(U, out)
@@ -515,7 +512,7 @@ class BCDSolver(GuardedBlocks):
                 ),
             )
             Z = np.empty_like(U)
-            for rows, pad in _batches(U.shape[0], self.batch_size):
+            for rows, pad in row_batches(U.shape[0], self.batch_size):
                 Z[rows] = prob.solve(U=pad(U[rows]), Y=pad(Y[rows]))["Z"][: rows.stop - rows.start]
             Z = act.repair(U, Z)
         Xs[L + 1] = self._finite(np.asarray(Z, dtype=net.dtype), "output")
@@ -830,25 +827,6 @@ def default_metric(network: LiftedNetwork, X: FloatArray, Y: ArrayLike) -> float
     ss_res = float(np.sum((Y - pred) ** 2))
     ss_tot = float(np.sum((Y - Y.mean(axis=0)) ** 2))
     return 1.0 - ss_res / ss_tot if ss_tot > 0 else 0.0
-
-
-# ------------------------------------------------------------------------------------------
-def _batches(m: int, batch: int) -> Any:
-    """Yield ``(row slice, pad)`` pairs that cover ``m`` rows in batches.
-
-    ``pad`` fills a short last batch with copies of its last row (a feasible row stays feasible,
-    which zeros need not be, e.g. on the simplex).
-    """
-    for start in range(0, m, batch):
-        rows = slice(start, min(start + batch, m))
-        n = rows.stop - rows.start
-
-        def pad(a: FloatArray, n: int = n) -> FloatArray:
-            if n == batch:
-                return a
-            return np.vstack([a, np.repeat(a[-1:], batch - n, axis=0)])
-
-        yield rows, pad
 
 
 def _progress(total: int, verbose: bool) -> Any:

@@ -52,7 +52,7 @@ import io
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -88,6 +88,7 @@ __all__ = [
     "explain_not_dcp",
     "hoist_parametric_products",
     "problem_class",
+    "row_batches",
 ]
 
 #: Accuracy mode of a compiled solve: ``"default"`` (training) or ``"tight"`` (checks); the
@@ -814,3 +815,55 @@ class CompiledProblem:
         if self._value is not None:
             return float(self._value)
         return float(self.problem.value)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rows in batches: one problem compiled for ``batch`` rows serves any number of rows
+# --------------------------------------------------------------------------------------------------
+def row_batches(
+    m: int, batch: int
+) -> Iterator[tuple[slice, Callable[[NDArray[Any]], NDArray[Any]]]]:
+    """Cover ``m`` rows by batches of ``batch`` rows, for a problem compiled for ``batch`` rows.
+
+    Each batch comes with ``pad``, which fills a short last batch up to ``batch`` rows with
+    copies of its last row (full batches are returned as they are); the caller keeps the first
+    ``rows.stop - rows.start`` rows of the answer.
+
+    Copies of a real row, not zeros: the padded rows are then problems the caller already asks
+    to solve, so the padded batch is feasible and bounded exactly when its real rows are, and
+    the solver's scaling and stopping tests see no foreign data. A row of zeros need not be a
+    valid parameter: a zero label row makes the one-hot cross-entropy ``-log(y'z)`` infinite for
+    every ``z`` (an infeasible output step), and a zero next state lies off the simplex that a
+    sparsemax layer's states live on.
+
+    Parameters
+    ----------
+    m : int
+        Number of rows (``>= 0``).
+    batch : int
+        Rows per batch (``>= 1``).
+
+    Yields
+    ------
+    rows : slice
+        The rows of the batch.
+    pad : callable
+        ``pad(A[rows])``: the batch's rows of an array, padded to ``batch`` rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> U = np.arange(5.0)[:, None]
+    >>> [(rows.start, pad(U[rows]).ravel().tolist()) for rows, pad in row_batches(5, 2)]
+    [(0, [0.0, 1.0]), (2, [2.0, 3.0]), (4, [4.0, 4.0])]
+    """
+    for start in range(0, m, batch):
+        rows = slice(start, min(start + batch, m))
+        n = rows.stop - rows.start
+
+        def pad(a: NDArray[Any], n: int = n) -> NDArray[Any]:
+            if n == batch:
+                return a
+            return np.concatenate([a, np.repeat(a[-1:], batch - n, axis=0)])
+
+        yield rows, pad

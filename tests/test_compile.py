@@ -13,7 +13,7 @@ from cvx_lifted import (
     SolverFailedError,
     get_activation,
 )
-from cvx_lifted.compile import drop_constant_terms, problem_class
+from cvx_lifted.compile import drop_constant_terms, problem_class, row_batches
 from cvx_lifted.testing import assert_allclose_rel
 
 
@@ -146,6 +146,27 @@ def test_compiled_argmin_batches_rows_with_padding(batch_size):
     Z = argmin(U)
     assert_allclose_rel(Z, np.clip(U, -1, 1), 1e-6, "hard_tanh")
     assert argmin.stats.n_solves == -(-7 // batch_size)
+
+
+def test_row_batches_pad_the_last_batch_with_copies_of_its_last_row():
+    U = np.arange(14.0).reshape(7, 2)
+    batches = list(row_batches(7, 3))
+    assert [(r.start, r.stop) for r, _ in batches] == [(0, 3), (3, 6), (6, 7)]
+    rows, pad = batches[0]
+    block = U[rows]
+    assert pad(block) is block  # a full batch passes through
+    rows, pad = batches[-1]
+    np.testing.assert_array_equal(pad(U[rows]), np.repeat(U[6:], 3, axis=0))
+    assert list(row_batches(0, 3)) == []
+
+
+def test_compiled_argmin_pads_with_a_feasible_row():
+    # sparsemax: a padded row is a copy of a real one, so every batch is a valid problem
+    U = np.random.default_rng(2).standard_normal((5, 3))
+    argmin = CompiledArgmin("sparsemax", 3, batch_size=2, accuracy="tight")
+    Z = argmin(U)
+    assert Z.shape == (5, 3)
+    assert_allclose_rel(Z, get_activation("sparsemax").act(U), 1e-6, "sparsemax")
 
 
 def test_compiled_argmin_input_errors():
