@@ -35,12 +35,13 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cvx_lifted import defaults, modelfile
+from cvx_lifted import defaults, distributed, modelfile
 from cvx_lifted._modelschema import bad_file
 from cvx_lifted._validation import check_array, max_magnitude
 from cvx_lifted.activations import ACTIVATIONS, Activation, get_activation
 from cvx_lifted.activations.base import require_program
 from cvx_lifted.bcd import BCDSolver
+from cvx_lifted.distributed import DaskBCDSolver, is_dask_array
 from cvx_lifted.history import BCDHistory, BCDResult
 from cvx_lifted.losses import OutputHead, get_output
 from cvx_lifted.plugins import activation_module, load_activation_plugin
@@ -390,6 +391,11 @@ class LiftedNetwork:
             output (its activation of :math:`U_L`, or the softmax for ``softmax_xent``).
         """
         self._check_fitted()
+        if is_dask_array(X):
+            raise TypeError(
+                "forward() returns every state in memory; for a Dask array use predict(X), "
+                "which returns a Dask array."
+            )
         Xl = check_array(X, n_features=self.layer_sizes[0], dtype=self.dtype)
         states = []
         for layer, act in enumerate(self.activations):
@@ -408,7 +414,11 @@ class LiftedNetwork:
         Returns
         -------
         numpy.ndarray, shape (m, n_outputs)
+            A (lazy) :class:`dask.array.Array` chunked like ``X`` when ``X`` is one.
         """
+        if is_dask_array(X):
+            self._check_fitted()
+            return distributed.predict(self, X)  # type: ignore[no-any-return]
         return self.forward(X)[-1]
 
     def predict_lifted(
@@ -603,7 +613,16 @@ class LiftedNetwork:
             last = (sweep, weights, biases, copy.deepcopy(partial.history))
             return user_callback(sweep, partial) if user_callback is not None else None
 
-        solver = BCDSolver(self, callback=snapshot, **options)
+        solver_type: type[BCDSolver] = BCDSolver
+        if is_dask_array(X):  # rows on a cluster: the same sweep, data-parallel
+            solver_type = DaskBCDSolver
+        elif "scheduler" in options or "persist" in options:
+            raise TypeError(
+                "scheduler and persist apply to Dask inputs only; X is "
+                f"{type(X).__name__}. Pass X as a row-chunked dask.array.Array to train on a "
+                "cluster."
+            )
+        solver = solver_type(self, callback=snapshot, **options)
         try:
             return solver.run(X, Y, random_state=random_state, warm_start=warm_start)
         except BaseException as exc:

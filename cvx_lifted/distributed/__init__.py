@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Data-parallel lifted training on Dask: the rows on a cluster, the small solves on the client.
+
+Lifted training is data-parallel by construction: the state and output steps are independent
+across rows, and a weight step needs only sums over rows (Grams, moments, per-column sums). A
+sweep is therefore a few maps and reductions whose messages are the size of the weights, never
+of the data (see ``docs/distributed.md`` for the cost model). Pass row-chunked
+:class:`dask.array.Array` inputs to :meth:`cvx_lifted.LiftedNetwork.fit` (or the estimators) and
+training runs here::
+
+    import dask.array as da
+    from cvx_lifted import LiftedNetwork
+
+    X = da.from_zarr("pixels.zarr")  # rows chunked, read by the workers
+    net = LiftedNetwork([784, 300, 10], output="softmax_xent")
+    net.fit(X, Y, scheduler="tcp://scheduler:8786")  # or the active Client, or a local cluster
+    proba = net.predict(X)  # a Dask array
+
+The kernels are the in-memory ones, called per chunk (:class:`~cvx_lifted.kernels.RowOps`), so
+the iterates follow the in-memory path's to rounding.
+"""
+
+from .cluster import cluster_client, is_dask_array
+from .data import as_rows, check_chunks, predict, rows_from_npy, task_bytes
+from .solver import DaskBCDSolver
+
+__all__ = [
+    "DaskBCDSolver",
+    "as_rows",
+    "check_chunks",
+    "cluster_client",
+    "is_dask_array",
+    "predict",
+    "rows_from_npy",
+    "task_bytes",
+]

@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Which Dask cluster a fit runs on: the one given, the active one, or a local one started for it.
+
+A fit on Dask arrays uses, in this order, the ``scheduler`` it is given (an address such as
+``"tcp://10.0.0.5:8786"`` or a :class:`distributed.Client`), the active client
+(:func:`distributed.get_client`, e.g. one made by ``Client(SLURMCluster(...))`` from
+dask-jobqueue), or a :class:`distributed.LocalCluster` of worker *processes* (one thread each)
+that the package starts for the fit and closes after it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["cluster_client", "is_dask_array", "require_dask"]
+
+#: Seconds to wait for a scheduler given by address.
+CONNECT_TIMEOUT = 10
+
+
+def is_dask_array(X: Any) -> bool:
+    """Whether ``X`` is a :class:`dask.array.Array` (checked without importing Dask)."""
+    return type(X).__module__.startswith("dask.") and type(X).__name__ == "Array"
+
+
+def require_dask() -> None:
+    """Raise :class:`ImportError` naming the extra to install when Dask is missing."""
+    try:
+        import dask.array  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "training on Dask arrays needs dask[array] and distributed: "
+            "pip install 'cvx-lifted[dask]'"
+        ) from exc
+
+
+@contextmanager
+def cluster_client(scheduler: Any = None) -> Iterator[tuple[Any, bool]]:
+    """Yield ``(client, owned)``: the client to run on and whether this context made it.
+
+    Parameters
+    ----------
+    scheduler : str or distributed.Client, optional
+        A scheduler address or a client. By default the active client, else a new local cluster
+        of ``os.cpu_count()`` worker processes with one thread each (closed on exit).
+
+    Yields
+    ------
+    tuple
+        The :class:`distributed.Client` and ``True`` when it (and its cluster) close on exit.
+
+    Raises
+    ------
+    ConnectionError
+        When the scheduler at ``scheduler`` cannot be reached.
+    """
+    require_dask()
+    from distributed import Client, LocalCluster, get_client
+
+    if isinstance(scheduler, Client):
+        yield scheduler, False
+        return
+    if scheduler is not None:
+        if not isinstance(scheduler, str):
+            raise TypeError(
+                f"scheduler must be an address such as 'tcp://host:8786' or a "
+                f"distributed.Client, got {type(scheduler).__name__}."
+            )
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionError(
+                f"cannot reach the Dask scheduler at {scheduler!r} within {CONNECT_TIMEOUT} s "
+                f"({exc}). Start one (`dask scheduler`, dask-jobqueue, dask-kubernetes) and pass "
+                "its address, or leave scheduler unset to train on a local cluster."
+            ) from exc
+        try:
+            yield client, True
+        finally:
+            client.close()
+        return
+    try:
+        active = get_client()
+    except ValueError:  # no active client
+        active = None
+    if active is not None:
+        yield active, False
+        return
+    cluster = LocalCluster(
+        n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = Client(cluster)
+    try:
+        yield client, True
+    finally:
+        client.close()
+        cluster.close()
