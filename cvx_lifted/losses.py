@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from scipy.special import log_softmax, softmax, xlogy
 
 from cvx_lifted.activations import Activation, get_activation
-from cvx_lifted.activations.base import require_program
+from cvx_lifted.activations.base import ParamsMixin, require_program
 
 __all__ = [
     "OUTPUTS",
@@ -42,8 +42,11 @@ __all__ = [
 FloatArray = NDArray[np.floating[Any]]
 
 
-class OutputHead(abc.ABC):
+class OutputHead(ParamsMixin, abc.ABC):
     """The last layer of a lifted network: its loss and, if any, its output state.
+
+    Its constructor parameters (:attr:`params`, stored in model files) give its ``repr``,
+    ``==`` and ``hash`` (:class:`~cvx_lifted.activations.base.ParamsMixin`).
 
     Attributes
     ----------
@@ -76,21 +79,6 @@ class OutputHead(abc.ABC):
     @abc.abstractmethod
     def predict(self, U: FloatArray) -> FloatArray:
         """Map the last pre-activation :math:`U_L` to the feed-forward output."""
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """Constructor parameters (for model files)."""
-        return {}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.params == other.params
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, repr(self.params)))
 
 
 class SquaredLoss(OutputHead):

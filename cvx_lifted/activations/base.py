@@ -42,6 +42,7 @@ __all__ = [
     "BoxActivation",
     "Convexity",
     "FenchelYoungActivation",
+    "ParamsMixin",
     "ProjectionActivation",
     "as_float_array",
 ]
@@ -100,11 +101,52 @@ def as_float_array(x: ArrayLike, name: str = "u", *, allow_nonfinite: bool = Fal
     return out
 
 
-class Activation(abc.ABC):
+class ParamsMixin:
+    """Describe an object by its constructor parameters: ``repr``, ``==`` and ``hash`` from them.
+
+    Subclasses override :attr:`params`; two objects are equal when they have the same type and
+    equal parameters, and equal objects hash alike. Activations and output heads use it.
+
+    Examples
+    --------
+    >>> from cvx_lifted import get_activation
+    >>> get_activation("clip", lo=0.0, hi=2.0)
+    Clip(lo=0.0, hi=2.0)
+    >>> get_activation("leaky_relu", alpha=0.1) == get_activation("leaky_relu", alpha=0.1)
+    True
+    """
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Constructor parameters: ``type(self)(**params)`` rebuilds the object."""
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.params == other.params
+
+    def __hash__(self) -> int:
+        # parameters in name order (equal dicts may list them differently); a value that cannot
+        # be hashed (a list, an array) counts by its name only, so equal objects still hash alike
+        items = []
+        for key, value in sorted(self.params.items()):
+            try:
+                hash(value)
+            except TypeError:
+                value = None
+            items.append((key, value))
+        return hash((type(self), tuple(items)))
+
+
+class Activation(ParamsMixin, abc.ABC):
     r"""An activation function represented as the argmin of a convex divergence.
 
     Subclasses declare the class attributes below and implement :meth:`divergence` and
-    :meth:`act`; everything else has a sensible default.
+    :meth:`act`; everything else has a sensible default (:attr:`params`, ``repr``, ``==`` and
+    ``hash`` come from :class:`ParamsMixin`).
 
     Attributes
     ----------
@@ -346,22 +388,6 @@ class Activation(abc.ABC):
         Verification compares solver answers with the closed form only on these entries.
         """
         return np.ones((u.shape[0], self.output_size(u.shape[1])), dtype=bool)
-
-    # ------------------------------------------------------------------ description
-    @property
-    def params(self) -> dict[str, Any]:
-        """Constructor parameters: ``type(self)(**params)`` rebuilds the activation."""
-        return {}
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.params == other.params
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, tuple(sorted(self.params.items()))))
 
 
 class ProjectionActivation(Activation):
