@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,11 +17,13 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "check_array",
+    "check_choice",
     "check_fraction",
     "check_non_negative_float",
     "check_non_negative_int",
     "check_positive_float",
     "check_positive_int",
+    "check_thread_setting",
     "max_magnitude",
 ]
 
@@ -154,6 +157,63 @@ def check_fraction(value: Any, name: str) -> float:
     if not _is_real(value) or not 0.0 < float(value) < 1.0:
         raise ValueError(f"{name} must be a number between 0 and 1 (exclusive), got {value!r}.")
     return float(value)
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """Return ``value`` if it is one of the strings ``choices``.
+
+    Parameters
+    ----------
+    value : Any
+        The value to check.
+    name : str
+        The argument's name, used in the error message.
+    choices : sequence of str
+        The accepted values, in the order the message lists them.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not one of ``choices``.
+    """
+    if not isinstance(value, str) or value not in choices:
+        quoted = [repr(c) for c in choices]
+        listed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+        raise ValueError(f"{name} must be {listed}, got {value!r}.")
+    return value
+
+
+def check_thread_setting(value: Any, name: str) -> int | str | None:
+    """Return a thread setting: a positive ``int``, ``"auto"`` or ``None``.
+
+    Parameters
+    ----------
+    value : Any
+        The value to check (an integer; ``bool`` is refused).
+    name : str
+        The argument's name, used in the error message.
+
+    Returns
+    -------
+    int, "auto" or None
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is none of these.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value == "auto":
+            return "auto"
+    elif _is_int(value) and value >= 1:
+        return int(value)
+    raise ValueError(f"{name} must be a positive integer, 'auto' or None, got {value!r}.")
 
 
 # ------------------------------------------------------------------------------------------

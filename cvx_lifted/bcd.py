@@ -35,7 +35,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cvx_lifted import kernels, paths, threads
-from cvx_lifted._validation import check_array
+from cvx_lifted._validation import (
+    check_array,
+    check_choice,
+    check_non_negative_float,
+    check_positive_float,
+    check_positive_int,
+    check_thread_setting,
+)
 from cvx_lifted.argmin import CompiledArgmin
 from cvx_lifted.blocks import (
     column_weight_problem,
@@ -165,40 +172,20 @@ class BCDSolver(GuardedBlocks):
         verbose: bool = False,
         blas_threads: int | str | None = "auto",
     ) -> None:
-        if backend not in ("auto", "numpy", "cvxpy"):
-            raise ValueError(f"backend must be 'auto', 'numpy' or 'cvxpy', got {backend!r}.")
-        for name, value in (
-            ("max_iter", max_iter),
-            ("batch_size", batch_size),
-            ("chunk_size", chunk_size),
-            ("weight_max_iter", weight_max_iter),
-        ):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        for name, limit in (("tol", tol), ("state_tol", state_tol), ("weight_tol", weight_tol)):
-            if not (np.isfinite(limit) and limit >= 0):
-                raise ValueError(f"{name} must be a non-negative number, got {limit!r}.")
-        if not (
-            blas_threads is None
-            or blas_threads == "auto"
-            or (not isinstance(blas_threads, str) and int(blas_threads) == blas_threads >= 1)
-        ):
-            raise ValueError(
-                f"blas_threads must be a positive integer, 'auto' or None, got {blas_threads!r}."
-            )
-        self.blas_threads = blas_threads
-        if time_limit is not None and not time_limit > 0:
-            raise ValueError(f"time_limit must be positive seconds, got {time_limit!r}.")
-        self.network = network
-        self.max_iter = int(max_iter)
-        self.tol = float(tol)
-        self.time_limit = time_limit
+        check_choice(backend, "backend", ("auto", "numpy", "cvxpy"))
         self.backend = backend
-        self.batch_size = int(batch_size)
-        self.chunk_size = int(chunk_size)
-        self.state_tol = float(state_tol)
-        self.weight_tol = float(weight_tol)
-        self.weight_max_iter = int(weight_max_iter)
+        self.max_iter = check_positive_int(max_iter, "max_iter")
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.chunk_size = check_positive_int(chunk_size, "chunk_size")
+        self.weight_max_iter = check_positive_int(weight_max_iter, "weight_max_iter")
+        self.tol = check_non_negative_float(tol, "tol")
+        self.state_tol = check_non_negative_float(state_tol, "state_tol")
+        self.weight_tol = check_non_negative_float(weight_tol, "weight_tol")
+        self.time_limit = (
+            None if time_limit is None else check_positive_float(time_limit, "time_limit")
+        )
+        self.blas_threads = check_thread_setting(blas_threads, "blas_threads")
+        self.network = network
         self.accuracy: Accuracy = accuracy
         self.solvers = solvers
         self.track_blocks = bool(track_blocks)

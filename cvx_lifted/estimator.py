@@ -37,21 +37,33 @@ layer ``i`` is ``X_i @ coefs_[i] + intercepts_[i]``; it is the transpose (a view
 from __future__ import annotations
 
 import contextlib
-import numbers
 import warnings
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Tags, check_random_state
+from sklearn.utils._param_validation import (
+    Hidden,
+    Interval,
+    Options,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from cvx_lifted import defaults
+from cvx_lifted._validation import (
+    check_non_negative_float,
+    check_positive_float,
+    check_positive_int,
+)
 from cvx_lifted.activations import Activation, get_activation
 from cvx_lifted.exceptions import NotRepresentableError
 from cvx_lifted.losses import get_output
@@ -121,89 +133,64 @@ PREDICTIONS: tuple[str, ...] = ("feedforward", "lifted")
 
 
 # ---------------------------------------------------------------------------------- checks
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+_FLOAT_DTYPES = {np.dtype(np.float32), np.dtype(np.float64)}
+
+#: What every estimator parameter may be (scikit-learn's parameter validation, checked by ``fit``):
+#: types and ranges here; what depends on other parameters or on the registries (a width per
+#: hidden layer, a penalty per weight layer, an activation that resolves) in ``_check_params``.
+_PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
+    "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+    "activation": [str, Activation, "array-like"],
+    "lam": [Interval(Real, 0, None, closed="neither"), "array-like"],
+    "rho": [Interval(Real, 0, None, closed="left"), "array-like"],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "backend": [StrOptions(set(BACKENDS))],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+    "dtype": [
+        StrOptions({"float64", "float32"}),
+        Hidden(Options(type, {np.float64, np.float32, float})),
+        Hidden(Options(np.dtype, _FLOAT_DTYPES)),
+    ],
+    "time_limit": [Interval(Real, 0, None, closed="neither"), None],
+    "warm_start": ["boolean"],
+    "prediction": [StrOptions(set(PREDICTIONS))],
+}
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+def _per_layer(value: Any, name: str, what: str) -> NDArray[Any]:
+    """Return the entries of a one-dimensional array-like, or raise naming ``name``."""
+    arr = np.asarray(value, dtype=object)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be {what}, got {value!r}.")
+    return arr
 
 
-def _check_hidden_layer_sizes(value: Any) -> tuple[int, ...]:
-    """Return the hidden widths as a tuple of positive ints (an int means one layer)."""
-    if _is_int(value):
-        sizes: list[Any] = [value]
-    elif isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes)):
-        sizes = list(value)
-    else:
-        raise ValueError(
-            f"hidden_layer_sizes must be a positive int or a sequence of positive ints "
-            f"(one width per hidden layer), got {value!r}."
-        )
-    if not all(_is_int(s) and s >= 1 for s in sizes):
-        raise ValueError(
-            f"hidden_layer_sizes must contain positive ints only (one width per hidden layer), "
-            f"got {value!r}."
-        )
-    return tuple(int(s) for s in sizes)
+def _check_penalty(value: Any, name: str, n: int, check: Callable[[Any, str], Any]) -> None:
+    """Check one penalty weight per weight layer with ``check`` (a number is validated already)."""
+    if isinstance(value, Real):
+        return
+    what = f"a number or a sequence of {n} numbers (one per weight layer)"
+    values = _per_layer(value, name, what)
+    if len(values) != n:
+        raise ValueError(f"{name} must be {what}, got {value!r}.")
+    for i, item in enumerate(values):
+        check(item, f"{name}[{i}]")
 
 
-def _check_penalty(value: Any, name: str, n_layers: int, *, positive: bool) -> Any:
-    """Check a scalar or per-layer penalty weight; return it unchanged."""
-    bound = "> 0" if positive else ">= 0"
-    values = [value] if _is_real(value) else None
-    if values is None and isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str):
-        values = list(np.ravel(np.asarray(value, dtype=object)))
-        if np.ndim(value) != 1 or len(values) != n_layers:
-            raise ValueError(
-                f"{name} must be a number or a sequence of {n_layers} numbers (one per weight "
-                f"layer), got {value!r}."
-            )
-    if values is None or not all(_is_real(v) for v in values):
-        raise ValueError(f"{name} must be a number {bound} or a sequence of them, got {value!r}.")
-    arr = np.asarray(values, dtype=np.float64)
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0 if positive else arr < 0):
-        raise ValueError(f"{name} must be finite and {bound}, got {value!r}.")
-    return value
-
-
-def _check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
-    return value
-
-
-def _check_dtype(value: Any) -> np.dtype[Any]:
-    try:
-        dtype = np.dtype(value)
-    except TypeError:
-        dtype = None
-    if dtype is None or dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {value!r}.")
-    return dtype
-
-
-def _check_activation(value: Any) -> None:
-    """Resolve ``activation`` (a name, an instance or one per hidden layer) or raise."""
-    items = [value] if isinstance(value, (str, Activation)) else value
-    if not isinstance(items, (Sequence, np.ndarray)):
-        raise ValueError(
-            f"activation must be a name, an Activation or a sequence of them (one per hidden "
-            f"layer), got {value!r}."
-        )
-    for item in items:
+def _check_activation(value: Any, name: str) -> None:
+    """Resolve ``value`` (a name, an instance, or one per layer) or raise naming ``name``."""
+    for item in [value] if isinstance(value, (str, Activation)) else value:
         try:
             resolve_activation(item)
         except (ValueError, NotRepresentableError) as exc:
-            raise ValueError(f"activation={value!r} is not usable: {exc}") from exc
+            raise ValueError(f"{name}={value!r} is not usable: {exc}") from exc
 
 
 # ---------------------------------------------------------------------------------- base class
 class _BaseLiftedMLP(BaseEstimator):
     """Shared machinery; subclasses define ``__init__`` (the public parameters) and targets."""
-
-    # set by subclasses
-    _outputs: tuple[str, ...] = ()
 
     # parameters every subclass has (declared for type checkers; set in __init__)
     hidden_layer_sizes: Any
@@ -228,35 +215,26 @@ class _BaseLiftedMLP(BaseEstimator):
         return None
 
     def _check_params(self) -> dict[str, Any]:
-        """Validate every hyper-parameter (called by ``fit``); return the normalised ones."""
-        hidden = _check_hidden_layer_sizes(self.hidden_layer_sizes)
-        n_layers = len(hidden) + 1
-        _check_activation(self.activation)
-        _check_penalty(self.lam, "lam", n_layers, positive=True)
-        _check_penalty(self.rho, "rho", n_layers, positive=False)
-        if not _is_int(self.max_iter) or self.max_iter < 1:
-            raise ValueError(f"max_iter must be a positive int, got {self.max_iter!r}.")
-        if not _is_real(self.tol) or not (np.isfinite(self.tol) and self.tol >= 0):
-            raise ValueError(f"tol must be a finite number >= 0, got {self.tol!r}.")
-        _check_choice(self.backend, "backend", BACKENDS)
-        _check_choice(self.output, "output", self._outputs)
-        _check_choice(self.prediction, "prediction", PREDICTIONS)
-        if self.time_limit is not None and not (
-            _is_real(self.time_limit) and np.isfinite(self.time_limit) and self.time_limit > 0
-        ):
-            raise ValueError(
-                f"time_limit must be None or a positive number of seconds, got {self.time_limit!r}."
+        """Check what the constraints cannot (called by ``fit``); return the normalised values.
+
+        ``fit`` first validates every parameter against ``_parameter_constraints``; then the
+        hidden widths, the per-layer penalties and the activations are checked here.
+        """
+        widths = self.hidden_layer_sizes  # an int means one hidden layer
+        if isinstance(widths, Integral):
+            hidden: tuple[int, ...] = (check_positive_int(widths, "hidden_layer_sizes"),)
+        else:
+            what = "a positive int or a sequence of them (one width per hidden layer)"
+            hidden = tuple(
+                check_positive_int(w, f"hidden_layer_sizes[{i}]")
+                for i, w in enumerate(_per_layer(widths, "hidden_layer_sizes", what))
             )
-        if _is_int(self.random_state) and not 0 <= self.random_state < 2**32:
-            raise ValueError(
-                f"random_state must be an int in [0, 2**32), a RandomState instance or None, got "
-                f"{self.random_state!r}."
-            )
-        if not isinstance(self.warm_start, (bool, np.bool_)):
-            raise ValueError(f"warm_start must be True or False, got {self.warm_start!r}.")
+        _check_penalty(self.lam, "lam", len(hidden) + 1, check_positive_float)
+        _check_penalty(self.rho, "rho", len(hidden) + 1, check_non_negative_float)
+        _check_activation(self.activation, "activation")
         # warm: continue from the previous fit (n_features_in_ and feature names are kept)
         warm = bool(self.warm_start) and hasattr(self, "network_")
-        return {"hidden": hidden, "dtype": _check_dtype(self.dtype), "warm": warm}
+        return {"hidden": hidden, "dtype": np.dtype(self.dtype), "warm": warm}
 
     @contextlib.contextmanager
     def _keep_state_on_failure(self) -> Iterator[None]:
@@ -296,7 +274,7 @@ class _BaseLiftedMLP(BaseEstimator):
                 output_activation=output_activation,
                 lam=self.lam,
                 rho=self.rho,
-                dtype=_check_dtype(self.dtype),
+                dtype=np.dtype(self.dtype),
             )
         except NotRepresentableError as exc:
             raise ValueError(
@@ -320,7 +298,7 @@ class _BaseLiftedMLP(BaseEstimator):
                 )
             network.set_weights(previous.weights, previous.biases)
             seed = None
-        elif _is_int(self.random_state):
+        elif isinstance(self.random_state, Integral):
             # an int seeds the Xavier initialisation directly, as in LiftedNetwork.fit
             seed = int(self.random_state)
         else:
@@ -364,9 +342,13 @@ class _BaseLiftedMLP(BaseEstimator):
     def _forward(self, X: ArrayLike) -> FloatArray:
         """Validate ``X`` against the fit and return the network's output (2-D)."""
         check_is_fitted(self, "network_")
-        prediction = _check_choice(self.prediction, "prediction", PREDICTIONS)
+        validate_parameter_constraints(
+            {"prediction": self._parameter_constraints["prediction"]},
+            {"prediction": self.prediction},
+            caller_name=type(self).__name__,
+        )
         Xc = validate_data(self, X, reset=False, dtype=self.network_.dtype)
-        if prediction == "lifted":
+        if self.prediction == "lifted":
             return np.asarray(self.network_.predict_lifted(Xc, backend=self.backend))
         return self.network_.predict(Xc)
 
@@ -495,7 +477,10 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
     array([1., 1.])
     """
 
-    _outputs = CLASSIFIER_OUTPUTS
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **_PARAMETER_CONSTRAINTS,
+        "output": [StrOptions(set(CLASSIFIER_OUTPUTS))],
+    }
     classes_: NDArray[Any]  # set by fit
 
     def __init__(
@@ -530,6 +515,7 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
         self.warm_start = warm_start
         self.prediction = prediction
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: ArrayLike, y: ArrayLike) -> LiftedMLPClassifier:
         """Train the network on ``(X, y)`` by block-coordinate descent.
 
@@ -752,7 +738,11 @@ class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
     (3,)
     """
 
-    _outputs = REGRESSOR_OUTPUTS
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **_PARAMETER_CONSTRAINTS,
+        "output": [StrOptions(set(REGRESSOR_OUTPUTS))],
+        "output_activation": [str, Activation],
+    }
 
     def __init__(
         self,
@@ -801,6 +791,7 @@ class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
             ) from exc
         return params
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: ArrayLike, y: ArrayLike) -> LiftedMLPRegressor:
         """Train the network on ``(X, y)`` by block-coordinate descent.
 

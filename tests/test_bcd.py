@@ -301,10 +301,15 @@ def test_bad_network_definitions(kwargs, match):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"backend": "torch"}, "backend must be"),
+        ({"backend": "torch"}, "backend must be 'auto', 'numpy' or 'cvxpy'"),
         ({"max_iter": 0}, "max_iter must be a positive integer"),
-        ({"tol": -1.0}, "tol must be a non-negative"),
-        ({"time_limit": 0}, "time_limit must be positive"),
+        ({"batch_size": 2.5}, "batch_size must be a positive integer"),
+        ({"weight_max_iter": True}, "weight_max_iter must be a positive integer"),
+        ({"tol": -1.0}, "tol must be a finite number >= 0"),
+        ({"state_tol": np.nan}, "state_tol must be a finite number >= 0"),
+        ({"time_limit": 0}, "time_limit must be a positive"),
+        ({"blas_threads": 0}, "blas_threads must be a positive integer, 'auto' or None"),
+        ({"blas_threads": "many"}, "blas_threads must be a positive integer, 'auto' or None"),
     ],
 )
 def test_bad_solver_options(kwargs, match):

@@ -14,7 +14,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
 
 from cvx_lifted import estimator as est_mod
 from cvx_lifted.bcd import BCDHistory
@@ -426,6 +426,13 @@ def test_bad_parameters_raise_in_fit_naming_the_argument(Estimator, params, name
     est = Estimator(**{**SMALL, **params})  # accepted verbatim by __init__
     with pytest.raises(ValueError, match=name):
         est.fit(X, y)
+
+
+@pytest.mark.parametrize("Estimator", [LiftedMLPClassifier, LiftedMLPRegressor])
+def test_parameter_constraints_cover_every_parameter(Estimator):
+    # scikit-learn's own check: a constraint per parameter, each refusing a wrong type or value
+    # with an InvalidParameterError that names the parameter
+    check_param_validation(Estimator.__name__, Estimator(**SMALL))
 
 
 @pytest.mark.parametrize(
