@@ -141,10 +141,17 @@ class BCDSolver(GuardedBlocks):
     verbose : bool, default=False
         Show a progress bar with the objective.
     blas_threads : int, "auto" or None, default="auto"
-        BLAS threads during training (threadpoolctl). ``"auto"`` uses one thread when the data
-        is small (rows times the widest layer below 4 million): multithreaded BLAS on small
-        matrices is 5-40x *slower* on 2-core machines (measured: a 300-row softmax weight step
-        took 2.0 s with 2 OpenBLAS threads, 45 ms with one). ``None`` leaves the setting alone.
+        BLAS threads during training (threadpoolctl, :func:`cvx_lifted.threads.training_threads`).
+        ``"auto"`` runs every BLAS call on one thread except the large products over the data
+        that the kernels send through :func:`cvx_lifted.threads.matmul`: for those a
+        :class:`~cvx_lifted.threads.ThreadChooser` picks, per kind of product, one thread or all
+        the cores this process may use from their own measured rates (probing the other count on
+        a slice of every eighth product, and taking more threads only when measured at least
+        1.25x faster); the chunks of rows of the state step run on one or several Python
+        threads the same way. No size threshold decides: on a busy 2-core machine multithreaded
+        BLAS was 5-20x slower on small and medium products, on a quiet one it halves a large
+        product. An integer: that many threads for everything, no measurements. ``None``
+        leaves the setting alone.
     """
 
     #: Where the weight steps' rows live (:mod:`cvx_lifted.distributed` puts them on a cluster).
@@ -502,7 +509,7 @@ class BCDSolver(GuardedBlocks):
             for rows, pad in row_batches(U.shape[0], self.batch_size):
                 Z[rows] = prob.solve(U=pad(U[rows]), Y=pad(Y[rows]))["Z"][: rows.stop - rows.start]
             Z = act.repair(U, Z)
-        Xs[L + 1] = self._finite(np.asarray(Z, dtype=net.dtype), "output")
+        Xs[L + 1] = self._finite(Z.astype(net.dtype, copy=False), "output")
         return {}
 
     # ------------------------------------------------------------------ driver
