@@ -144,14 +144,14 @@ class BCDSolver(GuardedBlocks):
         BLAS threads during training (threadpoolctl, :func:`cvx_lifted.threads.training_threads`).
         ``"auto"`` runs every BLAS call on one thread except the large products over the data
         that the kernels send through :func:`cvx_lifted.threads.matmul`: for those a
-        :class:`~cvx_lifted.threads.ThreadChooser` picks, per kind of product, one thread or all
-        the cores this process may use from their own measured rates (probing the other count on
-        a slice of every eighth product, and taking more threads only when measured at least
-        1.25x faster); the chunks of rows of the state step run on one or several Python
-        threads the same way. No size threshold decides: on a busy 2-core machine multithreaded
-        BLAS was 5-20x slower on small and medium products, on a quiet one it halves a large
-        product. An integer: that many threads for everything, no measurements. ``None``
-        leaves the setting alone.
+        :class:`~cvx_lifted.threads.ThreadChooser` picks, per kind of product, one thread or as
+        many as this process's cores (at most the BLAS library's own count) from their measured
+        rates (probing the other count on a slice of every eighth product, and taking more
+        threads only when measured at least 1.25x faster); the chunks of rows of the state step
+        run on one or several Python threads the same way. No size threshold decides: on a busy
+        2-core machine multithreaded BLAS was 5-20x slower on small and medium products, on a
+        quiet one it halves a large product. An integer: that many threads for everything, no
+        measurements. ``None`` leaves the setting alone.
     """
 
     #: Where the weight steps' rows live (:mod:`cvx_lifted.distributed` puts them on a cluster).
