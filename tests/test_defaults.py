@@ -88,5 +88,8 @@ def test_relu_fenchel_beats_relu_at_the_same_settings():
 
 
 def test_negative_seeds_are_refused_by_the_estimator():
-    with pytest.raises(ValueError, match=r"random_state must be an int in \[0, 2\*\*32\)"):
+    # scikit-learn's parameter validation: seeds are ints in [0, 2**32 - 1]
+    with pytest.raises(
+        ValueError, match=r"'random_state' parameter .* in the range \[0, 4294967295\]"
+    ):
         LiftedMLPClassifier(random_state=-1).fit([[0.0], [1.0]], [0, 1])
