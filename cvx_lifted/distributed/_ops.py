@@ -11,6 +11,7 @@ reductions (*rounds*), the bytes of the results the client receives and of the c
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,7 +60,12 @@ def _nbytes(value: Any) -> int:
         return int(value.nbytes)
     if isinstance(value, float | int | np.generic):
         return 8
-    return 0
+    if value is None or isinstance(value, str | bool) or callable(value):
+        return 0  # functions travel once per worker process (pickled by reference)
+    try:  # an object with arrays inside (a network, an activation): its pickle
+        return len(pickle.dumps(value, protocol=5))
+    except Exception:  # noqa: BLE001 - unpicklable here (cloudpickle will manage): not counted
+        return 0
 
 
 def _add(a: Any, b: Any) -> Any:
@@ -73,6 +79,38 @@ def _add(a: Any, b: Any) -> Any:
 
 def _apply(*chunks: Any, fn: Callable[..., Any], consts: dict[str, Any]) -> Any:
     return fn(*chunks, **consts)
+
+
+def _sum_chunks(
+    chunks: list[tuple[Any, ...]], *, fn: Callable[..., Any], consts: dict[str, Any]
+) -> Any:
+    """Add ``fn(*chunk, **consts)`` over the chunks one worker holds."""
+    total = fn(*chunks[0], **consts)
+    for chunk in chunks[1:]:
+        total = _add(total, fn(*chunk, **consts))
+    return total
+
+
+def _workers() -> list[str]:
+    from distributed import get_client
+
+    return sorted(get_client().scheduler_info(n_workers=-1)["workers"])
+
+
+def _locate(arrays: tuple[Any, ...]) -> list[str] | None:
+    """Return the worker holding each row chunk of the first persisted array, or ``None``."""
+    from distributed import futures_of, get_client, wait
+
+    for a in arrays:
+        futures = futures_of(a)
+        if len(futures) == a.numblocks[0]:
+            wait(futures)
+            who = get_client().who_has(futures)
+            order = {f.key: f for f in futures}
+            keys = [k[0] if isinstance(k, list) else k for k in a.__dask_keys__()]
+            if all(who.get(k) for k in keys if k in order):
+                return [sorted(who[k])[0] for k in keys]
+    return None
 
 
 def _updated(target: Any, *chunks: Any, inplace: Callable[..., Any], **consts: Any) -> Any:
@@ -95,29 +133,55 @@ class DaskRowOps(RowOps):
 
     distributed = True
 
-    def __init__(self, *, persist_inputs: bool = True) -> None:
+    def __init__(self, *, persist_inputs: bool = True, trace: bool = False) -> None:
         self.persist_inputs = persist_inputs
         self.count = CommunicationCount()
+        #: ``(kind, function, bytes sent, bytes received)`` of every call when ``trace`` is set
+        self.trace: list[tuple[str, str, int, int]] | None = [] if trace else None
+        self._where: list[str] | None = None
 
     def _consts(self, consts: dict[str, Any]) -> Any:
         import dask
 
-        self.count.bytes_sent += _nbytes(consts)
+        self._sent = _nbytes(consts)
+        self.count.bytes_sent += self._sent
         return dask.delayed(consts, pure=True, traverse=False)
+
+    def _record(self, kind: str, fn: Callable[..., Any], received: int) -> None:
+        if self.trace is not None:
+            self.trace.append((kind, getattr(fn, "__name__", str(fn)), self._sent, received))
 
     def map(
         self, fn: Callable[..., Any], *arrays: Any, cols: int, dtype: Any, **consts: Any
     ) -> Any:
-        """Return the persisted array whose chunks are ``fn(*chunks, **consts)``."""
+        """Return the persisted array whose chunks are ``fn(*chunks, **consts)``.
+
+        Chunk ``i`` is computed on the worker that holds chunk ``i`` of the inputs (when known),
+        so that rows never move between workers (Dask would otherwise balance the load by moving
+        chunks).
+        """
+        import dask
         import dask.array as da
 
         self.count.maps += 1
-        out = da.map_blocks(
-            _apply, *arrays, fn=fn, consts=self._consts(consts),
-            chunks=(arrays[0].chunks[0], (cols,)), dtype=dtype,
-            meta=np.empty((0, cols), dtype=dtype),
-        )  # fmt: skip
-        return out.persist()
+        c = self._consts(consts)
+        self._record("map", consts.get("inplace", fn), 0)
+        where = self._where if self._where is not None else _locate(arrays)
+        rows = arrays[0].chunks[0]
+        if where is None or len(where) != len(rows):
+            out = da.map_blocks(
+                _apply, *arrays, fn=fn, consts=c, chunks=(rows, (cols,)), dtype=dtype,
+                meta=np.empty((0, cols), dtype=dtype),
+            )  # fmt: skip
+            return out.persist()
+        self._where = where
+        blocks = [a.to_delayed().ravel() for a in arrays]
+        parts = []
+        for i, chunk in enumerate(zip(*blocks, strict=True)):
+            with dask.annotate(workers=where[i], allow_other_workers=True):
+                task = dask.delayed(_apply, pure=True)(*chunk, fn=fn, consts=c)
+            parts.append(da.from_delayed(task, shape=(rows[i], cols), dtype=dtype))
+        return da.concatenate(parts, axis=0).persist()
 
     def update(self, fn: Callable[..., Any], target: Any, *arrays: Any, **consts: Any) -> Any:
         """Return ``target`` after the in-place chunk function ``fn`` (a new persisted array)."""
@@ -132,16 +196,25 @@ class DaskRowOps(RowOps):
         )
 
     def sum(self, fn: Callable[..., Any], *arrays: Any, **consts: Any) -> Any:
-        """Return the sum over chunks of ``fn(*chunks, **consts)``: one round trip."""
+        """Return the sum over chunks of ``fn(*chunks, **consts)``: one round trip.
+
+        Each worker adds the results of the chunks it holds (one task per worker), the
+        workers' partial sums meet in a binary tree of tasks, and the client receives the total.
+        """
         import dask
 
         c = self._consts(consts)
         blocks = [a.to_delayed().ravel() for a in arrays]
-        parts = [
-            dask.delayed(_apply, pure=True)(*chunk, fn=fn, consts=c)
-            for chunk in zip(*blocks, strict=True)
-        ]
-        while len(parts) > 1:  # a binary tree: partial sums meet on the workers
+        chunks = list(zip(*blocks, strict=True))
+        parts = []
+        for worker, indices in self._groups(arrays, len(chunks)):
+            with dask.annotate(workers=worker, allow_other_workers=True):
+                parts.append(
+                    dask.delayed(_sum_chunks, pure=True)(
+                        [chunks[i] for i in indices], fn=fn, consts=c
+                    )
+                )
+        while len(parts) > 1:  # a binary tree: the partial sums meet on the workers
             pairs = [
                 dask.delayed(_add, pure=True)(parts[i], parts[i + 1])
                 for i in range(0, len(parts) - 1, 2)
@@ -149,8 +222,25 @@ class DaskRowOps(RowOps):
             parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
         (result,) = dask.compute(parts[0])
         self.count.rounds += 1
-        self.count.bytes_received += _nbytes(result)
+        received = _nbytes(result)
+        self.count.bytes_received += received
+        self._record("sum", fn, received)
         return result
+
+    def _groups(self, arrays: tuple[Any, ...], n: int) -> list[tuple[Any, list[int]]]:
+        """Group chunk indices by the worker that holds them (``None``: anywhere)."""
+        where = self._where if self._where is not None and len(self._where) == n else None
+        if where is None:
+            where = _locate(arrays)
+            if where is not None:
+                self._where = where
+        if where is None:  # nothing persisted yet (inputs read from storage): spread evenly
+            workers = _workers()
+            where = [workers[i % len(workers)] if workers else None for i in range(n)]
+        groups: dict[Any, list[int]] = {}
+        for i, w in enumerate(where):
+            groups.setdefault(w, []).append(i)
+        return list(groups.items())
 
     def astype(self, X: Any, dtype: Any) -> Any:
         """Return ``X`` in ``dtype``, persisted when :attr:`persist_inputs` is set."""

@@ -1,0 +1,209 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Data-parallel sweeps on Dask against the in-memory path, and the cost model's bytes per sweep.
+
+The default network (784-300-10, ``relu_fenchel``, ``simplex_xent``, ``cvx_lifted.defaults``) is
+fitted for ``--sweeps`` sweeps on ``--rows`` rows of 784 features (Fashion-MNIST's 60,000 training
+images, repeated with a little noise to reach the row count; uniform noise when the data are
+absent), three ways, one after the other in this process:
+
+* ``memory``: NumPy arrays, ``blas_threads=1``;
+* ``dask-1``: a ``LocalCluster`` of 1 worker process with 1 thread;
+* ``dask-2``: a ``LocalCluster`` of 2 worker processes with 1 thread each.
+
+The Dask inputs are chunked in ``--chunks`` row chunks and persisted on the workers before the
+fit. Reported: the median sweep time after the first sweep (the first one also factors the
+input's Gram), the ratios ``dask-1 / memory`` (target <= 1.3) and ``dask-1 / dask-2`` (target
+>= 1.7), the reductions (rounds) per sweep, and the bytes moved per sweep -- what the client sent
+plus what the workers sent (their ``transfer_outgoing_bytes_total``: to each other and to the
+client) -- against the cost model of ``docs/distributed.md`` (target: within 20 %). The BLAS kernel in use
+is recorded; ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` are removed for this process and its
+workers (``--keep-blas-env`` keeps them).
+
+Run from the repository root::
+
+    CVX_LIFTED_DATA=../shared/data PYTHONPATH=. python benchmarks/bench_dask.py
+    PYTHONPATH=. python benchmarks/bench_dask.py --rows 20000 --sweeps 3   # a quick look
+
+Writes ``benchmarks/results/bench_dask.json`` (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from _speed import fresh_blas_env
+
+if __name__ == "__main__":
+    REMOVED_ENV = fresh_blas_env("--keep-blas-env" in sys.argv)
+
+import numpy as np  # noqa: E402 - after the BLAS environment is settled
+from _common import fmt_table, machine_info, median, verdict, write_json  # noqa: E402
+from _speed import blas_kernel, blas_line, scrub  # noqa: E402
+
+HIDDEN = 300
+TARGET_ONE_WORKER = 1.3
+TARGET_TWO_WORKERS = 1.7
+TARGET_BYTES = 0.2
+
+
+def load_rows(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """Fashion-MNIST training images repeated (with noise) to ``rows`` rows, and one-hot labels."""
+    rng = np.random.default_rng(seed)
+    try:
+        from cvx_lifted.datasets import load_dataset
+
+        X0, y0, _, _ = load_dataset("fashion-mnist", dtype=np.float64)
+        source = f"Fashion-MNIST training rows repeated to {rows} with noise N(0, 0.02^2)"
+    except Exception:  # noqa: BLE001 - any missing-data error: synthetic rows
+        X0, y0 = rng.random((60_000, 784)), rng.integers(0, 10, 60_000)
+        source = f"uniform noise, {rows} rows (Fashion-MNIST not found)"
+    idx = np.arange(rows) % X0.shape[0]
+    X = X0[idx] + 0.02 * rng.standard_normal((rows, X0.shape[1]))
+    Y = np.eye(10)[np.asarray(y0)[idx]]
+    return np.ascontiguousarray(X), Y, source
+
+
+def _fit(X: Any, Y: Any, sweeps: int, **options: Any) -> Any:
+    from cvx_lifted import LiftedNetwork
+
+    net = LiftedNetwork([X.shape[1], HIDDEN, 10], output="simplex_xent")
+    return net.fit(X, Y, max_iter=sweeps, tol=0.0, random_state=0, blas_threads=1, **options)
+
+
+def _sweep_times(result: Any) -> list[float]:
+    return [s["sweep"] for s in result.history.seconds[2:]]  # [0] is the start, [1] sweep 1
+
+
+def _worker_bytes(client: Any) -> int:
+    out = client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total)
+    return int(sum(out.values()))
+
+
+def run_dask(X: np.ndarray, Y: np.ndarray, workers: int, chunks: int, sweeps: int) -> dict:
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    with Client(cluster) as client:
+        Xd = da.from_array(X, chunks=(chunks, X.shape[1])).persist()
+        Yd = da.from_array(Y, chunks=(chunks, Y.shape[1])).persist()
+        client.wait_for_workers(workers)
+        between = [_worker_bytes(client)]  # workers' transfers to each other, after each sweep
+
+        def after_sweep(sweep: int, partial: Any) -> None:
+            between.append(_worker_bytes(client))
+
+        t0 = time.perf_counter()
+        result = _fit(Xd, Yd, sweeps, scheduler=client, callback=after_sweep)
+        wall = time.perf_counter() - t0
+    cluster.close()
+    comm = [
+        {k[5:]: v for k, v in r.items() if k.startswith("dask.")}
+        for r in result.history.residuals[1:]
+    ]
+    for c, b0, b1 in zip(comm, between[:-1], between[1:], strict=True):
+        c["worker_bytes"] = float(b1 - b0)
+    return {
+        "sweep_seconds": _sweep_times(result),
+        "first_sweep_seconds": result.history.seconds[1]["sweep"],
+        "wall_seconds": wall,
+        "communication": comm,
+        "objective": result.history.objective,
+    }
+
+
+def model_cost(rows: int, line_trials: float) -> Any:
+    """The cost model's sweep (``docs/distributed.md``) of the benchmark's network."""
+    from cvx_lifted import LiftedNetwork
+    from cvx_lifted.distributed.costmodel import sweep_cost
+
+    net = LiftedNetwork([784, HIDDEN, 10], output="simplex_xent")
+    return sweep_cost(net, rows, line_trials=line_trials)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--chunks", type=int, default=25_000, help="rows per chunk")
+    ap.add_argument("--sweeps", type=int, default=4)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--keep-blas-env", action="store_true")
+    args = ap.parse_args()
+    X, Y, source = load_rows(args.rows)
+    print(f"data: {source}; X {X.shape} float64, chunks of {args.chunks} rows")
+    print(f"BLAS: {blas_line()}")
+    runs: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    mem = _fit(X, Y, args.sweeps)
+    runs["memory"] = {
+        "sweep_seconds": _sweep_times(mem),
+        "first_sweep_seconds": mem.history.seconds[1]["sweep"],
+        "wall_seconds": time.perf_counter() - t0,
+        "objective": mem.history.objective,
+    }
+    print(f"memory: {median(runs['memory']['sweep_seconds']):.2f} s/sweep")
+    for workers in (1, 2):
+        runs[f"dask-{workers}"] = run_dask(X, Y, workers, args.chunks, args.sweeps)
+        print(f"dask-{workers}: {median(runs[f'dask-{workers}']['sweep_seconds']):.2f} s/sweep")
+    med = {name: median(r["sweep_seconds"]) for name, r in runs.items()}
+    one_vs_mem = med["dask-1"] / med["memory"]
+    two_vs_one = med["dask-1"] / med["dask-2"]
+    bytes_rows = []
+    worst = 0.0
+    for workers in (1, 2):
+        comm = runs[f"dask-{workers}"]["communication"][1:]  # sweep 1 also makes X's Gram
+        # the workers' outgoing transfers include what the client receives
+        measured = median([c["bytes_sent"] + c["worker_bytes"] for c in comm])
+        trials = median([c["line_trials"] for c in comm]) if "line_trials" in comm[0] else 2.0
+        cost = model_cost(args.rows, trials)
+        model = cost.bytes_moved(workers)
+        rel = abs(measured - model) / model
+        worst = max(worst, rel)
+        rounds = median([c["rounds"] for c in comm])
+        mib = f"{measured / 2**20:.2f}"
+        bytes_rows.append([f"dask-{workers}", rounds, f"{cost.rounds:.0f}", mib,
+                           f"{model / 2**20:.2f}", f"{rel:.0%}"])  # fmt: skip
+    drift = max(
+        abs(a - b) / abs(a)
+        for a, b in zip(runs["memory"]["objective"], runs["dask-2"]["objective"], strict=True)
+    )
+    print()
+    print(fmt_table(["run", "s/sweep (median)", "first sweep s"],
+                    [[n, f"{med[n]:.2f}", f"{r['first_sweep_seconds']:.2f}"]
+                     for n, r in runs.items()]))  # fmt: skip
+    print()
+    print(f"dask-1 / memory: {one_vs_mem:.2f} (target <= {TARGET_ONE_WORKER}) "
+          f"{verdict(one_vs_mem <= TARGET_ONE_WORKER)}")  # fmt: skip
+    print(f"dask-1 / dask-2: {two_vs_one:.2f} (target >= {TARGET_TWO_WORKERS}) "
+          f"{verdict(two_vs_one >= TARGET_TWO_WORKERS)}")  # fmt: skip
+    print(f"objective, memory vs dask-2, largest relative difference: {drift:.1e}")
+    print()
+    print(fmt_table(["run", "rounds/sweep", "model rounds", "MiB moved/sweep", "model MiB",
+                     "off by"], bytes_rows))  # fmt: skip
+    print(f"bytes vs cost model: worst {worst:.0%} (target <= {TARGET_BYTES:.0%}) "
+          f"{verdict(worst <= TARGET_BYTES)}")  # fmt: skip
+    payload = {
+        "machine": scrub(machine_info()),
+        "blas": blas_kernel(),
+        "removed_env": REMOVED_ENV,
+        "data": source,
+        "args": vars(args),
+        "runs": runs,
+        "median_sweep_seconds": med,
+        "dask1_over_memory": one_vs_mem,
+        "dask1_over_dask2": two_vs_one,
+        "bytes": bytes_rows,
+        "bytes_worst_relative_error": worst,
+        "objective_drift": drift,
+    }
+    path = write_json("bench_dask", payload, args.out)
+    print(f"wrote {path.name}")
+
+
+if __name__ == "__main__":
+    main()
