@@ -15,9 +15,9 @@ fit. Reported: the median sweep time after the first sweep (the first one also f
 input's Gram), the ratios ``dask-1 / memory`` (target <= 1.3) and ``dask-1 / dask-2`` (target
 >= 1.7), the reductions (rounds) per sweep, and the bytes moved per sweep -- what the client sent
 plus what the workers sent (their ``transfer_outgoing_bytes_total``: to each other and to the
-client) -- against the cost model of ``docs/distributed.md`` (target: within 20 %). The BLAS kernel in use
-is recorded; ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` are removed for this process and its
-workers (``--keep-blas-env`` keeps them).
+client) -- against the cost model of ``docs/distributed.md`` (target: within 20 %). The BLAS
+kernel in use is recorded; ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` are removed for this
+process and its workers (``--keep-blas-env`` keeps them).
 
 Run from the repository root::
 
