@@ -187,6 +187,28 @@ def main() -> None:
                      "off by"], bytes_rows))  # fmt: skip
     print(f"bytes vs cost model: worst {worst:.0%} (target <= {TARGET_BYTES:.0%}) "
           f"{verdict(worst <= TARGET_BYTES)}")  # fmt: skip
+    # projection: the compute of a sweep shrinks with the workers, its rounds do not; the
+    # latency per round is what one local worker added to the in-memory sweep, per round
+    from cvx_lifted.distributed.costmodel import project
+
+    rounds1 = median([c["rounds"] for c in runs["dask-1"]["communication"][1:]])
+    latency = max((med["dask-1"] - med["memory"]) / rounds1, 1e-3)
+    bandwidth = 1.25e9  # a 10 Gb/s link
+    projection = {}
+    for rows in (args.rows, 2_000_000):
+        compute = med["memory"] * rows / args.rows
+        projection[rows] = project(
+            model_cost(rows, 2.0), compute, [1, 2, 8, 32, 128, 256],
+            latency=latency, bandwidth=bandwidth,
+        )  # fmt: skip
+    print()
+    print(f"projection (latency {latency * 1e3:.0f} ms per round, measured; 10 Gb/s links):")
+    for rows, table in projection.items():
+        print(fmt_table(
+            [f"workers ({rows} rows)", "compute s", "communication s", "sweep s", "GiB moved"],
+            [[r["workers"], f"{r['compute']:.2f}", f"{r['communication']:.2f}",
+              f"{r['sweep']:.2f}", f"{r['bytes'] / 2**30:.2f}"] for r in table],
+        ))  # fmt: skip
     payload = {
         "machine": scrub(machine_info()),
         "blas": blas_kernel(),
@@ -200,6 +222,8 @@ def main() -> None:
         "bytes": bytes_rows,
         "bytes_worst_relative_error": worst,
         "objective_drift": drift,
+        "latency_per_round": latency,
+        "projection": projection,
     }
     path = write_json("bench_dask", payload, args.out)
     print(f"wrote {path.name}")
