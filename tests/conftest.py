@@ -34,7 +34,8 @@ def _one_blas_thread():
 
 #: Test files and tests that take more than about two seconds each on the 2-core CI machine
 #: (measured with ``--durations``). They are marked ``slow``: ``pytest -m "not slow"`` is the fast
-#: lane, the full suite runs everything.
+#: lane (under a minute on 2 cores), the full suite runs everything. A test is named by its
+#: function (all its parameters) or by its id with one set of parameters (``name[param]``).
 SLOW_FILES = {"test_examples.py", "test_plugins.py", "test_paper.py", "test_modelfile_fuzz.py"}
 SLOW_TESTS = {
     "test_activations.py": {"test_elementwise_activations_are_monotone"},
@@ -49,6 +50,7 @@ SLOW_TESTS = {
     },
     "test_blocks.py": {
         "test_a_digits_sized_sigmoid_like_network_no_longer_asks_for_gigabytes",
+        "test_a_template_block_stays_within_its_estimate[sign]",
         "test_clip_and_leaky_relu_networks_stay_feasible",
         "test_compiled_weight_step_memory_is_linear_in_the_rows_and_within_the_estimate",
         "test_no_block_of_a_random_fit_raises_the_objective",
@@ -69,6 +71,15 @@ SLOW_TESTS = {
         "test_mnist_10k_real_files",
         "test_the_data_fixture_honours_cvx_lifted_data",
     },
+    "test_distributed.py": {  # each starts Dask worker processes or trains on a LocalCluster
+        "test_a_worker_killed_during_a_sweep_does_not_change_the_result",
+        "test_bad_inputs_and_schedulers_get_clear_errors",
+        "test_default_network_follows_the_in_memory_iterates",
+        "test_every_fast_path_follows_the_in_memory_iterates",
+        "test_out_of_core_fit_on_data_larger_than_a_worker_memory_limit",
+        "test_predictions_on_dask_arrays_equal_the_in_memory_ones",
+        "test_the_solver_counts_rounds_per_sweep_and_a_local_cluster_is_closed_after_the_fit",
+    },
     "test_estimator.py": {
         "test_digits_test_accuracy",
         "test_lifted_prediction_rule",
@@ -83,6 +94,7 @@ SLOW_TESTS = {
     },
     "test_torch.py": {
         "test_to_torch_matches_feed_forward",
+        "test_train_adam_and_penalty",
         "test_train_reduces_the_loss_and_is_deterministic",
     },
     "test_tune.py": {"test_tune_respects_the_trial_budget_and_is_reproducible"},
@@ -94,5 +106,6 @@ def pytest_collection_modifyitems(config, items):
     """Mark the tests listed in SLOW_FILES and SLOW_TESTS as ``slow``."""
     for item in items:
         name = item.path.name
-        if name in SLOW_FILES or item.originalname in SLOW_TESTS.get(name, ()):
+        slow = SLOW_TESTS.get(name, ())
+        if name in SLOW_FILES or item.originalname in slow or item.name in slow:
             item.add_marker(pytest.mark.slow)
