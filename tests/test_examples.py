@@ -40,6 +40,10 @@ EXPECTED = {
         ["train_digits.png"],
     ),
     "lifted_init_torch.py": (["max |torch - feed-forward|", "after 5 epochs of SGD"], []),
+    "dask_local_cluster.py": (
+        ["cluster: 2 worker processes", "cost model:", "in memory: the same objectives to"],
+        [],
+    ),
     "sigmoid_fenchel.py": (
         ["status 'unbounded'", "SolverFailedError", "objective never increased: True"],
         [],

@@ -27,6 +27,7 @@ ORDER = (
     "dpp_compile_once.py",
     "train_digits.py",
     "lifted_init_torch.py",
+    "dask_local_cluster.py",
 )
 
 
