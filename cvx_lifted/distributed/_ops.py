@@ -152,9 +152,15 @@ class DaskRowOps(RowOps):
             self.trace.append((kind, getattr(fn, "__name__", str(fn)), self._sent, received))
 
     def map(
-        self, fn: Callable[..., Any], *arrays: Any, cols: int, dtype: Any, **consts: Any
+        self,
+        fn: Callable[..., Any],
+        *arrays: Any,
+        cols: int,
+        dtype: Any,
+        keep: bool = True,
+        **consts: Any,
     ) -> Any:
-        """Return the persisted array whose chunks are ``fn(*chunks, **consts)``.
+        """Return the array whose chunks are ``fn(*chunks, **consts)`` (persisted if ``keep``).
 
         Chunk ``i`` is computed on the worker that holds chunk ``i`` of the inputs (when known),
         so that rows never move between workers (Dask would otherwise balance the load by moving
@@ -173,7 +179,7 @@ class DaskRowOps(RowOps):
                 _apply, *arrays, fn=fn, consts=c, chunks=(rows, (cols,)), dtype=dtype,
                 meta=np.empty((0, cols), dtype=dtype),
             )  # fmt: skip
-            return out.persist()
+            return out.persist() if keep else out
         self._where = where
         blocks = [a.to_delayed().ravel() for a in arrays]
         parts = []
@@ -181,7 +187,8 @@ class DaskRowOps(RowOps):
             with dask.annotate(workers=where[i], allow_other_workers=True):
                 task = dask.delayed(_apply, pure=True)(*chunk, fn=fn, consts=c)
             parts.append(da.from_delayed(task, shape=(rows[i], cols), dtype=dtype))
-        return da.concatenate(parts, axis=0).persist()
+        out = da.concatenate(parts, axis=0)
+        return out.persist() if keep else out
 
     def update(self, fn: Callable[..., Any], target: Any, *arrays: Any, **consts: Any) -> Any:
         """Return ``target`` after the in-place chunk function ``fn`` (a new persisted array)."""
@@ -229,8 +236,8 @@ class DaskRowOps(RowOps):
 
     def _groups(self, arrays: tuple[Any, ...], n: int) -> list[tuple[Any, list[int]]]:
         """Group chunk indices by the worker that holds them (``None``: anywhere)."""
-        where = self._where if self._where is not None and len(self._where) == n else None
-        if where is None:
+        where: list[Any] | None = self._where
+        if where is None or len(where) != n:
             where = _locate(arrays)
             if where is not None:
                 self._where = where

@@ -132,7 +132,7 @@ class DaskBCDSolver(BCDSolver):
         W, b = net.weights[layer], net.biases[layer]
         return self.row_ops.map(
             image_chunk, X, Wt=W.T.astype(X.dtype), b=b.astype(X.dtype), cols=W.shape[0],
-            dtype=X.dtype,
+            dtype=X.dtype, keep=False,
         )  # fmt: skip
 
     def _map_rows(self, step: Any, *arrays: Any, **consts: Any) -> tuple[Any, dict[str, float]]:

@@ -42,7 +42,13 @@ class RowOps:
     distributed = False
 
     def map(
-        self, fn: Callable[..., Any], *arrays: Any, cols: int, dtype: Any, **consts: Any
+        self,
+        fn: Callable[..., Any],
+        *arrays: Any,
+        cols: int,
+        dtype: Any,
+        keep: bool = True,
+        **consts: Any,
     ) -> Any:
         """Return the row-partitioned array whose chunks are ``fn(*chunks, **consts)``.
 
@@ -56,6 +62,9 @@ class RowOps:
             Columns of the result.
         dtype : dtype
             Dtype of the result.
+        keep : bool, default=True
+            Whether the result is used more than once (distributed: kept in the workers' memory;
+            otherwise computed as part of whatever uses it).
         **consts
             Passed to every call unchanged.
         """

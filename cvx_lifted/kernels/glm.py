@@ -327,7 +327,7 @@ def _lbfgs_columns_relu(
     lin: dict[str, Any] = {"uT": None, "V": None, "vT": None}
 
     def residual(U: Any) -> Any:
-        return ops.map(_relu_residual, U, T, cols=prod.q, dtype=U0.dtype)
+        return ops.map(_relu_residual, U, T, cols=prod.q, dtype=U0.dtype, keep=False)
 
     def objective_cols(U: Any, theta: NDArray[np.float64]) -> NDArray[np.float64]:
         val, lin["uT"] = ops.sum(_relu_objective_sums, U, T)
@@ -726,13 +726,15 @@ def fy_step(
     res_dtype = np.result_type(U0.dtype, T.dtype)
     scale = GradScale(
         lambda: float(
-            np.linalg.norm(prod.moments(ops.map(_minus, T, c=phi0, cols=q, dtype=T.dtype)))
+            np.linalg.norm(
+                prod.moments(ops.map(_minus, T, c=phi0, cols=q, dtype=T.dtype, keep=False))
+            )
         ),
         prod.bound(M_norm),
     )
 
     def residual(U: Any) -> Any:
-        return ops.map(_fy_residual, U, T, spec=spec, cols=q, dtype=res_dtype)
+        return ops.map(_fy_residual, U, T, spec=spec, cols=q, dtype=res_dtype, keep=False)
 
     def objective_cols(U: Any, theta: NDArray[np.float64]) -> NDArray[np.float64]:
         val = ops.sum(_fy_objective_sums, U, T, spec=spec)
