@@ -107,6 +107,7 @@ api_modules = [
             ("cvx_lifted.exceptions",),
         ],
     ),
+    ("Beyond one machine", [("cvx_lifted.distributed.*",)]),
     ("PyTorch", [("cvx_lifted.interop.torch",)]),
     ("The paper's experiment", [("cvx_lifted.paper.*", "cvx_lifted.experiments")]),
 ]
