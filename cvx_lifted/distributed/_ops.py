@@ -11,6 +11,7 @@ reductions (*rounds*), the bytes of the results the client receives and of the c
 
 from __future__ import annotations
 
+import functools
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,11 @@ import numpy as np
 
 from cvx_lifted.kernels import RowOps
 
-__all__ = ["CommunicationCount", "DaskRowOps"]
+__all__ = ["GATHER_MAX", "CommunicationCount", "DaskRowOps"]
+
+#: Partial sums the client adds itself; more are first added in a tree on the workers (a tree
+#: costs a task hop per level, a gather at the client its inbound bandwidth).
+GATHER_MAX = 4
 
 
 @dataclass
@@ -205,8 +210,9 @@ class DaskRowOps(RowOps):
     def sum(self, fn: Callable[..., Any], *arrays: Any, **consts: Any) -> Any:
         """Return the sum over chunks of ``fn(*chunks, **consts)``: one round trip.
 
-        Each worker adds the results of the chunks it holds (one task per worker), the
-        workers' partial sums meet in a binary tree of tasks, and the client receives the total.
+        Each worker adds the results of the chunks it holds (one task per worker); the client
+        adds up to :data:`GATHER_MAX` partial sums itself, more meet first in a binary tree of
+        tasks on the workers (each worker's partial sum travels once either way).
         """
         import dask
 
@@ -221,13 +227,13 @@ class DaskRowOps(RowOps):
                         [chunks[i] for i in indices], fn=fn, consts=c
                     )
                 )
-        while len(parts) > 1:  # a binary tree: the partial sums meet on the workers
+        while len(parts) > GATHER_MAX:  # a binary tree: the partial sums meet on the workers
             pairs = [
                 dask.delayed(_add, pure=True)(parts[i], parts[i + 1])
                 for i in range(0, len(parts) - 1, 2)
             ]
             parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
-        (result,) = dask.compute(parts[0])
+        result = functools.reduce(_add, dask.compute(*parts))
         self.count.rounds += 1
         received = _nbytes(result)
         self.count.bytes_received += received
