@@ -86,6 +86,10 @@ def _apply(*chunks: Any, fn: Callable[..., Any], consts: dict[str, Any]) -> Any:
     return fn(*chunks, **consts)
 
 
+def _astype(X: Any, *, to: Any) -> Any:
+    return X.astype(to)
+
+
 def _sum_chunks(
     chunks: list[tuple[Any, ...]], *, fn: Callable[..., Any], consts: dict[str, Any]
 ) -> Any:
@@ -256,6 +260,7 @@ class DaskRowOps(RowOps):
         return list(groups.items())
 
     def astype(self, X: Any, dtype: Any) -> Any:
-        """Return ``X`` in ``dtype``, persisted when :attr:`persist_inputs` is set."""
-        out = X.astype(dtype)
-        return out.persist() if self.persist_inputs else out
+        """Return ``X`` in ``dtype``, kept on the workers when :attr:`persist_inputs` is set."""
+        return self.map(
+            _astype, X, to=np.dtype(dtype), cols=X.shape[1], dtype=dtype, keep=self.persist_inputs
+        )
