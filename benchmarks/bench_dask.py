@@ -101,6 +101,7 @@ def run_dask(X: np.ndarray, Y: np.ndarray, workers: int, chunks: int, sweeps: in
         t0 = time.perf_counter()
         result = _fit(Xd, Yd, sweeps, scheduler=client, callback=after_sweep)
         wall = time.perf_counter() - t0
+        latency = round_latency(Xd)
     cluster.close()
     comm = [
         {k[5:]: v for k, v in r.items() if k.startswith("dask.")}
@@ -114,7 +115,26 @@ def run_dask(X: np.ndarray, Y: np.ndarray, workers: int, chunks: int, sweeps: in
         "wall_seconds": wall,
         "communication": comm,
         "objective": result.history.objective,
+        "round_latency": latency,
     }
+
+
+def _first(X: np.ndarray) -> float:
+    return float(X[0, 0])
+
+
+def round_latency(X: Any, repeats: int = 20) -> float:
+    """Median seconds of a reduction that computes nothing: the fixed cost of one round."""
+    from cvx_lifted.distributed._ops import DaskRowOps
+
+    ops = DaskRowOps()
+    ops.sum(_first, X)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ops.sum(_first, X)
+        times.append(time.perf_counter() - t0)
+    return median(times)
 
 
 def model_cost(rows: int, line_trials: float) -> Any:
@@ -188,11 +208,10 @@ def main() -> None:
     print(f"bytes vs cost model: worst {worst:.0%} (target <= {TARGET_BYTES:.0%}) "
           f"{verdict(worst <= TARGET_BYTES)}")  # fmt: skip
     # projection: the compute of a sweep shrinks with the workers, its rounds do not; the
-    # latency per round is what one local worker added to the in-memory sweep, per round
+    # latency of a round is measured on the two-worker cluster (a reduction computing nothing)
     from cvx_lifted.distributed.costmodel import project
 
-    rounds1 = median([c["rounds"] for c in runs["dask-1"]["communication"][1:]])
-    latency = max((med["dask-1"] - med["memory"]) / rounds1, 1e-3)
+    latency = runs["dask-2"]["round_latency"]
     bandwidth = 1.25e9  # a 10 Gb/s link
     projection = {}
     for rows in (args.rows, 2_000_000):
