@@ -68,9 +68,7 @@ def test_default_network_follows_the_in_memory_iterates(active, chunks):
     _assert_same_iterates(*runs)
     mem, _, dsk, r_dsk = runs
     assert len(r_dsk.states) == 1 and isinstance(r_dsk.states[0], da.Array)  # the user's client
-    np.testing.assert_allclose(
-        r_dsk.states[0].compute(), runs[1].states[0], rtol=1e-6, atol=1e-9
-    )
+    np.testing.assert_allclose(r_dsk.states[0].compute(), runs[1].states[0], rtol=1e-6, atol=1e-9)
     # every sweep records its reductions and bytes, and the client received only small arrays
     rec = r_dsk.history.residuals[-1]
     assert rec["dask.rounds"] >= 3
