@@ -7,7 +7,8 @@ rules (``get_params``/``set_params``, validation in :meth:`fit`, fitted attribut
 :class:`~sklearn.neural_network.MLPRegressor` where those exist. They are a thin veneer: validate
 the data, encode the targets as a matrix :math:`Y` (one-hot rows for classification), build a
 :class:`~cvx_lifted.network.LiftedNetwork` and train it by block-coordinate descent
-(:class:`~cvx_lifted.bcd.BCDSolver`), then keep the results.
+(:class:`~cvx_lifted.bcd.BCDSolver`), then keep the results. Row-chunked Dask arrays train on
+a cluster instead (:mod:`cvx_lifted.distributed`); predictions of them are lazy Dask arrays.
 
 Every default comes from :mod:`cvx_lifted.defaults`, shared with
 :class:`~cvx_lifted.network.LiftedNetwork` and the command line (re-exported here as
@@ -58,13 +59,14 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from cvx_lifted import defaults
+from cvx_lifted import defaults, distributed
 from cvx_lifted._validation import (
     check_non_negative_float,
     check_positive_float,
     check_positive_int,
 )
 from cvx_lifted.activations import Activation, get_activation
+from cvx_lifted.distributed import ScoreOnRowsMixin, is_dask_array
 from cvx_lifted.exceptions import NotRepresentableError
 from cvx_lifted.losses import get_output
 from cvx_lifted.network import LiftedNetwork, resolve_activation
@@ -188,6 +190,16 @@ def _check_activation(value: Any, name: str) -> None:
             raise ValueError(f"{name}={value!r} is not usable: {exc}") from exc
 
 
+def _probabilities(out: ArrayLike, *, softmax: bool) -> NDArray[np.float64]:
+    """Rows of the network's output on the simplex (also run per chunk of a Dask array)."""
+    P = np.asarray(out, dtype=np.float64)
+    if softmax:
+        P = np.clip(P, 0.0, None)
+        return P / P.sum(axis=1, keepdims=True)
+    # idempotent on the simplex: fixes the round-off of the lifted rule, projects "squared"
+    return np.asarray(_SIMPLEX.act(P), dtype=np.float64)
+
+
 # ---------------------------------------------------------------------------------- base class
 class _BaseLiftedMLP(BaseEstimator):
     """Shared machinery; subclasses define ``__init__`` (the public parameters) and targets."""
@@ -210,6 +222,7 @@ class _BaseLiftedMLP(BaseEstimator):
 
     # fitted attributes (declared for type checkers; set by fit)
     network_: LiftedNetwork
+    n_features_in_: int
 
     def _output_activation(self) -> str | Activation | None:
         return None
@@ -235,6 +248,16 @@ class _BaseLiftedMLP(BaseEstimator):
         # warm: continue from the previous fit (n_features_in_ and feature names are kept)
         warm = bool(self.warm_start) and hasattr(self, "network_")
         return {"hidden": hidden, "dtype": np.dtype(self.dtype), "warm": warm}
+
+    def _dask_data(self, X: Any, y: Any, params: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """Return ``X``, the targets ``Y`` chunked like it, and the classes (or ``None``)."""
+        n_features = self.n_features_in_ if params["warm"] else None
+        classify = isinstance(self, ClassifierMixin)
+        X, Y, classes = distributed.fit_rows(X, y, n_features, params["dtype"], classify)
+        if not params["warm"]:  # as validate_data(reset=True) does
+            self.n_features_in_ = int(X.shape[1])
+            self.__dict__.pop("feature_names_in_", None)
+        return X, Y, classes
 
     @contextlib.contextmanager
     def _keep_state_on_failure(self) -> Iterator[None]:
@@ -339,7 +362,7 @@ class _BaseLiftedMLP(BaseEstimator):
                 stacklevel=5,  # fit -> _fit -> _fit_network -> here
             )
 
-    def _forward(self, X: ArrayLike) -> FloatArray:
+    def _forward(self, X: ArrayLike) -> Any:
         """Validate ``X`` against the fit and return the network's output (2-D)."""
         check_is_fitted(self, "network_")
         validate_parameter_constraints(
@@ -347,6 +370,8 @@ class _BaseLiftedMLP(BaseEstimator):
             {"prediction": self.prediction},
             caller_name=type(self).__name__,
         )
+        if is_dask_array(X):  # a lazy Dask array chunked like X (feed-forward only)
+            return distributed.predict_rows(self.network_, X, prediction=self.prediction)
         Xc = validate_data(self, X, reset=False, dtype=self.network_.dtype)
         if self.prediction == "lifted":
             return np.asarray(self.network_.predict_lifted(Xc, backend=self.backend))
@@ -361,7 +386,7 @@ class _BaseLiftedMLP(BaseEstimator):
 
 
 # ---------------------------------------------------------------------------------- classifier
-class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
+class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
     r"""Lifted neural-network classifier trained by block-coordinate descent.
 
     The network's activations are argmins of convex divergences, its hidden states are variables
@@ -546,7 +571,9 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
 
     def _fit(self, X_in: ArrayLike, y_in: ArrayLike) -> None:
         params = self._check_params()
-        X: FloatArray
+        if is_dask_array(X_in):  # the rows stay on the cluster: one reduction finds the classes
+            self._fit_classes(*self._dask_data(X_in, y_in, params), params)
+            return
         X, y = validate_data(
             self, X_in, y_in, reset=not params["warm"], dtype=params["dtype"], multi_output=True
         )
@@ -562,7 +589,11 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
         y = column_or_1d(y, warn=True)
         encoder = LabelEncoder()
         codes = encoder.fit_transform(y)
-        classes = encoder.classes_
+        Y = np.eye(len(encoder.classes_), dtype=params["dtype"])[codes]
+        self._fit_classes(X, Y, encoder.classes_, params)
+
+    def _fit_classes(self, X: Any, Y: Any, classes: NDArray[Any], params: dict[str, Any]) -> None:
+        """Train on one-hot rows ``Y`` of ``classes`` (NumPy or Dask arrays)."""
         if len(classes) < 2:
             raise ValueError(
                 f"{type(self).__name__} needs samples of at least 2 classes, but y holds only "
@@ -573,7 +604,6 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
                 f"warm_start=True needs the same classes as the previous fit: "
                 f"{self.classes_.tolist()} before, {classes.tolist()} now."
             )
-        Y = np.eye(len(classes), dtype=params["dtype"])[codes]
         self._fit_network(X, Y, params["hidden"], params["warm"])
         self.classes_ = classes
 
@@ -592,14 +622,14 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
         Returns
         -------
         ndarray of shape (n_samples, n_classes)
-            Non-negative rows summing to one, columns ordered as ``classes_``.
+            Non-negative rows summing to one, columns ordered as ``classes_`` (a lazy Dask
+            array chunked like ``X`` when ``X`` is one).
         """
-        out = np.asarray(self._forward(X), dtype=np.float64)
-        if self.network_.head.name == "softmax_xent":
-            out = np.clip(out, 0.0, None)
-            return out / out.sum(axis=1, keepdims=True)
-        # idempotent on the simplex: fixes the round-off of the lifted rule, projects "squared"
-        return np.asarray(_SIMPLEX.act(out), dtype=np.float64)
+        out = self._forward(X)
+        softmax = self.network_.head.name == "softmax_xent"
+        if is_dask_array(out):
+            return out.map_blocks(_probabilities, softmax=softmax, dtype=np.float64)
+        return _probabilities(out, softmax=softmax)
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
         """Return the most probable class of each sample.
@@ -612,9 +642,12 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
         Returns
         -------
         ndarray of shape (n_samples,)
-            Labels from ``classes_`` (the arg-max of :meth:`predict_proba`).
+            Labels from ``classes_`` (the arg-max of :meth:`predict_proba`); a lazy Dask array
+            chunked like ``X`` when ``X`` is one.
         """
         proba = self.predict_proba(X)  # checks fitted-ness first
+        if is_dask_array(proba):
+            return distributed.labels_of(proba, self.classes_)
         return self.classes_[np.argmax(proba, axis=1)]
 
     def __sklearn_tags__(self) -> Tags:
@@ -624,7 +657,7 @@ class LiftedMLPClassifier(ClassifierMixin, _BaseLiftedMLP):
 
 
 # ---------------------------------------------------------------------------------- regressor
-class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
+class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
     r"""Lifted neural-network regressor trained by block-coordinate descent.
 
     The network's activations are argmins of convex divergences, its hidden states are variables
@@ -821,7 +854,10 @@ class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
 
     def _fit(self, X_in: ArrayLike, y_in: ArrayLike) -> None:
         params = self._check_params()
-        X: FloatArray
+        if is_dask_array(X_in):  # targets chunked like X, 2-D; the rows stay on the cluster
+            X, Y, _ = self._dask_data(X_in, y_in, params)
+            self._fit_network(X, Y, params["hidden"], params["warm"])
+            return
         y: NDArray[Any]
         X, y = validate_data(
             self,
@@ -848,7 +884,8 @@ class LiftedMLPRegressor(RegressorMixin, _BaseLiftedMLP):
         Returns
         -------
         ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            1-D when the model was fitted on a single target.
+            1-D when the model was fitted on a single target; a lazy Dask array chunked like
+            ``X`` when ``X`` is one.
         """
         out = self._forward(X)
         return out.ravel() if self.n_outputs_ == 1 else out

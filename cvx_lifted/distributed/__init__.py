@@ -17,20 +17,42 @@ training runs here::
     proba = net.predict(X)  # a Dask array
 
 The kernels are the in-memory ones, called per chunk (:class:`~cvx_lifted.kernels.RowOps`), so
-the iterates follow the in-memory path's to rounding.
+the iterates follow the in-memory path's to rounding. The estimators
+(:class:`~cvx_lifted.LiftedMLPClassifier`, :class:`~cvx_lifted.LiftedMLPRegressor`) encode their
+targets and score on the workers too (:mod:`.labels`).
 """
 
 from .cluster import cluster_client, is_dask_array
 from .data import as_rows, check_chunks, predict, rows_from_npy, task_bytes
+from .labels import (
+    ScoreOnRowsMixin,
+    check_rows,
+    fit_rows,
+    label_rows,
+    labels_of,
+    one_hot_rows,
+    predict_rows,
+    score_rows,
+    target_rows,
+)
 from .solver import DaskBCDSolver
 
 __all__ = [
     "DaskBCDSolver",
+    "ScoreOnRowsMixin",
     "as_rows",
     "check_chunks",
+    "check_rows",
     "cluster_client",
+    "fit_rows",
     "is_dask_array",
+    "label_rows",
+    "labels_of",
+    "one_hot_rows",
     "predict",
+    "predict_rows",
     "rows_from_npy",
+    "score_rows",
+    "target_rows",
     "task_bytes",
 ]

@@ -1,0 +1,150 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The estimators on Dask arrays, on a LocalCluster of two worker processes."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from cvx_lifted import LiftedMLPClassifier, LiftedMLPRegressor
+
+da = pytest.importorskip("dask.array", reason="the Dask path needs the [dask] extra")
+distributed = pytest.importorskip("distributed", reason="the Dask path needs the [dask] extra")
+
+FEW = {"hidden_layer_sizes": (10,), "max_iter": 3, "tol": 0.0, "random_state": 2}
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two worker processes with one thread each (the layout of a real cluster)."""
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+        memory_limit="2GiB",
+    )  # fmt: skip
+    with distributed.Client(cluster, set_as_default=False) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture
+def active(client):
+    """The module's client, active for one test (fits find it with ``get_client``)."""
+    with client.as_current():
+        yield client
+
+
+@pytest.fixture(autouse=True)
+def _no_convergence_warnings():
+    """A few sweeps with ``tol=0`` stop on ``max_iter``, which the estimators warn about."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=Warning)
+        yield
+
+
+def _data(m=480, p=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, p))
+    labels = np.array(["ant", "bee", "cat"])[np.argmax(X[:, :3] + 0.3 * X[:, 3:], axis=1)]
+    target = X @ rng.standard_normal(p) + 0.1 * rng.standard_normal(m)
+    return X, labels, target
+
+
+def _assert_same_fit(mem, dsk, rtol=1e-6):
+    assert dsk.n_iter_ == mem.n_iter_ and dsk.n_features_in_ == mem.n_features_in_
+    assert dsk.n_outputs_ == mem.n_outputs_ and dsk.stop_reason_ == mem.stop_reason_
+    pairs = zip(mem.coefs_ + mem.intercepts_, dsk.coefs_ + dsk.intercepts_, strict=True)
+    for A, B in pairs:
+        assert np.abs(A - B).max() <= rtol * np.abs(A).max()
+    np.testing.assert_allclose(dsk.objective_curve_, mem.objective_curve_, rtol=rtol)
+
+
+@pytest.mark.parametrize("labels_on", ["dask", "numpy"])
+def test_classifier_on_dask_arrays_follows_the_numpy_fit(active, labels_on):
+    X, labels, _ = _data()
+    Xd = da.from_array(X, chunks=(160, 6))
+    y = da.from_array(labels, chunks=100) if labels_on == "dask" else labels  # other chunks
+    mem = LiftedMLPClassifier(output="softmax_xent", **FEW).fit(X, labels)
+    dsk = LiftedMLPClassifier(output="softmax_xent", **FEW).fit(Xd, y)
+    _assert_same_fit(mem, dsk)
+    np.testing.assert_array_equal(dsk.classes_, ["ant", "bee", "cat"])
+    assert not hasattr(dsk, "feature_names_in_")
+
+    pred, proba = dsk.predict(Xd), dsk.predict_proba(Xd)
+    assert isinstance(pred, da.Array) and isinstance(proba, da.Array)  # lazy
+    assert pred.chunks == (Xd.chunks[0],) and proba.chunks == (Xd.chunks[0], (3,))
+    np.testing.assert_array_equal(pred.compute(), mem.predict(X))
+    np.testing.assert_allclose(proba.compute(), mem.predict_proba(X), rtol=1e-6, atol=1e-9)
+    assert dsk.score(Xd, y) == pytest.approx(mem.score(X, labels), abs=1e-12)
+    w = np.linspace(0.5, 1.5, len(X))
+    assert dsk.score(Xd, labels, sample_weight=w) == pytest.approx(
+        mem.score(X, labels, sample_weight=w), rel=1e-12
+    )
+    # the model trained on the cluster predicts arrays in memory as any fit does
+    np.testing.assert_array_equal(dsk.predict(X), mem.predict(X))
+
+
+def test_the_default_simplex_head_and_integer_labels_follow_the_numpy_fit(active):
+    X, labels, _ = _data(m=300, seed=1)
+    codes = np.searchsorted(["ant", "bee", "cat"], labels) * 10  # integer classes 0, 10, 20
+    mem = LiftedMLPClassifier(**FEW).fit(X, codes)
+    dsk = LiftedMLPClassifier(**FEW).fit(da.from_array(X, chunks=(120, 6)), da.from_array(codes))
+    _assert_same_fit(mem, dsk)
+    np.testing.assert_array_equal(dsk.classes_, [0, 10, 20])
+    Xd = da.from_array(X, chunks=(90, 6))  # predictions follow the chunks of their own input
+    assert dsk.predict(Xd).chunks == (Xd.chunks[0],)
+    np.testing.assert_array_equal(dsk.predict(Xd).compute(), mem.predict(X))
+
+
+def test_regressor_on_dask_arrays_follows_the_numpy_fit(active):
+    X, _, target = _data()
+    Xd = da.from_array(X, chunks=(200, 6))
+    mem = LiftedMLPRegressor(**FEW).fit(X, target)
+    dsk = LiftedMLPRegressor(**FEW).fit(Xd, da.from_array(target, chunks=120))
+    _assert_same_fit(mem, dsk)
+    pred = dsk.predict(Xd)
+    assert isinstance(pred, da.Array) and pred.shape == (len(X),)  # 1-D for one target
+    assert pred.chunks == (Xd.chunks[0],)
+    np.testing.assert_allclose(pred.compute(), mem.predict(X), rtol=1e-6, atol=1e-9)
+    assert dsk.score(Xd, target) == pytest.approx(mem.score(X, target), rel=1e-9)
+    w = np.linspace(0.5, 1.5, len(X))
+    assert dsk.score(Xd, target, sample_weight=w) == pytest.approx(
+        mem.score(X, target, sample_weight=w), rel=1e-9
+    )
+
+    Y = np.c_[target, 1.0 - 0.5 * target]  # two targets in memory, X on the cluster
+    mem2 = LiftedMLPRegressor(**FEW).fit(X, Y)
+    dsk2 = LiftedMLPRegressor(**FEW).fit(Xd, Y)
+    _assert_same_fit(mem2, dsk2)
+    assert dsk2.predict(Xd).shape == (len(X), 2)
+    assert dsk2.score(Xd, Y) == pytest.approx(mem2.score(X, Y), rel=1e-9)
+
+
+def test_what_the_dask_path_cannot_do_gets_a_clear_error(active):
+    X, labels, target = _data(m=200)
+    Xd = da.from_array(X, chunks=(100, 6))
+    clf = LiftedMLPClassifier(hidden_layer_sizes=(6,), max_iter=1, random_state=0).fit(Xd, labels)
+    clf.set_params(prediction="lifted")
+    with pytest.raises(ValueError, match=r"prediction='lifted'.*prediction='feedforward'"):
+        clf.predict(Xd)
+    assert clf.predict(X).shape == (200,)  # the lifted rule in memory still works
+    with pytest.raises(ValueError, match=r"backend='cvxpy'.*'numpy' or 'auto'"):
+        LiftedMLPClassifier(backend="cvxpy", max_iter=1).fit(Xd, labels)
+    with pytest.raises(ValueError, match=r"no fast path.*choose activations"):
+        LiftedMLPClassifier(activation="sign", max_iter=1).fit(Xd, labels)
+    with pytest.raises(ValueError, match=r"chunked along rows only.*rechunk"):
+        LiftedMLPClassifier(max_iter=1).fit(da.from_array(X, chunks=(100, 3)), labels)
+    with pytest.raises(ValueError, match=r"one entry per row of X \(200 rows\), got 150"):
+        LiftedMLPRegressor(max_iter=1).fit(Xd, target[:150])
+    with pytest.raises(ValueError, match="multi-output classification"):
+        LiftedMLPClassifier(max_iter=1).fit(Xd, np.c_[labels, labels])
+    with pytest.raises(ValueError, match="LiftedMLPRegressor"):
+        LiftedMLPClassifier(max_iter=1).fit(Xd, target)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        LiftedMLPClassifier(max_iter=1).fit(Xd, np.full(200, "ant"))
+    with pytest.raises(ValueError, match="must be numeric"):
+        LiftedMLPRegressor(max_iter=1).fit(Xd, labels)
+    with pytest.raises(ValueError, match="must have 6 columns"):
+        clf.set_params(prediction="feedforward").predict(da.from_array(X[:, :4], chunks=(50, 4)))
+    with pytest.raises(ValueError, match="warm_start=True needs the same classes"):
+        clf.set_params(warm_start=True).fit(Xd, np.where(labels == "ant", "bee", labels))
+    assert list(clf.classes_) == ["ant", "bee", "cat"]  # the failed refit changed nothing
