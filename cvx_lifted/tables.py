@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Tabular data files: the CSV and NPZ files that the command line trains and predicts on.
+"""Tabular data files: the CSV, NPZ and NPY files that the command line trains and predicts on.
 
 :func:`read_table` reads them; :func:`infer_task` and :func:`train_validation_split` are the
 small decisions made about them.
@@ -9,7 +9,8 @@ the delimiter, a doubled quote or a line break), strictly: a malformed quote is 
 line. Feature cells must be numbers -- a cell that holds a line break is refused, never read as
 the digits on either side of it. Features (and numeric targets) must be finite and smaller in
 magnitude than :func:`cvx_lifted.network.max_magnitude` (about 1e150), beyond which training
-would overflow; the message names the column and says to rescale it.
+would overflow; the message names the column and says to rescale it. A ``.npy`` file holds one
+2-D numeric array whose columns are read like those of a CSV file without a header.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ Task = Literal["classify", "regress"]
 
 @dataclass
 class Table:
-    """A data set read from a CSV or NPZ file.
+    """A data set read from a CSV, NPZ or NPY file.
 
     Attributes
     ----------
@@ -255,6 +256,36 @@ def _read_npz(path: Path, target: str | int | None) -> Table:
     return Table(X=X, y=y, path=path)
 
 
+def _read_npy(path: Path, target: str | int | None) -> Table:
+    try:
+        A = np.load(path, allow_pickle=False)
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"{path}: not a readable .npy file ({exc}).") from None
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise ValueError(
+                f"{path}: holds object arrays, which are not loaded (no pickle)."
+            ) from None
+        raise ValueError(f"{path}: not a readable .npy file ({exc}).") from None
+    if A.ndim != 2 or A.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{path}: a .npy data file must hold a 2-D numeric array (rows are samples, the "
+            f"target one of its columns), got {A.dtype} {A.shape}."
+        )
+    t_idx = None if target is None else _column_index(target, None, A.shape[1], path)
+    cols = [j for j in range(A.shape[1]) if j != t_idx]
+    if not cols:
+        raise ValueError(f"{path}: no feature columns (only the target).")
+    X = A[:, cols].astype(np.float64)
+    _check_finite(X, path, None, "features")
+    y = None if t_idx is None else A[:, t_idx]
+    if y is not None and y.dtype.kind == "b":
+        y = y.astype(np.int64)
+    if y is not None and y.dtype.kind == "f":
+        _check_finite(y[:, None], path, None, "target")
+    return Table(X=X, y=y, path=path)
+
+
 def read_table(
     path: str | os.PathLike[str],
     *,
@@ -262,16 +293,18 @@ def read_table(
     features: Sequence[str] | None = None,
     header: bool | None = None,
 ) -> Table:
-    """Read a data set from a CSV or NPZ file.
+    """Read a data set from a CSV, NPZ or NPY file.
 
     Parameters
     ----------
     path : str or os.PathLike
-        A ``.npz`` file (arrays ``X`` and, for training, ``y``) or a delimited text file
-        (comma, tab or semicolon, detected from the first line).
+        A ``.npz`` file (arrays ``X`` and, for training, ``y``), a ``.npy`` file (a 2-D numeric
+        array, the target one of its columns) or a delimited text file (comma, tab or
+        semicolon, detected from the first line).
     target : str or int or None, default=-1
-        CSV: the target column, by header name or 0-based index (negative counts from the end);
-        ``None`` when the file has no target (prediction). NPZ: ``None`` ignores ``y``.
+        CSV and NPY: the target column, by header name (CSV) or 0-based index (negative counts
+        from the end); ``None`` when the file has no target (prediction). NPZ: ``None`` ignores
+        ``y``.
     features : sequence of str, optional
         CSV with a header: take exactly these columns, in this order, as features (e.g. the
         feature names a model was trained on); other columns are ignored. When some are missing
@@ -305,6 +338,8 @@ def read_table(
         magic = fh.read(4)
     if p.suffix.lower() == ".npz" or magic == b"PK\x03\x04":
         return _read_npz(p, target)
+    if p.suffix.lower() == ".npy" or magic == b"\x93NUM":
+        return _read_npy(p, target)
     return _read_csv(p, target, features, header)
 
 
