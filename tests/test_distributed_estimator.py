@@ -1,15 +1,18 @@
 # SPDX-License-Identifier: Apache-2.0
-"""The estimators on Dask arrays, on a LocalCluster of two worker processes."""
+"""The estimators and ``cvx-lifted train`` on Dask arrays, on a LocalCluster of two processes."""
 
 import warnings
 
 import numpy as np
 import pytest
 
-from cvx_lifted import LiftedMLPClassifier, LiftedMLPRegressor
+from cvx_lifted import LiftedMLPClassifier, LiftedMLPRegressor, cli
+from cvx_lifted.io import load_model
 
 da = pytest.importorskip("dask.array", reason="the Dask path needs the [dask] extra")
 distributed = pytest.importorskip("distributed", reason="the Dask path needs the [dask] extra")
+
+from cvx_lifted.distributed import cluster as cluster_module  # noqa: E402
 
 FEW = {"hidden_layer_sizes": (10,), "max_iter": 3, "tol": 0.0, "random_state": 2}
 
@@ -148,3 +151,85 @@ def test_what_the_dask_path_cannot_do_gets_a_clear_error(active):
     with pytest.raises(ValueError, match="warm_start=True needs the same classes"):
         clf.set_params(warm_start=True).fit(Xd, np.where(labels == "ant", "bee", labels))
     assert list(clf.classes_) == ["ant", "bee", "cat"]  # the failed refit changed nothing
+
+
+def _write_data(tmp_path, m=240):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((m, 5)) * [1.0, 2.0, 3.0, 0.5, 4.0] + 2.0
+    y = np.argmax(X[:, :3] / [1.0, 2.0, 3.0], axis=1)
+    csv, npy = tmp_path / "data.csv", tmp_path / "data.npy"
+    np.savetxt(csv, np.c_[X, y], delimiter=",", fmt="%.17g")
+    np.save(npy, np.c_[y, X])  # the target first: --target 0
+    return X, csv, npy
+
+
+TRAIN = ["--hidden", "8", "--sweeps", "3", "--tol", "0", "--progress", "none"]
+
+
+@pytest.mark.parametrize("kind", ["csv", "npy"])
+def test_cli_train_on_a_scheduler_writes_the_in_memory_model(client, tmp_path, capsys, kind):
+    X, csv, npy = _write_data(tmp_path)
+    data, extra = (str(csv), []) if kind == "csv" else (str(npy), ["--target", "0"])
+    mem, dsk = tmp_path / "mem.cvxl", tmp_path / "dsk.cvxl"
+    assert cli.main(["train", data, "-o", str(mem), *TRAIN, *extra]) == 0
+    address = client.scheduler.address
+    args = ["train", data, "-o", str(dsk), *TRAIN, *extra, "--scheduler", address]
+    assert cli.main([*args, "--chunk-rows", "70"]) == 0
+    out = capsys.readouterr().out
+    assert f"Dask cluster: scheduler {address}, 2 worker(s)" in out
+    assert "in 4 row chunks of up to 70 rows" in out
+    a, b = load_model(mem), load_model(dsk)
+    assert a.extra["classes"] == b.extra["classes"] == [0, 1, 2]
+    assert b.extra["metrics"]["train"]["accuracy"] == pytest.approx(
+        a.extra["metrics"]["train"]["accuracy"], abs=1e-12
+    )
+    np.testing.assert_allclose(b.network.predict(X), a.network.predict(X), rtol=1e-6, atol=1e-9)
+
+
+def test_cli_train_regresses_a_npy_column_on_a_scheduler(client, tmp_path):
+    X, _, _ = _write_data(tmp_path)
+    path = tmp_path / "reg.npy"
+    np.save(path, np.c_[X, X @ [1.0, -2.0, 0.5, 0.0, 1.0] + 0.25])
+    mem, dsk = tmp_path / "mem.cvxl", tmp_path / "dsk.cvxl"
+    assert cli.main(["train", str(path), "-o", str(mem), *TRAIN]) == 0
+    args = ["train", str(path), "-o", str(dsk), *TRAIN, "--scheduler", client.scheduler.address]
+    assert cli.main(args) == 0  # the default chunks: the rows split over the two workers
+    a, b = load_model(mem), load_model(dsk)
+    assert b.extra["task"] == "regress"
+    assert b.extra["metrics"]["train"]["r2"] == pytest.approx(a.extra["metrics"]["train"]["r2"])
+    np.testing.assert_allclose(b.network.predict(X), a.network.predict(X), rtol=1e-6, atol=1e-9)
+
+
+def test_cli_errors_on_a_scheduler_are_one_line_with_exit_code_2(
+    client, tmp_path, capsys, monkeypatch
+):
+    _, csv, npy = _write_data(tmp_path, m=60)
+    out = str(tmp_path / "m.cvxl")
+    assert cli.main(["train", str(csv), "-o", out, *TRAIN, "--chunk-rows", "10"]) == 2
+    assert (
+        "--chunk-rows applies to training on a cluster; add --scheduler" in capsys.readouterr().err
+    )
+    address = client.scheduler.address
+    args = ["train", str(npy), "-o", out, *TRAIN, "--target", "0", "--scheduler", address]
+    assert cli.main([*args, "--validation-fraction", "0.2"]) == 2
+    assert "--validation-fraction" in capsys.readouterr().err
+    assert cli.main([*args[:-4], "--target", "name", "--scheduler", address]) == 2
+    assert "no column names; give a 0-based index" in capsys.readouterr().err
+    monkeypatch.setattr(cluster_module, "CONNECT_TIMEOUT", 1)
+    assert cli.main(["train", str(csv), "-o", out, *TRAIN, "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cvx-lifted train: error: cannot reach the Dask scheduler")
+    assert err.count("\n") == 1
+
+
+def test_cli_chunks_too_large_for_the_workers_name_a_chunk_rows_that_fits(client, tmp_path, capsys):
+    """One task on 12,000 rows of a 1900-wide layer needs about 1 GiB: half a worker's limit."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "big.npy"
+    np.save(path, np.c_[rng.standard_normal((12_000, 5)), rng.integers(0, 3, 12_000)])
+    args = ["train", str(path), "-o", str(tmp_path / "m.cvxl"), "--hidden", "1900"]
+    args += ["--sweeps", "1", "--scheduler", client.scheduler.address, "--chunk-rows", "12000"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "cvx-lifted train: error: a row chunk of X holds 12000 rows" in err
+    assert "On the command line: --chunk-rows " in err

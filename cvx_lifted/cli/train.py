@@ -9,12 +9,17 @@ saved weights (:func:`fold_input_standardization`, :func:`fold_output_standardiz
 model file takes raw features and predicts raw targets. The file's metadata (``extra``) holds the
 task, the estimator's ``classes_`` (which ``cvx-lifted predict`` maps outputs back to), its
 class and parameters, the feature and target names and the scores of the saved model.
+
+With ``--scheduler ADDRESS`` (or ``local``) the estimator trains on a Dask cluster: the rows in
+chunks of ``--chunk-rows`` on the workers, a ``.npy`` file read by them a chunk at a time
+(:mod:`cvx_lifted.cli._dask`); the saved model is the same as in memory, to rounding.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cvx_lifted import defaults
+from cvx_lifted.cli import _dask as dask_rows
 from cvx_lifted.cli._common import (
     EXIT_OK,
     SubParsers,
@@ -35,10 +41,13 @@ from cvx_lifted.cli._common import (
     header_flag,
     maybe_plot,
     non_negative_float,
+    one_line,
     positive_float,
+    positive_int,
     progress_mode,
 )
 from cvx_lifted.datasets import DATASETS, load_dataset
+from cvx_lifted.distributed import is_dask_array
 from cvx_lifted.io import (
     MAX_EXACT_INTEGER,
     infer_task,
@@ -145,8 +154,8 @@ def fold_output_standardization(
 # ---------------------------------------------------------------------------------- data
 @dataclass
 class _TrainData:
-    X: np.ndarray
-    y: np.ndarray
+    X: Any  # in memory, or a row-chunked Dask array (a .npy file read by the workers)
+    y: Any
     X_test: np.ndarray | None
     y_test: np.ndarray | None
     feature_names: list[str] | None
@@ -160,6 +169,9 @@ def _is_dataset_name(text: str) -> bool:
 
 
 def _training_data(args: argparse.Namespace) -> _TrainData:
+    if args.scheduler is not None and dask_rows.is_npy(args.data):  # read by the workers
+        X, y = dask_rows.npy_rows(args.data, args.target, args.chunk_rows, args.hidden)
+        return _TrainData(X, y, None, None, None, None, args.data, False)
     if _is_dataset_name(args.data):
         kw: dict[str, Any] = {}
         if args.data_dir is not None:
@@ -180,25 +192,41 @@ def _training_data(args: argparse.Namespace) -> _TrainData:
     )
 
 
-def _task_and_target(data: _TrainData, args: argparse.Namespace) -> tuple[str, np.ndarray]:
-    """Return the task and the target as the estimator takes it (say which task, and why)."""
-    y = np.asarray(data.y)
-    task = args.task if args.task != "auto" else infer_task(y)
+def _whole_numbers(y: Any) -> bool:
+    """Whether a 1-D float target holds integers, exact in float64 (``|y| <= 2**53``)."""
+    if y.dtype.kind != "f" or y.ndim != 1:
+        return False
+    if is_dask_array(y):  # one reduction on the cluster
+        return dask_rows.integer_valued(y)
+    return bool(np.all(np.abs(y) <= MAX_EXACT_INTEGER) and np.all(y == np.round(y)))
+
+
+def _task_and_target(data: _TrainData, args: argparse.Namespace) -> tuple[str, Any, Any]:
+    """Return the task, the target as the estimator takes it and the classes (or ``None``).
+
+    Say which task, and why. A Dask target (a column of a ``.npy`` file on the cluster) is
+    examined by reductions.
+    """
+    lazy = is_dask_array(data.y)
+    y = data.y if lazy else np.asarray(data.y)
+    whole = args.task != "regress" and _whole_numbers(y)
+    if args.task != "auto":
+        task = args.task
+    elif lazy:  # numeric, one column: classify integers, as infer_task does
+        task = "classify" if y.dtype.kind in "iu" or whole else "regress"
+    else:
+        task = infer_task(y)
     how = "" if args.task != "auto" else " (detected; override with --task)"
     if task == "classify":
         if y.ndim != 1:
             raise UsageError(f"classification needs a 1-D target, got shape {y.shape}.")
-        if (
-            y.dtype.kind == "f"
-            and np.all(np.abs(y) <= MAX_EXACT_INTEGER)
-            and np.all(y == np.round(y))
-        ):
+        if whole:
             y = y.astype(np.int64)  # exact: |y| <= 2**53
-        labels = np.unique(y)
+        labels = dask_rows.unique(y)
         if labels.size < 2:
             raise UsageError(f"the target has a single class ({labels[0]!r}); nothing to learn.")
         print(f"task: classify{how}, {labels.size} classes")
-        return task, y
+        return task, y, labels
     if y.dtype.kind not in "biuf":
         raise UsageError(
             "the target holds non-numeric values, which cannot be regressed; use --task classify."
@@ -207,7 +235,7 @@ def _task_and_target(data: _TrainData, args: argparse.Namespace) -> tuple[str, n
         raise UsageError(f"--output {args.output} is for classification; regression uses squared.")
     y = y.astype(np.float64)
     print(f"task: regress{how}, {1 if y.ndim == 1 else y.shape[1]} target(s)")
-    return task, y
+    return task, y, None
 
 
 # ---------------------------------------------------------------------------------- training
@@ -314,10 +342,15 @@ def _fold_scalers(estimator: Any, x_scaler: Any, y_scaler: Any) -> None:
         fold_output_standardization(estimator.network_, y_scaler.mean_, y_scaler.scale_)
 
 
-def _regression_scores(Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
+def _regression_scores(Y: Any, P: Any) -> dict[str, float]:
+    """Return R^2 and RMSE of predictions ``P`` (NumPy or Dask: reductions on the cluster)."""
     Y = Y.reshape(P.shape)
-    ss_res = float(np.sum((Y - P) ** 2))
-    ss_tot = float(np.sum((Y - Y.mean(axis=0)) ** 2))
+    ss_res, ss_tot = ((Y - P) ** 2).sum(), ((Y - Y.mean(axis=0)) ** 2).sum()
+    if is_dask_array(Y) or is_dask_array(P):
+        import dask
+
+        ss_res, ss_tot = dask.compute(ss_res, ss_tot)
+    ss_res, ss_tot = float(ss_res), float(ss_tot)
     return {
         "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
         "rmse": math.sqrt(ss_res / Y.size),
@@ -336,8 +369,8 @@ def _scores(
             metrics[name] = {"accuracy": float(estimator.score(Xs, ys))}
             print(f"{name} accuracy: {metrics[name]['accuracy']:.4f}")
         else:
-            pred = np.asarray(estimator.predict(Xs))
-            metrics[name] = _regression_scores(np.asarray(ys), pred.reshape(len(Xs), -1))
+            pred, ys = estimator.predict(Xs), ys if is_dask_array(ys) else np.asarray(ys)
+            metrics[name] = _regression_scores(ys, pred.reshape(len(Xs), -1))
             print(f"{name} R^2: {metrics[name]['r2']:.4f}, RMSE: {metrics[name]['rmse']:.6g}")
     return metrics
 
@@ -346,14 +379,18 @@ def add_train(sub: SubParsers) -> None:
     """Add the ``train`` subcommand."""
     p = sub.add_parser(
         "train",
-        help="train a lifted network on a data set or a CSV/NPZ file and save it",
+        help="train a lifted network on a data set or a CSV/NPZ/NPY file and save it",
         description="Train a lifted network by block-coordinate descent and save it as a model "
         f"file. DATA is a dataset name ({', '.join(DATASETS)}; trained on its training split, "
         "scored on its test split) or a file: CSV (comma, tab or semicolon; header detected; the "
-        "last column is the target unless --target) or NPZ (arrays X and y). Class labels "
-        "(numbers or strings) are stored in the model, so 'predict' returns them.",
+        "last column is the target unless --target), NPZ (arrays X and y) or NPY (one 2-D "
+        "array; the last column is the target unless --target). Class labels (numbers or "
+        "strings) are stored in the model, so 'predict' returns them. With --scheduler the "
+        "training runs on a Dask cluster: the rows are split into chunks that the workers hold "
+        "(a .npy file is read by the workers a chunk at a time, never whole), and the model "
+        "file is written as usual.",
     )
-    p.add_argument("data", metavar="DATA", help="dataset name or CSV/NPZ file")
+    p.add_argument("data", metavar="DATA", help="dataset name or CSV/NPZ/NPY file")
     p.add_argument(
         "--out",
         "-o",
@@ -361,7 +398,9 @@ def add_train(sub: SubParsers) -> None:
         metavar="MODEL",
         help="model file to write (.cvxl is appended when the name has no extension)",
     )
-    p.add_argument("--target", metavar="COL", help="CSV target column: name or 0-based index")
+    p.add_argument(
+        "--target", metavar="COL", help="target column: CSV name or 0-based index, NPY index"
+    )
     p.add_argument(
         "--header",
         choices=("auto", "yes", "no"),
@@ -419,12 +458,33 @@ def add_train(sub: SubParsers) -> None:
         help="the data set's folder of IDX files, or a folder holding mnist/, mnist-10k/, "
         "fashion-mnist/ like $CVX_LIFTED_DATA (default: $CVX_LIFTED_DATA)",
     )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="train on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786; "
+        "the workers must see a .npy DATA file), or 'local' for a local cluster of one worker "
+        "process per core started for this run (needs cvx-lifted[dask])",
+    )
+    p.add_argument(
+        "--chunk-rows",
+        type=positive_int,
+        metavar="N",
+        help="with --scheduler: rows per chunk (default: the rows split evenly over the "
+        f"workers, at most as many as keep one task under {dask_rows.TASK_BUDGET // 2**20} MiB)",
+    )
+
+
+def _scaler(A: Any) -> Any:
+    """Return a fitted StandardScaler (in memory) or :class:`~._dask.RowScaler` (Dask)."""
+    if is_dask_array(A):
+        return dask_rows.RowScaler().fit(A)
+    from sklearn.preprocessing import StandardScaler  # slow import
+
+    return StandardScaler().fit(A)
 
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``cvx-lifted train``: fit, score and save the model; return the exit code."""
-    from sklearn.preprocessing import StandardScaler  # slow import
-
     # everything that can be checked is checked before training: outputs, then the activation
     model_path = Path(args.out).expanduser()
     if not model_path.suffix and not model_path.is_dir():
@@ -433,19 +493,48 @@ def run_train(args: argparse.Namespace) -> int:
     if args.plot:
         check_output_path(args.plot, "--plot")
     resolve_activation(args.activation)
+    if args.scheduler is None:
+        if args.chunk_rows is not None:
+            raise UsageError("--chunk-rows applies to training on a cluster; add --scheduler.")
+        return _train(args)
+    with dask_rows.dask_client(args.scheduler) as client:  # a clear ConnectionError if not
+        workers = len(client.scheduler_info()["workers"])
+        print(
+            f"Dask cluster: scheduler {client.scheduler.address}, {workers} worker(s), "
+            f"dashboard {client.dashboard_link}"
+        )
+        try:
+            return _train(args)
+        except MemoryError as exc:  # a chunk too large for the workers' memory
+            fits = re.search(r"rechunk\(\{0: (\d+)\}\)", str(exc))
+            raise UsageError(
+                f"{one_line(exc)} On the command line: --chunk-rows "
+                f"{fits.group(1) if fits else 'N with a smaller N'}."
+            ) from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Train, score and save (``run_train`` after its checks, on the cluster if one is given)."""
     data = _training_data(args)
-    task, y = _task_and_target(data, args)
+    lazy = is_dask_array(data.X)  # a .npy file on the cluster: no split of its rows here
+    if lazy and args.validation_fraction > 0:
+        raise UsageError(
+            "--validation-fraction splits rows in memory, but the rows of a .npy file stay on "
+            "the cluster with --scheduler; hold out a validation file and score it with "
+            "'cvx-lifted predict', or drop --validation-fraction."
+        )
+    task, y, labels = _task_and_target(data, args)
     X_tr, y_tr, X_val, y_val = train_validation_split(
         data.X, y, args.validation_fraction, random_state=args.seed, stratify=task == "classify"
     )
     standardize = args.standardize if args.standardize is not None else not data.is_dataset
-    x_scaler = StandardScaler().fit(X_tr) if standardize else None
+    x_scaler = _scaler(X_tr) if standardize else None
     y_scaler = None
     if standardize and task == "regress":
-        y_scaler = StandardScaler().fit(y_tr.reshape(len(y_tr), -1))
+        y_scaler = _scaler(y_tr.reshape(len(y_tr), -1))
     estimator = _estimator(task, args)
     # the estimator's classes_ will be these: the sorted distinct training labels
-    classes = np.unique(y_tr) if task == "classify" else None
+    classes = None if task != "classify" else labels if X_val is None else np.unique(y_tr)
     printer = SweepPrinter() if progress_mode(args.progress) == "lines" else None
     options = _solver_options(args, classes, (X_val, y_val), x_scaler, y_scaler, printer)
     n_out = classes.size if classes is not None else (1 if y.ndim == 1 else y.shape[1])
@@ -457,8 +546,14 @@ def run_train(args: argparse.Namespace) -> int:
         + f", up to {args.sweeps} sweeps"
     )
     t0 = time.perf_counter()
-    X_fit = x_scaler.transform(X_tr) if x_scaler is not None else X_tr
+    X_fit: Any = x_scaler.transform(X_tr) if x_scaler is not None else X_tr
     y_fit = y_tr if y_scaler is None else y_scaler.transform(y_tr.reshape(len(y_tr), -1))
+    if args.scheduler is not None and not lazy:  # rows in memory: chunks for the workers
+        X_fit = dask_rows.to_rows(
+            X_fit, args.chunk_rows or dask_rows.auto_chunk_rows(len(X_fit), sizes)
+        )
+    if is_dask_array(X_fit):
+        print(f"  in {X_fit.numblocks[0]} row chunks of up to {max(X_fit.chunks[0])} rows")
     _fit_with_solver_options(estimator, X_fit, y_fit.reshape(y_tr.shape), options)
     seconds = time.perf_counter() - t0
     if printer is not None:
