@@ -36,7 +36,14 @@ def _one_blas_thread():
 #: (measured with ``--durations``). They are marked ``slow``: ``pytest -m "not slow"`` is the fast
 #: lane (under a minute on 2 cores), the full suite runs everything. A test is named by its
 #: function (all its parameters) or by its id with one set of parameters (``name[param]``).
-SLOW_FILES = {"test_examples.py", "test_plugins.py", "test_paper.py", "test_modelfile_fuzz.py"}
+SLOW_FILES = {
+    "test_examples.py",
+    "test_plugins.py",
+    "test_paper.py",
+    "test_modelfile_fuzz.py",
+    "test_distributed.py",
+    "test_distributed_estimator.py",
+}
 SLOW_TESTS = {
     "test_activations.py": {"test_elementwise_activations_are_monotone"},
     "test_bcd.py": {
