@@ -10,6 +10,9 @@ absent), three ways, one after the other in this process:
 * ``dask-1``: a ``LocalCluster`` of 1 worker process with 1 thread;
 * ``dask-2``: a ``LocalCluster`` of 2 worker processes with 1 thread each.
 
+Both clusters run with ``cvx_lifted.distributed.cluster.RECOMMENDED_CONFIG`` (no work stealing),
+as the clusters the package starts itself do.
+
 The Dask inputs are chunked in ``--chunks`` row chunks and persisted on the workers before the
 fit. Reported: the median sweep time after the first sweep (the first one also factors the
 input's Gram), the ratios ``dask-1 / memory`` (target <= 1.3) and ``dask-1 / dask-2`` (target
@@ -83,12 +86,16 @@ def _worker_bytes(client: Any) -> int:
 
 
 def run_dask(X: np.ndarray, Y: np.ndarray, workers: int, chunks: int, sweeps: int) -> dict:
+    import dask
     import dask.array as da
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-    )
+    from cvx_lifted.distributed.cluster import RECOMMENDED_CONFIG
+
+    with dask.config.set(RECOMMENDED_CONFIG):  # no work stealing: the rows stay put
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        )
     with Client(cluster) as client:
         Xd = da.from_array(X, chunks=(chunks, X.shape[1])).persist()
         Yd = da.from_array(Y, chunks=(chunks, Y.shape[1])).persist()

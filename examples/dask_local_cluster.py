@@ -49,7 +49,7 @@ def main() -> None:
 
     m, p, k = 40_000, 30, 10
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):
         print(f"cluster: {len(client.scheduler_info()['workers'])} worker processes")

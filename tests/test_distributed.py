@@ -20,7 +20,7 @@ from cvx_lifted.distributed import cluster as cluster_module  # noqa: E402
 def client():
     """Two worker processes with one thread each (the layout of a real cluster)."""
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
         memory_limit="2GiB",
     )  # fmt: skip
     with distributed.Client(cluster, set_as_default=False) as c:
@@ -151,7 +151,7 @@ def test_out_of_core_fit_on_data_larger_than_a_worker_memory_limit(tmp_path):
     limit = 300 * 2**20
     assert path.stat().st_size > limit
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
         memory_limit=limit,
     )  # fmt: skip
     with distributed.Client(cluster) as c:
@@ -169,7 +169,7 @@ def test_out_of_core_fit_on_data_larger_than_a_worker_memory_limit(tmp_path):
 
 def test_chunks_too_large_for_the_workers_are_refused_with_a_size_that_fits():
     cluster = distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0",
         memory_limit=64 * 2**20,
     )  # fmt: skip
     with distributed.Client(cluster) as c:

@@ -90,6 +90,47 @@ def _astype(X: Any, *, to: Any) -> Any:
     return X.astype(to)
 
 
+def _same(X: Any) -> Any:
+    return X
+
+
+def balanced(current: list[Any] | None, workers: list[Any], n: int) -> list[Any]:
+    """Assign ``n`` row chunks to ``workers`` evenly, keeping chunks where they are when possible.
+
+    Parameters
+    ----------
+    current : list or None
+        The worker holding each chunk now (``None``: the chunks are not in memory yet; then
+        each worker gets a contiguous block of chunks).
+    workers : list
+        The workers.
+    n : int
+        Number of chunks.
+
+    Returns
+    -------
+    list
+        The worker of each chunk; the counts differ by at most one.
+    """
+    w = len(workers)
+    quota = {wk: n // w + (1 if j < n % w else 0) for j, wk in enumerate(workers)}
+    if current is None:
+        out: list[Any] = []
+        for wk in workers:
+            out += [wk] * quota[wk]
+        return out
+    where: list[Any] = [None] * n
+    for i, wk in enumerate(current):
+        if quota.get(wk, 0) > 0:
+            where[i] = wk
+            quota[wk] -= 1
+    free = [wk for wk in workers for _ in range(quota[wk])]
+    for i in range(n):
+        if where[i] is None:
+            where[i] = free.pop(0)
+    return where
+
+
 def _sum_chunks(
     chunks: list[tuple[Any, ...]], *, fn: Callable[..., Any], consts: dict[str, Any]
 ) -> Any:
@@ -104,6 +145,12 @@ def _workers() -> list[str]:
     from distributed import get_client
 
     return sorted(get_client().scheduler_info(n_workers=-1)["workers"])
+
+
+def _futures(a: Any) -> list[Any]:
+    from distributed import futures_of
+
+    return list(futures_of(a))
 
 
 def _locate(arrays: tuple[Any, ...]) -> list[str] | None:
@@ -177,6 +224,8 @@ class DaskRowOps(RowOps):
         """
         import dask
         import dask.array as da
+        from dask.base import tokenize
+        from dask.highlevelgraph import HighLevelGraph
 
         self.count.maps += 1
         c = self._consts(consts)
@@ -190,13 +239,22 @@ class DaskRowOps(RowOps):
             )  # fmt: skip
             return out.persist() if keep else out
         self._where = where
+        # one task per chunk, named as the chunk of the result (no alias tasks that Dask could
+        # place elsewhere), on the worker that holds the inputs' chunk
+        name = f"{getattr(fn, '__name__', 'map').strip('_')}-" + tokenize(
+            fn, c.key, [a.name for a in arrays]
+        )
         blocks = [a.to_delayed().ravel() for a in arrays]
         parts = []
         for i, chunk in enumerate(zip(*blocks, strict=True)):
             with dask.annotate(workers=where[i], allow_other_workers=True):
-                task = dask.delayed(_apply, pure=True)(*chunk, fn=fn, consts=c)
-            parts.append(da.from_delayed(task, shape=(rows[i], cols), dtype=dtype))
-        out = da.concatenate(parts, axis=0)
+                parts.append(
+                    dask.delayed(_apply, pure=True)(
+                        *chunk, fn=fn, consts=c, dask_key_name=(name, i, 0)
+                    )
+                )
+        graph = HighLevelGraph.merge(*[p.__dask_graph__() for p in parts])
+        out = da.Array(graph, name, (rows, (cols,)), meta=np.empty((0, cols), dtype=dtype))
         return out.persist() if keep else out
 
     def update(self, fn: Callable[..., Any], target: Any, *arrays: Any, **consts: Any) -> Any:
@@ -243,6 +301,27 @@ class DaskRowOps(RowOps):
         self.count.bytes_received += received
         self._record("sum", fn, received)
         return result
+
+    def place(self, X: Any, *others: Any) -> list[Any]:
+        """Spread the row chunks of ``X`` evenly over the workers and align ``others`` with them.
+
+        Chunk ``i`` of every array then lives on the same worker, for the whole fit: persisted
+        chunks of ``X`` stay where they are up to an even share per worker (the rest move once),
+        persisted chunks of ``others`` (the targets) are copied next to them once, and chunks
+        read from storage are read where they belong. Returns ``[X, *others]`` so placed.
+        """
+        workers = _workers()
+        n = X.numblocks[0]
+        current = _locate((X,))
+        where = balanced(current, workers, n)
+        self._where = where
+        placed = []
+        for a in (X, *others):
+            if not _futures(a) or _locate((a,)) == where:  # read where used, or already there
+                placed.append(a)
+            else:
+                placed.append(self.map(_same, a, cols=a.shape[1], dtype=a.dtype))
+        return placed
 
     def _groups(self, arrays: tuple[Any, ...], n: int) -> list[tuple[Any, list[int]]]:
         """Group chunk indices by the worker that holds them (``None``: anywhere)."""

@@ -5,7 +5,7 @@ A fit on Dask arrays uses, in this order, the ``scheduler`` it is given (an addr
 ``"tcp://10.0.0.5:8786"`` or a :class:`distributed.Client`), the active client
 (:func:`distributed.get_client`, e.g. one made by ``Client(SLURMCluster(...))`` from
 dask-jobqueue), or a :class:`distributed.LocalCluster` of worker *processes* (one thread each)
-that the package starts for the fit and closes after it.
+that the package starts for the fit and closes after it (with :data:`RECOMMENDED_CONFIG`).
 """
 
 from __future__ import annotations
@@ -15,10 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["cluster_client", "is_dask_array", "require_dask"]
+__all__ = ["RECOMMENDED_CONFIG", "cluster_client", "is_dask_array", "require_dask"]
 
 #: Seconds to wait for a scheduler given by address.
 CONNECT_TIMEOUT = 10
+#: Scheduler settings of the clusters the package starts, and recommended for others: without
+#: work stealing, Dask does not move a task (and the row chunk it needs) to a less busy worker;
+#: the rows stay where they were placed, and a sweep moves only weights and sums.
+RECOMMENDED_CONFIG = {"distributed.scheduler.work-stealing": False}
 
 
 def is_dask_array(X: Any) -> bool:
@@ -59,6 +63,7 @@ def cluster_client(scheduler: Any = None) -> Iterator[tuple[Any, bool]]:
         When the scheduler at ``scheduler`` cannot be reached.
     """
     require_dask()
+    import dask
     from distributed import Client, LocalCluster, get_client
 
     if isinstance(scheduler, Client):
@@ -90,9 +95,11 @@ def cluster_client(scheduler: Any = None) -> Iterator[tuple[Any, bool]]:
     if active is not None:
         yield active, False
         return
-    cluster = LocalCluster(
-        n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=None
-    )
+    with dask.config.set(RECOMMENDED_CONFIG):
+        cluster = LocalCluster(
+            n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
+            dashboard_address=":0",
+        )  # fmt: skip
     client = Client(cluster)
     try:
         yield client, True

@@ -189,20 +189,21 @@ class DaskBCDSolver(BCDSolver):
         net = self.network
         X0 = as_rows(X, "X", n_features=net.layer_sizes[0], dtype=net.dtype)
         Ymat = like_rows(Y, X0, "Y", n_columns=net.layer_sizes[-1], dtype=net.dtype)
+        limits = check_chunks(X0, net.layer_sizes, TASK_FRACTION)
+        persist = self.persist
+        if persist == "auto":
+            persist = X0.nbytes + Ymat.nbytes <= PERSIST_FRACTION * sum(limits)
+        self.row_ops.persist_inputs = bool(persist)
+        if persist:
+            X0, Ymat = X0.persist(), Ymat.persist()
+        # chunk i of every array on one worker, the chunks spread evenly, for the whole fit
+        X0, Ymat = self.row_ops.place(X0, Ymat)
         bad = self.row_ops.sum(_bad_chunk, X0, Ymat, nonneg_last=net.head.classification)
         if bad:
             raise ValueError(
                 f"X and Y must be finite{' and Y non-negative' if net.head.classification else ''}"
                 f"; {bad} row chunk(s) are not."
             )
-        limits = check_chunks(X0, net.layer_sizes, TASK_FRACTION)
-        data_bytes = X0.nbytes + Ymat.nbytes
-        persist = self.persist
-        if persist == "auto":
-            persist = data_bytes <= PERSIST_FRACTION * sum(limits)
-        self.row_ops.persist_inputs = bool(persist)
-        if persist:
-            X0, Ymat = X0.persist(), Ymat.persist()
         return X0, Ymat
 
     # ------------------------------------------------------------------ driver
