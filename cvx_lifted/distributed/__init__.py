@@ -22,7 +22,8 @@ the iterates follow the in-memory path's to rounding. The estimators
 targets and score on the workers too (:mod:`.labels`).
 """
 
-from .cluster import cluster_client, is_dask_array
+from ._ops import CommunicationCount, DaskRowOps
+from .cluster import RECOMMENDED_CONFIG, cluster_client, is_dask_array
 from .data import as_rows, check_chunks, predict, rows_from_npy, task_bytes
 from .labels import (
     ScoreOnRowsMixin,
@@ -38,7 +39,10 @@ from .labels import (
 from .solver import DaskBCDSolver
 
 __all__ = [
+    "RECOMMENDED_CONFIG",
+    "CommunicationCount",
     "DaskBCDSolver",
+    "DaskRowOps",
     "ScoreOnRowsMixin",
     "as_rows",
     "check_chunks",
