@@ -707,18 +707,14 @@ def fy_step(
     is partitioned like it, ``W0`` and ``b0`` are float64. Returns a :class:`StepResult` with
     ``(W, b)``.
     """
+    if spec == RELU_FY:  # the dedicated passes of the ReLU loss (no transcendental functions)
+        return relu_fenchel_step(ridge, T, alpha, W0, b0, tol=tol, max_iter=max_iter)
     ops = ridge.ops
     m, q = T.shape
     p = ridge.n_features
     prod = _Products(ridge, float_dtype(ridge.X, T), q)
     theta0 = np.vstack([W0.T, b0[None, :]])
     U0 = prod.start(W0, b0, theta0)
-    if spec == RELU_FY:
-        scale = GradScale(lambda: float(np.linalg.norm(prod.moments(T))), prod.bound(prod.norm(T)))
-        theta, U, info = _lbfgs_columns_relu(
-            prod, T, alpha, theta0, U0, np.triu(ridge.factor[0]), scale, tol, max_iter
-        )
-        return StepResult(prod.finish(theta, U), info)
     phi0 = float(np.asarray(spec.conj_grad(np.zeros(1)), dtype=np.float64)[0])
     # ||phi0 - T||_F without an m x q temporary
     t_sum, t_sq = ops.sum(_sum_and_squares, T)
