@@ -272,7 +272,8 @@ class DaskRowOps(RowOps):
     def sum(self, fn: Callable[..., Any], *arrays: Any, **consts: Any) -> Any:
         """Return the sum over chunks of ``fn(*chunks, **consts)``: one round trip.
 
-        Each worker adds the results of the chunks it holds (one task per worker); the client
+        Each worker adds the results of the chunks it holds (one task per worker when the inputs
+        are in memory, a task per chunk when they are read from storage); the client
         adds up to :data:`GATHER_MAX` partial sums itself, more meet first in a binary tree of
         tasks on the workers (each worker's partial sum travels once either way).
         """
@@ -284,11 +285,16 @@ class DaskRowOps(RowOps):
         parts = []
         for worker, indices in self._groups(arrays, len(chunks)):
             with dask.annotate(workers=worker, allow_other_workers=True):
-                parts.append(
-                    dask.delayed(_sum_chunks, pure=True)(
+                if self.persist_inputs:  # the chunks are in memory: one task per worker
+                    part = dask.delayed(_sum_chunks, pure=True)(
                         [chunks[i] for i in indices], fn=fn, consts=c
                     )
-                )
+                else:  # read from storage: a task per chunk, so one chunk at a time is held
+                    part = None
+                    for i in indices:
+                        term = dask.delayed(_apply, pure=True)(*chunks[i], fn=fn, consts=c)
+                        part = term if part is None else dask.delayed(_add, pure=True)(part, term)
+                parts.append(part)
         while len(parts) > GATHER_MAX:  # a binary tree: the partial sums meet on the workers
             pairs = [
                 dask.delayed(_add, pure=True)(parts[i], parts[i + 1])
