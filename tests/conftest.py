@@ -78,15 +78,6 @@ SLOW_TESTS = {
         "test_mnist_10k_real_files",
         "test_the_data_fixture_honours_cvx_lifted_data",
     },
-    "test_distributed.py": {  # each starts Dask worker processes or trains on a LocalCluster
-        "test_a_worker_killed_during_a_sweep_does_not_change_the_result",
-        "test_bad_inputs_and_schedulers_get_clear_errors",
-        "test_default_network_follows_the_in_memory_iterates",
-        "test_every_fast_path_follows_the_in_memory_iterates",
-        "test_out_of_core_fit_on_data_larger_than_a_worker_memory_limit",
-        "test_predictions_on_dask_arrays_equal_the_in_memory_ones",
-        "test_the_solver_counts_rounds_per_sweep_and_a_local_cluster_is_closed_after_the_fit",
-    },
     "test_estimator.py": {
         "test_digits_test_accuracy",
         "test_lifted_prediction_rule",
