@@ -185,6 +185,15 @@ class DaskRowOps(RowOps):
         Keep conversions of the inputs (the float32 copy of ``X`` for mixed-precision products)
         in the workers' memory. ``False`` for data larger than the cluster's memory: then every
         pass reads ``X`` from its source again.
+    trace : bool, default=False
+        Record every call in :attr:`trace`.
+
+    Attributes
+    ----------
+    count : CommunicationCount
+        What the client exchanged with the workers so far.
+    trace : list of tuple or None
+        ``(kind, function, bytes sent, bytes received)`` of every call, when asked for.
     """
 
     distributed = True
@@ -192,7 +201,6 @@ class DaskRowOps(RowOps):
     def __init__(self, *, persist_inputs: bool = True, trace: bool = False) -> None:
         self.persist_inputs = persist_inputs
         self.count = CommunicationCount()
-        #: ``(kind, function, bytes sent, bytes received)`` of every call when ``trace`` is set
         self.trace: list[tuple[str, str, int, int]] | None = [] if trace else None
         self._where: list[str] | None = None
 

@@ -9,22 +9,17 @@ client-side payload is :math:`P` bytes moves :math:`W P` bytes over the network,
 path carries each sum :math:`\lceil\log_2 W\rceil` times (the tree).
 
 The payload of layer :math:`l` (input width :math:`p`, output width :math:`q`, ``b`` bytes per
-entry of the products: 4 for mixed precision, else 8):
+entry of the products: 4 for mixed precision, else 8), per sweep:
 
-=========================================  ===================================================
-what                                       bytes per sweep
-=========================================  ===================================================
-Gram of a hidden input (:math:`l \ge 1`)   :math:`8p(p + 1)`
-iterative weight step, :math:`k` iters     :math:`k\,(b + 8)(p + 1)q` (a direction out, a
-(``relu_fenchel``, Fenchel--Young)         gradient back) :math:`+\;32\,t\,k\,q` (:math:`t` trial
-                                           steps per line search)
-softmax weight step, :math:`e` evaluations :math:`(e + 1)\,16\,(p + 1)q`
-ridge weight step                          :math:`8(p + 1)q`
-state step of hidden layer :math:`l`       :math:`8(p_{l+1} + 1)\,q_{l+1} + 8(p + 1)q` (the
-                                           next layer's weights, this layer's, when its image is
-                                           not kept)
-objective                                  :math:`8\sum_l (p_l + 1)q_l` (the network)
-=========================================  ===================================================
+* the Gram of a hidden input (:math:`l \ge 1`): :math:`8p(p + 1)`;
+* an iterative weight step (``relu_fenchel``, Fenchel--Young) of :math:`k` iterations:
+  :math:`k\,(b + 8)(p + 1)q` (a direction out, a gradient back) plus :math:`32\,t\,k\,q` for
+  :math:`t` trial steps per line search;
+* a softmax weight step of :math:`e` evaluations: :math:`(e + 1)\,16\,(p + 1)q`;
+* a ridge weight step: :math:`8(p + 1)q`;
+* the state step of hidden layer :math:`l`: :math:`8(p_{l+1} + 1)\,q_{l+1}` (the next layer's
+  weights) plus :math:`8(p + 1)q` when this layer's image is not kept;
+* the objective: :math:`8\sum_l (p_l + 1)q_l` (the network).
 
 The rounds (reductions, each a wait of the client for the workers) of a sweep are, for an
 iterative weight step of :math:`k` iterations, :math:`2 + k + tk` (the objective and a bound at the

@@ -67,6 +67,11 @@ class RowOps:
             otherwise computed as part of whatever uses it).
         **consts
             Passed to every call unchanged.
+
+        Returns
+        -------
+        array
+            Row-partitioned like ``arrays`` (in memory: ``fn``'s result).
         """
         return fn(*arrays, **consts)
 
