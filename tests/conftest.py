@@ -32,6 +32,29 @@ def _one_blas_thread():
         yield
 
 
+@pytest.fixture(scope="module")
+def dask_client():
+    """A LocalCluster of two worker processes with one thread each (a real cluster's layout).
+
+    Shared by the tests of a module; not the default client (see :func:`dask_active`).
+    """
+    distributed = pytest.importorskip("distributed", reason="the Dask path needs the [dask] extra")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+        memory_limit="2GiB",
+    )  # fmt: skip
+    with distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+    cluster.close()
+
+
+@pytest.fixture
+def dask_active(dask_client):
+    """The module's Dask client, active for one test (fits find it with ``get_client``)."""
+    with dask_client.as_current():
+        yield dask_client
+
+
 #: Test files and tests that take more than about two seconds each on the 2-core CI machine
 #: (measured with ``--durations``). They are marked ``slow``: ``pytest -m "not slow"`` is the fast
 #: lane (under a minute on 2 cores), the full suite runs everything. A test is named by its

@@ -16,25 +16,6 @@ from cvx_lifted.distributed import DaskBCDSolver, rows_from_npy  # noqa: E402
 from cvx_lifted.distributed import cluster as cluster_module  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def client():
-    """Two worker processes with one thread each (the layout of a real cluster)."""
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-        memory_limit="2GiB",
-    )  # fmt: skip
-    with distributed.Client(cluster, set_as_default=False) as c:
-        yield c
-    cluster.close()
-
-
-@pytest.fixture
-def active(client):
-    """The module's client, active for one test (fits find it with ``get_client``)."""
-    with client.as_current():
-        yield client
-
-
 def _classification(m=1500, p=12, q=4, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((m, p))
@@ -62,7 +43,7 @@ def _assert_same_iterates(mem, r_mem, dsk, r_dsk, rtol=1e-6):
 
 
 @pytest.mark.parametrize("chunks", [250, 999])
-def test_default_network_follows_the_in_memory_iterates(active, chunks):
+def test_default_network_follows_the_in_memory_iterates(dask_active, chunks):
     X, Y = _classification()
     runs = _fit_both((([12, 16, 4],), {"output": "softmax_xent"}), X, Y, chunks)
     _assert_same_iterates(*runs)
@@ -83,7 +64,7 @@ def test_default_network_follows_the_in_memory_iterates(active, chunks):
         ([12, 10, 4], "tanh", "squared"),  # a regression head
     ],
 )
-def test_every_fast_path_follows_the_in_memory_iterates(active, layers, activation, output):
+def test_every_fast_path_follows_the_in_memory_iterates(dask_active, layers, activation, output):
     X, Y = _classification(m=800)
     if output == "squared":
         Y = Y @ np.arange(1.0, 5.0)[:, None] * np.ones((1, 4))
@@ -91,7 +72,7 @@ def test_every_fast_path_follows_the_in_memory_iterates(active, layers, activati
     _assert_same_iterates(*runs)
 
 
-def test_predictions_on_dask_arrays_equal_the_in_memory_ones(active):
+def test_predictions_on_dask_arrays_equal_the_in_memory_ones(dask_active):
     X, Y = _classification(m=600)
     net = LiftedNetwork([12, 16, 4], output="softmax_xent")
     net.fit(X, Y, max_iter=2, random_state=0)
@@ -101,7 +82,7 @@ def test_predictions_on_dask_arrays_equal_the_in_memory_ones(active):
     np.testing.assert_allclose(pred.compute(), net.predict(X), rtol=1e-12, atol=1e-14)
 
 
-def test_a_worker_killed_during_a_sweep_does_not_change_the_result(active):
+def test_a_worker_killed_during_a_sweep_does_not_change_the_result(dask_active):
     X, Y = _classification(m=4000, p=30)
     Xd = da.from_array(X, chunks=(500, 30))
     options = {"max_iter": 4, "tol": 0.0, "random_state": 5}
@@ -112,11 +93,11 @@ def test_a_worker_killed_during_a_sweep_does_not_change_the_result(active):
 
     def kill_soon(sweep, partial):
         if sweep == 2 and not killed:  # during the third sweep, one worker process dies
-            victim = sorted(active.scheduler_info()["workers"])[0]
+            victim = sorted(dask_active.scheduler_info()["workers"])[0]
 
             def kill():
                 time.sleep(0.05)
-                active.run(_exit, workers=[victim], on_error="ignore")
+                dask_active.run(_exit, workers=[victim], on_error="ignore")
 
             threading.Thread(target=kill, daemon=True).start()
             killed.append(victim)
@@ -127,7 +108,7 @@ def test_a_worker_killed_during_a_sweep_does_not_change_the_result(active):
     assert killed
     for W1, W2 in zip(calm.weights, hit.weights, strict=True):
         np.testing.assert_allclose(W2, W1, rtol=1e-10, atol=1e-12)
-    active.wait_for_workers(2, timeout=60)
+    dask_active.wait_for_workers(2, timeout=60)
 
 
 def _exit():
@@ -180,7 +161,7 @@ def test_chunks_too_large_for_the_workers_are_refused_with_a_size_that_fits():
     cluster.close()
 
 
-def test_bad_inputs_and_schedulers_get_clear_errors(active, monkeypatch):
+def test_bad_inputs_and_schedulers_get_clear_errors(dask_active, monkeypatch):
     X, Y = _classification(m=200)
     net = LiftedNetwork([12, 8, 4], output="softmax_xent")
     with pytest.raises(ValueError, match="chunked along rows only"):

@@ -17,25 +17,6 @@ from cvx_lifted.distributed import cluster as cluster_module  # noqa: E402
 FEW = {"hidden_layer_sizes": (10,), "max_iter": 3, "tol": 0.0, "random_state": 2}
 
 
-@pytest.fixture(scope="module")
-def client():
-    """Two worker processes with one thread each (the layout of a real cluster)."""
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-        memory_limit="2GiB",
-    )  # fmt: skip
-    with distributed.Client(cluster, set_as_default=False) as c:
-        yield c
-    cluster.close()
-
-
-@pytest.fixture
-def active(client):
-    """The module's client, active for one test (fits find it with ``get_client``)."""
-    with client.as_current():
-        yield client
-
-
 @pytest.fixture(autouse=True)
 def _no_convergence_warnings():
     """A few sweeps with ``tol=0`` stop on ``max_iter``, which the estimators warn about."""
@@ -62,7 +43,7 @@ def _assert_same_fit(mem, dsk, rtol=1e-6):
 
 
 @pytest.mark.parametrize("labels_on", ["dask", "numpy"])
-def test_classifier_on_dask_arrays_follows_the_numpy_fit(active, labels_on):
+def test_classifier_on_dask_arrays_follows_the_numpy_fit(dask_active, labels_on):
     X, labels, _ = _data()
     Xd = da.from_array(X, chunks=(160, 6))
     y = da.from_array(labels, chunks=100) if labels_on == "dask" else labels  # other chunks
@@ -86,7 +67,7 @@ def test_classifier_on_dask_arrays_follows_the_numpy_fit(active, labels_on):
     np.testing.assert_array_equal(dsk.predict(X), mem.predict(X))
 
 
-def test_the_default_simplex_head_and_integer_labels_follow_the_numpy_fit(active):
+def test_the_default_simplex_head_and_integer_labels_follow_the_numpy_fit(dask_active):
     X, labels, _ = _data(m=300, seed=1)
     codes = np.searchsorted(["ant", "bee", "cat"], labels) * 10  # integer classes 0, 10, 20
     mem = LiftedMLPClassifier(**FEW).fit(X, codes)
@@ -98,7 +79,7 @@ def test_the_default_simplex_head_and_integer_labels_follow_the_numpy_fit(active
     np.testing.assert_array_equal(dsk.predict(Xd).compute(), mem.predict(X))
 
 
-def test_regressor_on_dask_arrays_follows_the_numpy_fit(active):
+def test_regressor_on_dask_arrays_follows_the_numpy_fit(dask_active):
     X, _, target = _data()
     Xd = da.from_array(X, chunks=(200, 6))
     mem = LiftedMLPRegressor(**FEW).fit(X, target)
@@ -122,7 +103,7 @@ def test_regressor_on_dask_arrays_follows_the_numpy_fit(active):
     assert dsk2.score(Xd, Y) == pytest.approx(mem2.score(X, Y), rel=1e-9)
 
 
-def test_what_the_dask_path_cannot_do_gets_a_clear_error(active):
+def test_what_the_dask_path_cannot_do_gets_a_clear_error(dask_active):
     X, labels, target = _data(m=200)
     Xd = da.from_array(X, chunks=(100, 6))
     clf = LiftedMLPClassifier(hidden_layer_sizes=(6,), max_iter=1, random_state=0).fit(Xd, labels)
@@ -167,12 +148,12 @@ TRAIN = ["--hidden", "8", "--sweeps", "3", "--tol", "0", "--progress", "none"]
 
 
 @pytest.mark.parametrize("kind", ["csv", "npy"])
-def test_cli_train_on_a_scheduler_writes_the_in_memory_model(client, tmp_path, capsys, kind):
+def test_cli_train_on_a_scheduler_writes_the_in_memory_model(dask_client, tmp_path, capsys, kind):
     X, csv, npy = _write_data(tmp_path)
     data, extra = (str(csv), []) if kind == "csv" else (str(npy), ["--target", "0"])
     mem, dsk = tmp_path / "mem.cvxl", tmp_path / "dsk.cvxl"
     assert cli.main(["train", data, "-o", str(mem), *TRAIN, *extra]) == 0
-    address = client.scheduler.address
+    address = dask_client.scheduler.address
     args = ["train", data, "-o", str(dsk), *TRAIN, *extra, "--scheduler", address]
     assert cli.main([*args, "--chunk-rows", "70"]) == 0
     out = capsys.readouterr().out
@@ -186,13 +167,14 @@ def test_cli_train_on_a_scheduler_writes_the_in_memory_model(client, tmp_path, c
     np.testing.assert_allclose(b.network.predict(X), a.network.predict(X), rtol=1e-6, atol=1e-9)
 
 
-def test_cli_train_regresses_a_npy_column_on_a_scheduler(client, tmp_path):
+def test_cli_train_regresses_a_npy_column_on_a_scheduler(dask_client, tmp_path):
     X, _, _ = _write_data(tmp_path)
     path = tmp_path / "reg.npy"
     np.save(path, np.c_[X, X @ [1.0, -2.0, 0.5, 0.0, 1.0] + 0.25])
     mem, dsk = tmp_path / "mem.cvxl", tmp_path / "dsk.cvxl"
     assert cli.main(["train", str(path), "-o", str(mem), *TRAIN]) == 0
-    args = ["train", str(path), "-o", str(dsk), *TRAIN, "--scheduler", client.scheduler.address]
+    address = dask_client.scheduler.address
+    args = ["train", str(path), "-o", str(dsk), *TRAIN, "--scheduler", address]
     assert cli.main(args) == 0  # the default chunks: the rows split over the two workers
     a, b = load_model(mem), load_model(dsk)
     assert b.extra["task"] == "regress"
@@ -201,7 +183,7 @@ def test_cli_train_regresses_a_npy_column_on_a_scheduler(client, tmp_path):
 
 
 def test_cli_errors_on_a_scheduler_are_one_line_with_exit_code_2(
-    client, tmp_path, capsys, monkeypatch
+    dask_client, tmp_path, capsys, monkeypatch
 ):
     _, csv, npy = _write_data(tmp_path, m=60)
     out = str(tmp_path / "m.cvxl")
@@ -209,7 +191,7 @@ def test_cli_errors_on_a_scheduler_are_one_line_with_exit_code_2(
     assert (
         "--chunk-rows applies to training on a cluster; add --scheduler" in capsys.readouterr().err
     )
-    address = client.scheduler.address
+    address = dask_client.scheduler.address
     args = ["train", str(npy), "-o", out, *TRAIN, "--target", "0", "--scheduler", address]
     assert cli.main([*args, "--validation-fraction", "0.2"]) == 2
     assert "--validation-fraction" in capsys.readouterr().err
@@ -222,13 +204,15 @@ def test_cli_errors_on_a_scheduler_are_one_line_with_exit_code_2(
     assert err.count("\n") == 1
 
 
-def test_cli_chunks_too_large_for_the_workers_name_a_chunk_rows_that_fits(client, tmp_path, capsys):
+def test_cli_chunks_too_large_for_the_workers_name_a_chunk_rows_that_fits(
+    dask_client, tmp_path, capsys
+):
     """One task on 12,000 rows of a 1900-wide layer needs about 1 GiB: half a worker's limit."""
     rng = np.random.default_rng(0)
     path = tmp_path / "big.npy"
     np.save(path, np.c_[rng.standard_normal((12_000, 5)), rng.integers(0, 3, 12_000)])
     args = ["train", str(path), "-o", str(tmp_path / "m.cvxl"), "--hidden", "1900"]
-    args += ["--sweeps", "1", "--scheduler", client.scheduler.address, "--chunk-rows", "12000"]
+    args += ["--sweeps", "1", "--scheduler", dask_client.scheduler.address, "--chunk-rows", "12000"]
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     assert "cvx-lifted train: error: a row chunk of X holds 12000 rows" in err
