@@ -119,17 +119,24 @@ def adam_epoch_seconds(
         model = _torch_model(X.shape[1], hidden, int(y.max()) + 1, tdtype, seed)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         loss_fn = torch.nn.CrossEntropyLoss()
-        m = Xt.shape[0]
-        t0 = time.perf_counter()
-        perm = torch.randperm(m)
-        for s in range(0, m, 100):
-            idx = perm[s : s + 100]
-            opt.zero_grad(set_to_none=True)
-            loss_fn(model(Xt[idx]), yt[idx]).backward()
-            opt.step()
-        return time.perf_counter() - t0
+        return _adam_epoch(model, opt, loss_fn, Xt, yt)
     finally:
         torch.set_num_threads(old)
+
+
+def _adam_epoch(model: Any, opt: Any, loss_fn: Any, Xt: Any, yt: Any) -> float:
+    """One epoch of mini-batches of 100 in a random order; return its seconds."""
+    import torch
+
+    m = Xt.shape[0]
+    t0 = time.perf_counter()
+    perm = torch.randperm(m)
+    for s in range(0, m, 100):
+        idx = perm[s : s + 100]
+        opt.zero_grad(set_to_none=True)
+        loss_fn(model(Xt[idx]), yt[idx]).backward()
+        opt.step()
+    return time.perf_counter() - t0
 
 
 def adam_to_accuracy(
@@ -159,18 +166,10 @@ def adam_to_accuracy(
         model = _torch_model(X.shape[1], hidden, int(y.max()) + 1, torch.float32, seed)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         loss_fn = torch.nn.CrossEntropyLoss()
-        m = Xt.shape[0]
         curve: list[tuple[float, float]] = []
         spent = 0.0
         for _ in range(epochs):
-            t0 = time.perf_counter()
-            perm = torch.randperm(m)
-            for s in range(0, m, 100):
-                idx = perm[s : s + 100]
-                opt.zero_grad(set_to_none=True)
-                loss_fn(model(Xt[idx]), yt[idx]).backward()
-                opt.step()
-            spent += time.perf_counter() - t0
+            spent += _adam_epoch(model, opt, loss_fn, Xt, yt)
             with torch.no_grad():
                 acc = float((model(Xv).argmax(1).numpy() == y_test).mean())
             curve.append((spent, acc))

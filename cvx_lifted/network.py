@@ -532,11 +532,15 @@ class LiftedNetwork:
             out["loss"] = self.head.loss(Ymat, Xs[-1]) / m
         else:
             out["loss"] = self.head.loss(Ymat, self.preactivation(self.n_hidden, Xs[-1])) / m
-        out["penalty"] = float(
-            sum(r * self.penalty_value(W) for r, W in zip(self.rho, self.weights, strict=True))
-        )
+        out["penalty"] = self.penalty_total()
         out["total"] = float(sum(out.values()))
         return out if terms else out["total"]
+
+    def penalty_total(self) -> float:
+        r"""Return the objective's penalty term :math:`\sum_l \rho_l \pi(W_l)` at the weights."""
+        return float(
+            sum(r * self.penalty_value(W) for r, W in zip(self.rho, self.weights, strict=True))
+        )
 
     def penalty_value(self, W: ArrayLike) -> float:
         r"""Evaluate the weight penalty :math:`\pi(W)` (without the factor :math:`\rho`)."""

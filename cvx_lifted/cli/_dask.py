@@ -23,7 +23,7 @@ import numpy as np
 
 from cvx_lifted.cli._common import UsageError
 from cvx_lifted.distributed import cluster_client, is_dask_array, rows_from_npy, task_bytes
-from cvx_lifted.distributed.cluster import require_dask
+from cvx_lifted.distributed.cluster import require_dask, workers
 from cvx_lifted.tables import MAX_EXACT_INTEGER
 
 __all__ = [
@@ -97,11 +97,9 @@ def auto_chunk_rows(m: int, layer_sizes: Sequence[int]) -> int:
     -------
     int
     """
-    from distributed import get_client
-
-    workers = max(1, len(get_client().scheduler_info()["workers"]))
+    n_workers = max(1, len(workers()))
     fits = max(1, TASK_BUDGET // task_bytes(1, layer_sizes))
-    return max(1, min(fits, math.ceil(m / workers)))
+    return max(1, min(fits, math.ceil(m / n_workers)))
 
 
 def to_rows(X: np.ndarray, chunk_rows: int) -> Any:

@@ -21,6 +21,8 @@ import numpy as np
 
 from cvx_lifted.kernels import RowOps
 
+from .cluster import workers
+
 __all__ = ["GATHER_MAX", "CommunicationCount", "DaskRowOps"]
 
 #: Partial sums the client adds itself; more are first added in a tree on the workers (a tree
@@ -142,9 +144,7 @@ def _sum_chunks(
 
 
 def _workers() -> list[str]:
-    from distributed import get_client
-
-    return sorted(get_client().scheduler_info(n_workers=-1)["workers"])
+    return sorted(workers())
 
 
 def _futures(a: Any) -> list[Any]:
@@ -324,14 +324,14 @@ class DaskRowOps(RowOps):
         persisted chunks of ``others`` (the targets) are copied next to them once, and chunks
         read from storage are read where they belong. Returns ``[X, *others]`` so placed.
         """
-        workers = _workers()
         n = X.numblocks[0]
         current = _locate((X,))
-        where = balanced(current, workers, n)
+        where = balanced(current, _workers(), n)
         self._where = where
         placed = []
         for a in (X, *others):
-            if not _futures(a) or _locate((a,)) == where:  # read where used, or already there
+            now = current if a is X else _locate((a,))
+            if not _futures(a) or now == where:  # read where used, or already there
                 placed.append(a)
             else:
                 placed.append(self.map(_same, a, cols=a.shape[1], dtype=a.dtype))

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["RECOMMENDED_CONFIG", "cluster_client", "is_dask_array", "require_dask"]
+__all__ = ["RECOMMENDED_CONFIG", "cluster_client", "is_dask_array", "require_dask", "workers"]
 
 #: Seconds to wait for a scheduler given by address.
 CONNECT_TIMEOUT = 10
@@ -28,6 +28,21 @@ RECOMMENDED_CONFIG = {"distributed.scheduler.work-stealing": False}
 def is_dask_array(X: Any) -> bool:
     """Whether ``X`` is a :class:`dask.array.Array` (checked without importing Dask)."""
     return type(X).__module__.startswith("dask.") and type(X).__name__ == "Array"
+
+
+def workers() -> dict[str, Any]:
+    """Return every worker of the active client: address -> the scheduler's information on it.
+
+    ``Client.scheduler_info()`` lists only the first few workers unless asked for all of them.
+    """
+    from distributed import get_client
+
+    client = get_client()
+    try:
+        info = client.scheduler_info(n_workers=-1)
+    except TypeError:  # older distributed lists every worker anyway
+        info = client.scheduler_info()
+    return dict(info["workers"])
 
 
 def require_dask() -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .cluster import is_dask_array, require_dask
+from .cluster import is_dask_array, require_dask, workers
 
 if TYPE_CHECKING:
     from cvx_lifted.network import LiftedNetwork
@@ -128,14 +128,7 @@ def task_bytes(rows: int, layer_sizes: Any) -> int:
 
 def worker_memory_limits() -> list[int]:
     """Return the memory limit of every worker of the active client (0: no limit)."""
-    from distributed import get_client
-
-    client = get_client()
-    try:
-        info = client.scheduler_info(n_workers=-1)
-    except TypeError:  # older distributed lists every worker anyway
-        info = client.scheduler_info()
-    return [int(w.get("memory_limit") or 0) for w in info["workers"].values()]
+    return [int(w.get("memory_limit") or 0) for w in workers().values()]
 
 
 def check_chunks(X: Any, layer_sizes: Any, fraction: float) -> list[int]:

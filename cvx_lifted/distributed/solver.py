@@ -148,9 +148,7 @@ class DaskBCDSolver(BCDSolver):
         sums = self.row_ops.sum(_objective_chunk, *Xs, Y, network=net)
         m = Xs[0].shape[0]
         terms = {k: float(v) / m for k, v in sums.items()}
-        terms["penalty"] = float(
-            sum(r * net.penalty_value(W) for r, W in zip(net.rho, net.weights, strict=True))
-        )
+        terms["penalty"] = net.penalty_total()
         terms["total"] = float(sum(terms.values()))
         return terms
 
