@@ -404,9 +404,17 @@ class BCDSolver(GuardedBlocks):
         return out, info
 
     def _objective(self, Xs: list[Any], Y: Any) -> dict[str, float]:
-        """Return the terms of the lifted objective at the states ``Xs`` (see ``network``)."""
-        terms = self.network.objective(Xs[0], Y, Xs[1:], terms=True)
-        assert isinstance(terms, dict)
+        """Return the terms of the lifted objective at the states ``Xs`` (see ``network``).
+
+        The first layer's image is the one its fast weight step keeps up to date (no product)
+        when it is in the network's dtype.
+        """
+        net = self.network
+        images: dict[int, Any] = {}
+        r0 = self._ridge0
+        if r0 is not None and r0.X is Xs[0] and r0.product_dtype == Xs[0].dtype:
+            images[0] = r0.image(net.weights[0], net.biases[0])
+        terms: dict[str, float] = net.objective_terms(Xs, Y, images)
         return terms
 
     # ------------------------------------------------------------------ state step

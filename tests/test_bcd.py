@@ -368,3 +368,30 @@ def test_lifted_rule_does_not_depend_on_the_batch():
     full = net.predict_lifted(X)
     for rows in (slice(0, 5), slice(17, 18), [3, 30, 11]):
         np.testing.assert_allclose(net.predict_lifted(X[rows]), full[rows], atol=1e-10)
+
+
+# ------------------------------------------------------------------ the recorded objective
+@pytest.mark.parametrize("output", ["simplex_xent", "squared", "softmax_xent"])
+def test_objective_in_row_chunks_equals_the_whole_array_formula(output):
+    # 2,000 rows of width 300 make three chunks of about 2 MB
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((2000, 6))
+    y = rng.integers(0, 3, 2000)
+    Y = np.eye(3)[y]
+    net = LiftedNetwork([6, 300, 3], activation="relu_fenchel", output=output, lam=0.7, rho=1e-2)
+    result = net.fit(X, Y, max_iter=2, tol=0, random_state=0)
+    Xs = [X, *result.states]
+    U = [net.preactivation(layer, Xs[layer]) for layer in range(net.n_layers)]
+    expected = {"divergence_0": 0.7 * net.activations[0].value(U[0], Xs[1]) / 2000}
+    if output == "softmax_xent":
+        expected["loss"] = net.head.loss(Y, U[1]) / 2000
+    else:
+        expected["divergence_1"] = 0.7 * net.head.activation.value(U[1], Xs[2]) / 2000
+        expected["loss"] = net.head.loss(Y, Xs[2]) / 2000
+    terms = net.objective_terms(Xs, Y)
+    given = net.objective_terms(Xs, Y, images={0: U[0]})
+    for key, value in expected.items():
+        assert terms[key] == pytest.approx(value, rel=1e-12), key
+        assert given[key] == pytest.approx(value, rel=1e-12), key
+    # the solver's record uses the image its weight step kept: the same number
+    assert result.history.objective[-1] == pytest.approx(terms["total"], rel=1e-12)
