@@ -728,7 +728,11 @@ class BCDSolver(GuardedBlocks):
                     partial = BCDResult(
                         net, state.states[1:], history, state.sweep, False, "running"
                     )
-                    if self.callback(state.sweep, partial):
+                    stop = self.callback(state.sweep, partial)
+                    # the next sweep replaces the states: holding them here would keep a
+                    # second copy of every state alive through it
+                    del partial
+                    if stop:
                         stop_reason = "callback"
                         break
         finally:
@@ -779,7 +783,11 @@ class BCDSolver(GuardedBlocks):
         residuals: dict[str, float],
         val: tuple[FloatArray, FloatArray] | None,
     ) -> None:
+        t0 = time.perf_counter()
         terms = self._objective(Xs, Y)
+        if "sweep" in seconds:  # the sweep's time includes its objective
+            seconds["objective"] = time.perf_counter() - t0
+            seconds["sweep"] += seconds["objective"]
         if not np.isfinite(terms["total"]):
             raise SolverFailedError(f"the objective became {terms['total']} ({terms}).")
         history.terms.append(terms)

@@ -28,7 +28,9 @@ class BCDHistory:
     terms : list of dict
         Each term of the objective (``loss``, ``divergence_<l>``, ``penalty``, ``total``).
     seconds : list of dict
-        Wall time of each block (``W<l>``, ``X<l>``, ``output``) and of the whole sweep.
+        Wall time of each block (``W<l>``, ``X<l>``, ``output``), of the objective evaluated
+        after the sweep (``objective``) and of the whole sweep (``sweep``, the objective
+        included).
     residuals : list of dict
         Per block: iterations and final residual of the inner solver (fast path).
     validation : list of float

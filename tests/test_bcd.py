@@ -395,3 +395,30 @@ def test_objective_in_row_chunks_equals_the_whole_array_formula(output):
         assert given[key] == pytest.approx(value, rel=1e-12), key
     # the solver's record uses the image its weight step kept: the same number
     assert result.history.objective[-1] == pytest.approx(terms["total"], rel=1e-12)
+    # and the sweep's time counts the objective's evaluation
+    for seconds in result.history.seconds[1:]:
+        blocks = sum(v for k, v in seconds.items() if k != "sweep")
+        assert seconds["objective"] > 0
+        assert seconds["sweep"] >= blocks
+
+
+def test_a_sweep_does_not_keep_the_states_it_replaced_alive():
+    # fit() always passes a callback (it snapshots the last complete sweep); the partial result
+    # handed to it must not hold the states through the next sweep (a second copy of each)
+    import weakref
+
+    X, Y, _ = _data(m=50, n=3, q=2)
+    seen, alive = [], []
+
+    def spy(self, history, Xs, *args, **kwargs):
+        seen.append(weakref.ref(Xs[1]))
+        alive.append(sum(ref() is not None for ref in seen[:-1]))  # earlier states still held
+        return record(self, history, Xs, *args, **kwargs)
+
+    record = BCDSolver._record
+    net = LiftedNetwork([3, 4, 2], activation="relu_fenchel")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(BCDSolver, "_record", spy)
+        result = net.fit(X, Y, max_iter=3, tol=0, random_state=0)
+    assert alive == [0, 0, 0, 0]  # at the start and after each of the three sweeps
+    assert seen[-1]() is result.states[0]
