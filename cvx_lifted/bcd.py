@@ -406,13 +406,14 @@ class BCDSolver(GuardedBlocks):
     def _objective(self, Xs: list[Any], Y: Any) -> dict[str, float]:
         """Return the terms of the lifted objective at the states ``Xs`` (see ``network``).
 
-        The first layer's image is the one its fast weight step keeps up to date (no product)
-        when it is in the network's dtype.
+        The first layer's image is the one its fast weight step keeps up to date (no product):
+        the image the blocks themselves used, in float32 when the products over a large input
+        are (``kernels.Ridge``'s mixed precision); the terms are summed in float64.
         """
         net = self.network
         images: dict[int, Any] = {}
         r0 = self._ridge0
-        if r0 is not None and r0.X is Xs[0] and r0.product_dtype == Xs[0].dtype:
+        if r0 is not None and r0.X is Xs[0]:
             images[0] = r0.image(net.weights[0], net.biases[0])
         terms: dict[str, float] = net.objective_terms(Xs, Y, images)
         return terms

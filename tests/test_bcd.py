@@ -422,3 +422,16 @@ def test_a_sweep_does_not_keep_the_states_it_replaced_alive():
         result = net.fit(X, Y, max_iter=3, tol=0, random_state=0)
     assert alive == [0, 0, 0, 0]  # at the start and after each of the three sweeps
     assert seen[-1]() is result.states[0]
+
+
+def test_recorded_objective_with_mixed_precision_images_is_the_exact_one_to_float32():
+    # 1,300 x 784 float64 inputs have over 10^6 entries: the weight step runs its products in
+    # float32 and the recorded objective uses that image; it agrees with the float64 formula
+    rng = np.random.default_rng(5)
+    X = rng.random((1300, 784))
+    Y = np.eye(4)[rng.integers(0, 4, 1300)]
+    net = LiftedNetwork([784, 20, 4], activation="relu_fenchel", output="simplex_xent")
+    result = net.fit(X, Y, max_iter=2, tol=0, random_state=0)
+    exact = net.objective(X, Y, result.states)
+    assert result.history.objective[-1] == pytest.approx(exact, rel=1e-5)
+    assert result.history.objective[-1] != exact  # the float32 image, not a new product
