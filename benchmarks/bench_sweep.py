@@ -6,7 +6,8 @@ The network is the default classifier's with one hidden layer of 300 units (784-
 ``LiftedNetwork(...).fit(X, Y, max_iter=3, tol=0, blas_threads=...)`` on the 60,000 Fashion-MNIST
 training rows, in float64 (the default) and float32. Block times are the medians over the sweeps
 after the first in ``history.seconds`` (sweep 1 also factors the input Gram, makes the float32
-copy of the data and the first image, once per fit; it is reported apart).
+copy of the data and the first image, once per fit; it is reported apart). A sweep's time
+includes the evaluation of the objective that follows it (``objective``), as a user waits for it.
 
 Each round measures, side by side and in rotating order, at each thread setting:
 
@@ -19,6 +20,10 @@ cross-entropy) in float32 -- the reference -- and in float64 (a side column); (i
 sweep cannot avoid, in float32 on the fit's own states: ``X0ᵀX1`` and ``X0 W0ᵀ`` (a gradient and an
 image over the input, 60,000 x 784 x 300 each), ``X1ᵀX1`` (the Gram of the hidden state), ``X1ᵀX2``
 and ``X1 W1ᵀ``; at ``all``, each product's time is the better of 1 and all cores.
+
+At ``all``, the Adam reference of each round is the faster of its one-thread and all-core
+epochs: PyTorch's spinning OpenMP threads can make an all-core epoch many times slower on a
+busy machine, and a user would run the faster setting.
 
 Reported: sweep / float32 Adam epoch (target <= 1, at both settings), sweep / float64 epoch,
 sweep / unavoidable products (target <= 3), medians over rounds of per-round ratios, and the peak
@@ -309,6 +314,12 @@ def summarise(
                 [x["sweep_seconds"]["sweep"] / x["floor"]["sum"] for x in recs]
             )
             eps = {e["round"]: e for e in epochs if e["threads"] == setting}
+            if setting == "all":  # the faster of Adam's settings in each round: never flatter us
+                ones = {e["round"]: e for e in epochs if e["threads"] == "1"}
+                eps = {
+                    r: {t: min(e[t], ones[r][t]) if r in ones else e[t] for t in e}
+                    for r, e in eps.items()
+                }
             if eps:
                 for tdt in ("float32", "float64"):
                     s[f"adam_{tdt}"] = median([e[tdt] for e in eps.values()])
@@ -327,7 +338,7 @@ def print_tables(summary: list[dict[str, Any]], memory: list[dict[str, Any]], ar
         f"{args.rows} rows, sweeps 2-{args.sweeps} of fit(max_iter={args.sweeps}), medians over "
         f"{args.rounds} round(s), seconds; BLAS {blas_line()}"
     )
-    blocks = ["W0", "W1", "X1", "output"]
+    blocks = ["W0", "W1", "X1", "output", "objective"]
     rows = []
     for s in summary:
         adam = s.get("sweep_over_adam_float32", np.nan)
