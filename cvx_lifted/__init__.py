@@ -37,6 +37,7 @@ from cvx_lifted.exceptions import (
 )
 from cvx_lifted.history import BCDHistory, BCDResult
 from cvx_lifted.losses import OUTPUTS, get_output
+from cvx_lifted.minibatch import MinibatchBCDSolver
 from cvx_lifted.network import LiftedNetwork, load_network
 from cvx_lifted.verify import VerificationReport, verify, verify_all
 
@@ -85,6 +86,7 @@ __all__ = [
     "LiftedMLPClassifier",
     "LiftedMLPRegressor",
     "LiftedNetwork",
+    "MinibatchBCDSolver",
     "OUTPUTS",
     "Activation",
     "BlockTooLargeError",

@@ -24,6 +24,9 @@ name                   value               meaning
 ``DTYPE``              ``"float64"``       floating type of weights and states
 ``PREDICTION``         ``"feedforward"``   prediction rule (paper eq. 2; ``"lifted"``: eq. 12)
 ``SEED``               ``0``               seed of the command line's runs
+``SOLVER``             ``"bcd"``           estimators' training algorithm (``"minibatch"``)
+``BATCH_SIZE``         ``500``             rows per batch of ``solver="minibatch"``
+``PROX``               ``0.03``            first prox weight :math:`\mu` of ``"minibatch"``
 =====================  ==================  ====================================================
 
 Why ``relu_fenchel`` and not ``relu``: both have the ReLU as their argmin and the same state
@@ -42,6 +45,7 @@ from __future__ import annotations
 __all__ = [
     "ACTIVATION",
     "BACKEND",
+    "BATCH_SIZE",
     "CLASSIFIER_HEAD",
     "DTYPE",
     "HIDDEN",
@@ -49,9 +53,11 @@ __all__ = [
     "OUTPUT_ACTIVATION",
     "PENALTY",
     "PREDICTION",
+    "PROX",
     "REGRESSOR_HEAD",
     "RHO",
     "SEED",
+    "SOLVER",
     "SWEEPS",
     "TOL",
 ]
@@ -97,3 +103,13 @@ PREDICTION: str = "feedforward"
 
 SEED: int = 0
 """Seed of ``cvx-lifted demo`` and ``cvx-lifted train``."""
+
+SOLVER: str = "bcd"
+"""Training algorithm of the estimators: full-batch BCD; ``"minibatch"``:
+:class:`~cvx_lifted.minibatch.MinibatchBCDSolver`."""
+
+BATCH_SIZE: int = 500
+"""Rows per batch of mini-batch BCD (MNIST-10k: 256-1000 similar per epoch, 2000 slower)."""
+
+PROX: float = 0.03
+r"""Prox weight :math:`\mu` of mini-batch BCD's first epoch (grows 1.3x per epoch)."""

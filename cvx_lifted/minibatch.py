@@ -1,0 +1,608 @@
+# SPDX-License-Identifier: Apache-2.0
+r"""Mini-batch block-coordinate descent: states per batch, proximal weight steps across batches.
+
+In the manner of Fenchel Lifted Networks (Gu, Askari, El Ghaoui, AISTATS 2020), one *epoch*
+shuffles the rows and, for each batch :math:`B` of rows,
+
+1. sets the batch's states by a forward pass from the current weights, then runs exact state
+   and output steps on the batch with the weights fixed (the row-separable fast paths of
+   :mod:`cvx_lifted.paths`, the same kernels as :class:`~cvx_lifted.bcd.BCDSolver`);
+2. takes a **proximal weight step** of every layer on the batch, warm-started at the current
+   weights :math:`W_l^-`:
+
+   .. math::
+
+       \min_{W_l, b_l}\; \frac{\lambda_{l+1}}{|B|} D_l(X_{l,B} W_l^\top + \mathbf 1 b_l^\top,
+       X_{l+1,B}) + \frac{\rho_l}2\|W_l\|^2 + \frac{\mu}2\|W_l - W_l^-\|^2 ,
+
+   so that one batch cannot throw the weights away (the biases are not held back).
+
+The states of a batch are discarded after its weight steps: memory is that of one batch, and
+the data can arrive in pieces (:meth:`MinibatchBCDSolver.update` makes one pass over whatever
+rows it is given; the estimators' ``partial_fit`` is built on it).
+
+**The weight step** is majorisation-minimisation with the divergence's own curvature bound: the
+divergence as a function of the pre-activation, :math:`g(U)`, is the state step's coupling
+(:data:`cvx_lifted.paths.COUPLING`) and has an :math:`L`-Lipschitz gradient
+(:attr:`~cvx_lifted.kernels.L2Coupling.lipschitz`: 1 for the ReLU family and the squared
+divergence, 1/2 for the softmax head, :math:`\sup\phi'` for a Fenchel--Young pair), so
+:math:`g(U) \le g(U_k) + \langle\nabla g(U_k), U - U_k\rangle + \tfrac L2\|U - U_k\|^2`. The
+right-hand side is a ridge regression with targets :math:`U_k - \nabla g(U_k)/L`, and the prox
+term only adds :math:`\mu W_l^{-}` to its moments: one :class:`~cvx_lifted.kernels.Ridge`
+factor of the batch input and one solve per iteration. For a quadratic divergence (ReLU, the
+sparsemax and squared heads) the majoriser is the function, so one solve is the exact step.
+
+**Guarantees.** For every batch, each block (state, output, weight) does not increase the
+*batch's proximal objective*
+
+.. math::
+
+    J_B = \frac1{|B|}\Bigl[\mathrm{Loss}(Y_B, X_{L+1,B}) + \sum_l \lambda_{l+1}
+    D_l(X_{l,B} W_l^\top + \mathbf 1 b_l^\top, X_{l+1,B})\Bigr] + \sum_l \frac{\rho_l}2\|W_l\|^2
+    + \frac\mu2\sum_l \|W_l - W_l^-\|^2
+
+(the state and output steps are exact minimisers, the weight steps majorisation-minimisation
+iterations, up to rounding). Nothing is claimed for the full objective: it is recorded after
+every epoch but may rise, as for any stochastic method. :math:`\mu` grows geometrically with
+the epochs (``prox * prox_growth ** epoch``, at most ``prox_max``), which damps the noise of
+the batches as training goes on.
+
+Measured on MNIST-10k (784-300-10, ``relu_fenchel``, ``simplex_xent``, lam 1, rho 1e-3, one
+BLAS thread, batch 500, :math:`\mu` 0.03 growing 1.3x per epoch, one MM iteration): test
+accuracy 0.890, 0.916, 0.930, 0.936 after epochs 1-4 and 0.950 after 15 epochs, 1.2 s per
+epoch; full-batch BCD reaches 0.931 after 8 sweeps (6.8 s) and 0.9415 after 20 (16 s). On
+Fashion-MNIST (60,000 rows, 9-10 s per epoch) it reaches 0.85, as full-batch BCD does: the
+lifted model itself underfits there (training accuracy 0.87).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from cvx_lifted import defaults, kernels, paths
+from cvx_lifted._validation import (
+    check_array,
+    check_non_negative_float,
+    check_positive_float,
+    check_positive_int,
+    check_thread_setting,
+)
+from cvx_lifted.bcd import blas_limits, default_metric
+from cvx_lifted.exceptions import SolverFailedError
+from cvx_lifted.history import BCDHistory, BCDResult
+
+if TYPE_CHECKING:
+    from cvx_lifted.network import LiftedNetwork
+
+__all__ = ["MinibatchBCDSolver", "MinibatchState", "prox_weight_step"]
+
+FloatArray = NDArray[np.floating[Any]]
+
+
+def prox_weight_step(
+    X: FloatArray,
+    coupling: Any,
+    W: FloatArray,
+    b: FloatArray,
+    *,
+    weight: float,
+    rho: float,
+    mu: float,
+    n_iter: int = 1,
+    U: FloatArray | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""Majorisation-minimisation on a proximal weight step of one layer.
+
+    Decreases, from :math:`(W_0, b_0) = (W, b)`,
+
+    .. math::
+
+        F(W, b) = \frac{w}{m}\, g(XW^\top + \mathbf 1 b^\top) + \frac\rho2\|W\|_F^2
+        + \frac\mu2\|W - W_0\|_F^2
+
+    with :math:`g` the ``coupling`` (a function of the pre-activation with an
+    :math:`L`-Lipschitz gradient, :math:`L` = ``coupling.lipschitz``). Each iteration minimises
+    the quadratic majoriser of :math:`g` at the current image :math:`U_k`, a ridge regression
+    with targets :math:`U_k - \nabla g(U_k)/L`, through one factor of
+    :math:`[X, \mathbf 1]^\top[X, \mathbf 1] + \alpha I` (:class:`~cvx_lifted.kernels.Ridge`,
+    :math:`\alpha = m(\rho+\mu)/(wL)`) whose moments carry the prox centre. So
+    :math:`F` never increases (up to rounding); for a quadratic :math:`g`
+    (:class:`~cvx_lifted.kernels.L2Coupling`) one iteration is the exact minimiser.
+
+    Parameters
+    ----------
+    X : ndarray, shape (m, p)
+        The layer's input on the batch.
+    coupling : kernels coupling
+        :math:`g` with its targets (:data:`cvx_lifted.paths.COUPLING` makes it).
+    W : ndarray, shape (q, p)
+        Current weights, the prox centre :math:`W_0` and the start.
+    b : ndarray, shape (q,)
+        Current biases (unpenalised, not held back).
+    weight : float
+        :math:`w > 0`, the weight of the divergence (:math:`\lambda`, or 1 for a loss).
+    rho : float
+        :math:`\rho \ge 0`.
+    mu : float
+        :math:`\mu > 0`.
+    n_iter : int, default=1
+        MM iterations (one is used for a quadratic ``coupling``).
+    U : ndarray, shape (m, q), optional
+        :math:`XW^\top + \mathbf 1 b^\top` when the caller has it (saves a product).
+
+    Returns
+    -------
+    W, b : ndarray
+        The new weights and biases (float64).
+    """
+    m = X.shape[0]
+    lip = float(coupling.lipschitz)
+    scale = weight * lip / m  # curvature of the majoriser per unit of ||U - U_k||^2
+    ridge = kernels.Ridge(X, (rho + mu) / scale)
+    centre = (mu / scale) * np.asarray(W, dtype=np.float64).T
+    W_k = np.asarray(W, dtype=np.float64)
+    b_k = np.asarray(b, dtype=np.float64)
+    if isinstance(coupling, kernels.L2Coupling):
+        n_iter = 1
+    for _ in range(n_iter):
+        if U is None:
+            U = X @ W_k.T.astype(X.dtype) + b_k.astype(X.dtype)
+        _, grad = coupling.value_grad(U)
+        targets = U - grad / lip
+        XtT, col_sums = ridge.moments(targets)
+        W_k, b_k = ridge.solve_moments(XtT + centre, col_sums)
+        U = None
+    return W_k, b_k
+
+
+@dataclass
+class MinibatchState:
+    """Where mini-batch training is: the history, the epochs done and the shuffling generator.
+
+    Attributes
+    ----------
+    history : BCDHistory
+        Objective (on the rows of each epoch, after it), timings and validation, per epoch.
+    rng : numpy.random.Generator
+        Draws the order of the rows of every epoch.
+    epoch : int
+        Epochs (passes over the rows given to :meth:`MinibatchBCDSolver.update`) done.
+    states : list of numpy.ndarray
+        The states of the last evaluation (forward pass and output step on the last epoch's
+        rows).
+    """
+
+    history: BCDHistory
+    rng: np.random.Generator
+    epoch: int = 0
+    states: list[FloatArray] = field(default_factory=list)
+
+
+class MinibatchBCDSolver:
+    r"""Mini-batch block-coordinate descent on the lifted training problem (a stochastic method).
+
+    See the module documentation for the algorithm and its guarantees: per batch every block
+    decreases the batch's proximal objective; the full objective is recorded after each epoch
+    and is not monotone.
+
+    Parameters
+    ----------
+    network : LiftedNetwork
+        The network to train (weights are updated in place). Every block needs a row-separable
+        fast path (:mod:`cvx_lifted.paths`) and the weight penalty must be ``"l2"``.
+    batch_size : int, default=500
+        Rows per batch (the last batch of an epoch may be smaller).
+    max_iter : int, default=10
+        Maximum number of epochs of :meth:`run`.
+    tol : float, default=0.0
+        Stop when an epoch decreases the full objective by less than ``tol`` (relative; an
+        increase never counts as convergence). 0 runs ``max_iter`` epochs.
+    prox : float, default=0.03
+        :math:`\mu > 0` of the first epoch (measured on MNIST-10k with batch 500: 1e-3 too noisy,
+        1 too slow; 0.01-0.1 best).
+    prox_growth : float, default=1.3
+        Factor by which :math:`\mu` grows per epoch (``>= 1``).
+    prox_max : float, default=1.0
+        Largest :math:`\mu`.
+    weight_iter : int, default=1
+        MM iterations per weight step and batch (2 and 4 gave the same accuracy per epoch on
+        MNIST-10k, at 1.5 and 2x the time).
+    state_iter : int, default=1
+        Rounds of state and output steps per batch before its weight steps.
+    state_tol : float, default=1e-8
+        Tolerance of the state steps.
+    time_limit : float, optional
+        Wall-time budget in seconds (checked after each epoch).
+    validation : tuple of array_like, optional
+        ``(X_val, Y_val)`` scored after every epoch with ``metric``.
+    metric : callable, optional
+        ``metric(network, X_val, Y_val) -> float`` (default :func:`cvx_lifted.bcd.default_metric`).
+    callback : callable, optional
+        ``callback(epoch, result_so_far) -> bool``; returning ``True`` stops training.
+    verbose : bool, default=False
+        Show a progress bar.
+    blas_threads : int, "auto" or None, default="auto"
+        BLAS threads (see :class:`~cvx_lifted.bcd.BCDSolver`).
+
+    Raises
+    ------
+    ValueError
+        For invalid options, or a network with a block that has no row-separable fast path
+        (the message names ``solver=``: train such networks with ``solver="bcd"``).
+    """
+
+    def __init__(
+        self,
+        network: LiftedNetwork,
+        *,
+        batch_size: int = defaults.BATCH_SIZE,
+        max_iter: int = 10,
+        tol: float = 0.0,
+        prox: float = defaults.PROX,
+        prox_growth: float = 1.3,
+        prox_max: float = 1.0,
+        weight_iter: int = 1,
+        state_iter: int = 1,
+        state_tol: float = 1e-8,
+        time_limit: float | None = None,
+        validation: tuple[ArrayLike, ArrayLike] | None = None,
+        metric: Callable[[LiftedNetwork, FloatArray, Any], float] | None = None,
+        callback: Callable[[int, BCDResult], bool | None] | None = None,
+        verbose: bool = False,
+        blas_threads: int | str | None = "auto",
+    ) -> None:
+        self.network = network
+        self.batch_size = check_positive_int(batch_size, "batch_size")
+        self.max_iter = check_positive_int(max_iter, "max_iter")
+        self.tol = check_non_negative_float(tol, "tol")
+        self.prox = check_positive_float(prox, "prox")
+        self.prox_growth = check_positive_float(prox_growth, "prox_growth")
+        if self.prox_growth < 1.0:
+            raise ValueError(f"prox_growth must be >= 1, got {prox_growth!r}.")
+        self.prox_max = check_positive_float(prox_max, "prox_max")
+        if self.prox_max < self.prox:
+            raise ValueError(f"prox_max must be >= prox ({prox!r}), got {prox_max!r}.")
+        self.weight_iter = check_positive_int(weight_iter, "weight_iter")
+        self.state_iter = check_positive_int(state_iter, "state_iter")
+        self.state_tol = check_non_negative_float(state_tol, "state_tol")
+        self.time_limit = (
+            None if time_limit is None else check_positive_float(time_limit, "time_limit")
+        )
+        self.validation = validation
+        self.metric = metric
+        self.callback = callback
+        self.verbose = bool(verbose)
+        self.blas_threads = check_thread_setting(blas_threads, "blas_threads")
+        self._check_paths()
+        self._options = paths.StepOptions(1e-6, 1, self.state_tol, paths.no_ridge)
+        #: The iterate of the last :meth:`run` (for continuing with :meth:`update`).
+        self.last_state: MinibatchState | None = None
+
+    # ------------------------------------------------------------------ paths
+    def _check_paths(self) -> None:
+        net = self.network
+        missing = []
+        if net.penalty != "l2":
+            missing.append(f"W* (penalty={net.penalty!r}, the proximal weight step needs 'l2')")
+        for layer in range(net.n_layers):
+            if paths.COUPLING.find(net.divergence_of(layer)) is None:
+                missing.append(f"W{layer}")
+        for layer in range(1, net.n_hidden + 1):
+            prev, following = net.activations[layer - 1], net.divergence_of(layer)
+            if paths.STATE.find(prev) is None or paths.COUPLING.find(following) is None:
+                missing.append(f"X{layer}")
+        if net.head.has_state and paths.OUTPUT.find(net.head) is None:
+            missing.append("output")
+        if missing:
+            raise ValueError(
+                f"solver='minibatch' needs a row-separable fast path for every block, and block(s) "
+                f"{missing} of this network have none (activations "
+                f"{[a.name for a in net.activations]}, output {net.head.name!r}); train it with "
+                f"solver='bcd' (BCDSolver), which solves those blocks with compiled CVXPY problems."
+            )
+
+    def prox_at(self, epoch: int) -> float:
+        r"""Return :math:`\mu` of epoch ``epoch``: ``prox * prox_growth**epoch``, capped."""
+        if self.prox_growth == 1.0:
+            return self.prox
+        # the epoch from which the cap holds, computed without overflowing the power
+        capped = np.log(self.prox_max / self.prox) / np.log(self.prox_growth)
+        if epoch >= capped:
+            return self.prox_max
+        return float(min(self.prox * self.prox_growth**epoch, self.prox_max))
+
+    # ------------------------------------------------------------------ blocks of a batch
+    def _state_steps(self, Xs: list[FloatArray], Y: FloatArray) -> None:
+        net = self.network
+        for layer in range(1, net.n_hidden + 1):
+            prev, following = net.activations[layer - 1], net.divergence_of(layer)
+            state, coupling = paths.STATE.find(prev), paths.COUPLING.find(following)
+            assert state is not None and coupling is not None
+            softmax = following is None
+            result = paths.state_rows(
+                net.preactivation(layer - 1, Xs[layer - 1]), Xs[layer],
+                Y if softmax else Xs[layer + 1], solve=state[1], couple=coupling[1], act=prev,
+                following=following, W=net.weights[layer], b=net.biases[layer],
+                lam_prev=float(net.lam[layer - 1]),
+                lam_next=1.0 if softmax else float(net.lam[layer]), options=self._options,
+            )  # fmt: skip
+            Xs[layer] = _finite(np.asarray(result.value, dtype=net.dtype), f"X{layer}")
+
+    def _output_step(self, Xs: list[FloatArray], Y: FloatArray) -> None:
+        net = self.network
+        if not net.head.has_state:
+            return
+        found = paths.OUTPUT.find(net.head)
+        assert found is not None
+        L = net.n_hidden
+        U = net.preactivation(L, Xs[L])
+        result = paths.output_rows(U, Y, solve=found[1], head=net.head, lam=float(net.lam[L]))
+        Xs[L + 1] = _finite(np.asarray(result.value, dtype=net.dtype), "output")
+
+    def forward_states(
+        self, X0: FloatArray, Y: FloatArray, images: list[FloatArray] | None = None
+    ) -> list[FloatArray]:
+        """Return ``[X_0, X_1, ...]``: a forward pass, and the output state by an output step.
+
+        The pre-activations of the hidden layers are appended to ``images`` when it is given.
+        """
+        net = self.network
+        Xs = [X0]
+        for layer, act in enumerate(net.activations):
+            U = net.preactivation(layer, Xs[-1])
+            if images is not None:
+                images.append(U)
+            Xs.append(np.asarray(act.act(U), dtype=net.dtype))
+        if net.head.has_state:
+            Xs.append(np.empty((X0.shape[0], net.layer_sizes[-1]), dtype=net.dtype))
+            self._output_step(Xs, Y)
+        return Xs
+
+    def _objective(
+        self, Xs: list[FloatArray], images: list[FloatArray], Y: FloatArray
+    ) -> dict[str, float]:
+        """Return the terms of the lifted objective at ``Xs``, reusing the hidden images."""
+        net = self.network
+        m = Xs[0].shape[0]
+        L = net.n_hidden
+        U_last = net.preactivation(L, Xs[L])
+        terms: dict[str, float] = {}
+        for layer in range(net.n_layers):
+            act = net.divergence_of(layer)
+            if act is not None:
+                U = images[layer] if layer < L else U_last
+                terms[f"divergence_{layer}"] = float(
+                    net.lam[layer] * act.value(U, Xs[layer + 1]) / m
+                )
+        Yf = np.asarray(Y, dtype=np.float64)
+        out = Xs[L + 1] if net.head.has_state else U_last
+        terms["loss"] = float(net.head.loss(Yf, out) / m)
+        terms["penalty"] = net.penalty_total()
+        terms["total"] = float(sum(terms.values()))
+        return terms
+
+    def _weight_steps(self, Xs: list[FloatArray], Y: FloatArray, mu: float) -> None:
+        net = self.network
+        for layer in range(net.n_layers):
+            act = net.divergence_of(layer)
+            found = paths.COUPLING.find(act)
+            assert found is not None
+            coupling = found[1](act, Y if act is None else Xs[layer + 1])
+            W, b = prox_weight_step(
+                Xs[layer], coupling, net.weights[layer], net.biases[layer],
+                weight=1.0 if act is None else float(net.lam[layer]),
+                rho=float(net.rho[layer]), mu=mu, n_iter=self.weight_iter,
+            )  # fmt: skip
+            if act is None:  # softmax: pick the minimiser with zero-mean biases, as BCD does
+                b = b - b.mean()
+            net.weights[layer] = _finite(W.astype(net.dtype), f"W{layer} weight")
+            net.biases[layer] = _finite(b.astype(net.dtype), f"W{layer} bias")
+
+    def batch_step(self, X0: FloatArray, Y: FloatArray, mu: float) -> dict[str, float]:
+        """Train on one batch: its states (forward, then exact steps), then the weight steps.
+
+        Parameters
+        ----------
+        X0 : ndarray, shape (rows, n_inputs)
+            The batch's inputs.
+        Y : ndarray, shape (rows, n_outputs)
+            Its targets.
+        mu : float
+            The prox weight of the weight steps.
+
+        Returns
+        -------
+        dict of str to float
+            Seconds spent on the states (``"states"``) and on the weights (``"weights"``).
+        """
+        t0 = time.perf_counter()
+        Xs = self.forward_states(X0, Y)
+        for _ in range(self.state_iter):
+            self._state_steps(Xs, Y)
+            self._output_step(Xs, Y)
+        t1 = time.perf_counter()
+        self._weight_steps(Xs, Y, mu)
+        return {"states": t1 - t0, "weights": time.perf_counter() - t1}
+
+    # ------------------------------------------------------------------ driver
+    def _validate(self, X: ArrayLike, Y: ArrayLike) -> tuple[FloatArray, FloatArray]:
+        net = self.network
+        X0 = check_array(X, "X", n_features=net.layer_sizes[0], dtype=net.dtype)
+        Ymat = check_array(Y, "Y", dtype=net.dtype)
+        if Ymat.shape != (X0.shape[0], net.layer_sizes[-1]):
+            raise ValueError(
+                f"Y must have shape ({X0.shape[0]}, {net.layer_sizes[-1]}) (one row per sample, "
+                f"one column per output), got {Ymat.shape}."
+            )
+        if net.head.classification and np.any(Ymat < 0):
+            raise ValueError(
+                f"Y must be non-negative (one-hot or probability rows) for output "
+                f"{net.head.name!r}."
+            )
+        return X0, Ymat
+
+    def init(
+        self,
+        X: ArrayLike,
+        Y: ArrayLike,
+        *,
+        random_state: int | np.random.Generator | None = None,
+        warm_start: bool = False,
+    ) -> MinibatchState:
+        """Initialise the weights (unless warm) and record the objective of the start on ``(X, Y)``.
+
+        An integer ``random_state`` gives the Xavier initialisation of
+        :meth:`LiftedNetwork.initialize(random_state) <cvx_lifted.network.LiftedNetwork.initialize>`
+        (the same start as :class:`~cvx_lifted.bcd.BCDSolver`) and seeds the shuffling; a
+        generator is used for both.
+
+        Returns
+        -------
+        MinibatchState
+        """
+        X0, Ymat = self._validate(X, Y)
+        net = self.network
+        init: int | np.random.Generator
+        if random_state is None or isinstance(random_state, np.random.Generator):
+            rng = init = np.random.default_rng(random_state)
+        else:  # an int: BCDSolver's initial weights, and a shuffling stream of its own
+            init = int(random_state)
+            rng = np.random.default_rng([init, 1])
+        if not (warm_start and net.is_fitted):
+            net.initialize(init)
+        state = MinibatchState(BCDHistory(paths=self._paths()), rng)
+        self._record(state, X0, Ymat, {})
+        return state
+
+    def _paths(self) -> dict[str, str]:
+        net = self.network
+        names = [f"W{layer}" for layer in range(net.n_layers)]
+        names += [f"X{layer}" for layer in range(1, net.n_hidden + 1)]
+        names += ["output"] if net.head.has_state else []
+        return dict.fromkeys(names, "minibatch")
+
+    def update(self, state: MinibatchState, X: ArrayLike, Y: ArrayLike) -> MinibatchState:
+        """Run one epoch over ``(X, Y)``: shuffled batches, each :meth:`batch_step`.
+
+        The prox weight is :meth:`prox_at(state.epoch) <prox_at>`; the objective on ``(X, Y)``
+        after the epoch, its seconds and the validation score are appended to
+        ``state.history``. ``state`` is updated in place and returned.
+        """
+        X0, Ymat = self._validate(X, Y)
+        mu = self.prox_at(state.epoch)
+        t0 = time.perf_counter()
+        seconds = {"states": 0.0, "weights": 0.0}
+        order = state.rng.permutation(X0.shape[0])
+        for start in range(0, X0.shape[0], self.batch_size):
+            rows = order[start : start + self.batch_size]
+            spent = self.batch_step(X0[rows], Ymat[rows], mu)
+            for key, value in spent.items():
+                seconds[key] += value
+        state.epoch += 1
+        seconds["epoch"] = time.perf_counter() - t0
+        self._record(state, X0, Ymat, seconds)
+        return state
+
+    def _record(
+        self, state: MinibatchState, X0: FloatArray, Y: FloatArray, seconds: dict[str, float]
+    ) -> None:
+        t0 = time.perf_counter()
+        net = self.network
+        images: list[FloatArray] = []
+        state.states = self.forward_states(X0, Y, images)
+        terms = self._objective(state.states, images, Y)
+        if not np.isfinite(terms["total"]):
+            raise SolverFailedError(f"the objective became {terms['total']} ({terms}).")
+        seconds["objective"] = time.perf_counter() - t0
+        history = state.history
+        history.terms.append(terms)
+        history.objective.append(terms["total"])
+        history.seconds.append(seconds)
+        history.residuals.append({"prox": self.prox_at(max(state.epoch - 1, 0))})
+        if self.validation is not None:
+            Xv, Yv = self.validation
+            Xv = check_array(Xv, "X_val", n_features=net.layer_sizes[0], dtype=net.dtype)
+            history.validation.append(float((self.metric or default_metric)(net, Xv, Yv)))
+
+    def run(
+        self,
+        X: ArrayLike,
+        Y: ArrayLike,
+        *,
+        random_state: int | np.random.Generator | None = None,
+        warm_start: bool = False,
+    ) -> BCDResult:
+        """Train on ``(X, Y)``: :meth:`init`, then :meth:`update` epoch by epoch until a stop.
+
+        Training stops after ``max_iter`` epochs, when an epoch decreases the objective by less
+        than ``tol`` (relative; an increase is recorded in ``history.increases``), when
+        ``time_limit`` is spent or when ``callback`` says so. Deterministic for an integer
+        ``random_state``.
+
+        Returns
+        -------
+        BCDResult
+            ``n_iter`` counts epochs; ``history`` holds one entry per epoch (index 0: the start).
+        """
+        n_rows = np.shape(X)[0] if np.ndim(X) else 0
+        with blas_limits(self.blas_threads, n_rows, self.network.layer_sizes):
+            state = self.init(X, Y, random_state=random_state, warm_start=warm_start)
+            self.last_state = state
+            return self._loop(state, X, Y)
+
+    def _loop(self, state: MinibatchState, X: ArrayLike, Y: ArrayLike) -> BCDResult:
+        net, history = self.network, state.history
+        t_start = time.perf_counter()
+        stop_reason, converged = "max_iter", False
+        bar = _progress(self.max_iter, self.verbose)
+        try:
+            while state.epoch < self.max_iter:
+                self.update(state, X, Y)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({"objective": f"{history.objective[-1]:.6g}"})
+                prev, cur = history.objective[-2], history.objective[-1]
+                scale = max(abs(prev), 1e-12)
+                if cur > prev:
+                    history.increases.append(state.epoch)
+                elif prev - cur <= self.tol * scale:
+                    stop_reason, converged = "tol", True
+                    break
+                if self.time_limit is not None and time.perf_counter() - t_start > self.time_limit:
+                    stop_reason = "time_limit"
+                    break
+                if self.callback is not None:
+                    partial = BCDResult(
+                        net, state.states[1:], history, state.epoch, False, "running"
+                    )
+                    if self.callback(state.epoch, partial):
+                        stop_reason = "callback"
+                        break
+        finally:
+            if bar is not None:
+                bar.close()
+        net.history = history
+        return BCDResult(net, state.states[1:], history, state.epoch, converged, stop_reason)
+
+
+def _finite(arr: FloatArray, block: str) -> FloatArray:
+    if not np.all(np.isfinite(arr)):
+        raise SolverFailedError(
+            f"the {block} step produced NaN or infinity; try a larger prox or rho, or a larger "
+            f"batch_size."
+        )
+    return arr
+
+
+def _progress(total: int, verbose: bool) -> Any:
+    if not verbose:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="mini-batch BCD epochs", unit="epoch", leave=True)
