@@ -37,39 +37,31 @@ layer ``i`` is ``X_i @ coefs_[i] + intercepts_[i]``; it is the transpose (a view
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import Tags, check_random_state
+from sklearn.utils import Tags
 from sklearn.utils._param_validation import (
     Hidden,
     Interval,
     Options,
     StrOptions,
-    validate_parameter_constraints,
 )
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import column_or_1d, validate_data
 
 from cvx_lifted import defaults, distributed
-from cvx_lifted._validation import (
-    check_non_negative_float,
-    check_positive_float,
-    check_positive_int,
-)
+from cvx_lifted._estimator_base import _BaseLiftedMLP, _minibatch_only
 from cvx_lifted.activations import Activation, get_activation
 from cvx_lifted.distributed import ScoreOnRowsMixin, is_dask_array
 from cvx_lifted.exceptions import NotRepresentableError
 from cvx_lifted.losses import get_output
-from cvx_lifted.network import LiftedNetwork, resolve_activation
 
 __all__ = [
     "BACKENDS",
@@ -90,6 +82,7 @@ __all__ = [
     "LiftedMLPRegressor",
     "PREDICTIONS",
     "REGRESSOR_OUTPUTS",
+    "SOLVERS",
 ]
 
 FloatArray = NDArray[np.floating[Any]]
@@ -132,6 +125,8 @@ BACKENDS: tuple[str, ...] = ("auto", "numpy", "cvxpy")
 """Values of ``backend``."""
 PREDICTIONS: tuple[str, ...] = ("feedforward", "lifted")
 """Values of ``prediction``."""
+SOLVERS: tuple[str, ...] = ("bcd", "minibatch")
+"""Values of ``solver``."""
 
 
 # ---------------------------------------------------------------------------------- checks
@@ -158,36 +153,10 @@ _PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "time_limit": [Interval(Real, 0, None, closed="neither"), None],
     "warm_start": ["boolean"],
     "prediction": [StrOptions(set(PREDICTIONS))],
+    "solver": [StrOptions(set(SOLVERS))],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "prox": [Interval(Real, 0, None, closed="neither")],
 }
-
-
-def _per_layer(value: Any, name: str, what: str) -> NDArray[Any]:
-    """Return the entries of a one-dimensional array-like, or raise naming ``name``."""
-    arr = np.asarray(value, dtype=object)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be {what}, got {value!r}.")
-    return arr
-
-
-def _check_penalty(value: Any, name: str, n: int, check: Callable[[Any, str], Any]) -> None:
-    """Check one penalty weight per weight layer with ``check`` (a number is validated already)."""
-    if isinstance(value, Real):
-        return
-    what = f"a number or a sequence of {n} numbers (one per weight layer)"
-    values = _per_layer(value, name, what)
-    if len(values) != n:
-        raise ValueError(f"{name} must be {what}, got {value!r}.")
-    for i, item in enumerate(values):
-        check(item, f"{name}[{i}]")
-
-
-def _check_activation(value: Any, name: str) -> None:
-    """Resolve ``value`` (a name, an instance, or one per layer) or raise naming ``name``."""
-    for item in [value] if isinstance(value, (str, Activation)) else value:
-        try:
-            resolve_activation(item)
-        except (ValueError, NotRepresentableError) as exc:
-            raise ValueError(f"{name}={value!r} is not usable: {exc}") from exc
 
 
 def _probabilities(out: ArrayLike, *, softmax: bool) -> NDArray[np.float64]:
@@ -198,191 +167,6 @@ def _probabilities(out: ArrayLike, *, softmax: bool) -> NDArray[np.float64]:
         return P / P.sum(axis=1, keepdims=True)
     # idempotent on the simplex: fixes the round-off of the lifted rule, projects "squared"
     return np.asarray(_SIMPLEX.act(P), dtype=np.float64)
-
-
-# ---------------------------------------------------------------------------------- base class
-class _BaseLiftedMLP(BaseEstimator):
-    """Shared machinery; subclasses define ``__init__`` (the public parameters) and targets."""
-
-    # parameters every subclass has (declared for type checkers; set in __init__)
-    hidden_layer_sizes: Any
-    activation: Any
-    lam: Any
-    rho: Any
-    max_iter: Any
-    tol: Any
-    backend: Any
-    output: Any
-    random_state: Any
-    verbose: Any
-    dtype: Any
-    time_limit: Any
-    warm_start: Any
-    prediction: Any
-
-    # fitted attributes (declared for type checkers; set by fit)
-    network_: LiftedNetwork
-    n_features_in_: int
-
-    def _output_activation(self) -> str | Activation | None:
-        return None
-
-    def _check_params(self) -> dict[str, Any]:
-        """Check what the constraints cannot (called by ``fit``); return the normalised values.
-
-        ``fit`` first validates every parameter against ``_parameter_constraints``; then the
-        hidden widths, the per-layer penalties and the activations are checked here.
-        """
-        widths = self.hidden_layer_sizes  # an int means one hidden layer
-        if isinstance(widths, Integral):
-            hidden: tuple[int, ...] = (check_positive_int(widths, "hidden_layer_sizes"),)
-        else:
-            what = "a positive int or a sequence of them (one width per hidden layer)"
-            hidden = tuple(
-                check_positive_int(w, f"hidden_layer_sizes[{i}]")
-                for i, w in enumerate(_per_layer(widths, "hidden_layer_sizes", what))
-            )
-        _check_penalty(self.lam, "lam", len(hidden) + 1, check_positive_float)
-        _check_penalty(self.rho, "rho", len(hidden) + 1, check_non_negative_float)
-        _check_activation(self.activation, "activation")
-        # warm: continue from the previous fit (n_features_in_ and feature names are kept)
-        warm = bool(self.warm_start) and hasattr(self, "network_")
-        return {"hidden": hidden, "dtype": np.dtype(self.dtype), "warm": warm}
-
-    def _dask_data(self, X: Any, y: Any, params: dict[str, Any]) -> tuple[Any, Any, Any]:
-        """Return ``X``, the targets ``Y`` chunked like it, and the classes (or ``None``)."""
-        n_features = self.n_features_in_ if params["warm"] else None
-        classify = isinstance(self, ClassifierMixin)
-        X, Y, classes = distributed.fit_rows(X, y, n_features, params["dtype"], classify)
-        if not params["warm"]:  # as validate_data(reset=True) does
-            self.n_features_in_ = int(X.shape[1])
-            self.__dict__.pop("feature_names_in_", None)
-        return X, Y, classes
-
-    @contextlib.contextmanager
-    def _keep_state_on_failure(self) -> Iterator[None]:
-        """Put every attribute back as it was if ``fit`` fails or is interrupted.
-
-        A refit that does not finish keeps the previous fit whole (or leaves the estimator
-        unfitted), never a mix of old and new attributes; an interruption says so in a note.
-        """
-        saved = dict(self.__dict__)
-        try:
-            yield
-        except BaseException as exc:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            if isinstance(exc, KeyboardInterrupt):
-                state = (
-                    "keeps its previous fit (n_iter_, coefs_, network_, ... are unchanged)"
-                    if "network_" in saved
-                    else "is not fitted"
-                )
-                exc.add_note(
-                    f"{type(self).__name__}.fit was interrupted, so this refit did not happen: "
-                    f"the estimator {state}."
-                )
-            raise
-
-    def _build_network(
-        self, n_features: int, n_outputs: int, hidden: tuple[int, ...]
-    ) -> LiftedNetwork:
-        sizes = (n_features, *hidden, n_outputs)
-        output_activation = self._output_activation()
-        try:
-            return LiftedNetwork(
-                sizes,
-                activation=self.activation,
-                output=self.output,
-                output_activation=output_activation,
-                lam=self.lam,
-                rho=self.rho,
-                dtype=np.dtype(self.dtype),
-            )
-        except NotRepresentableError as exc:
-            raise ValueError(
-                f"activation={self.activation!r} / output_activation={output_activation!r} has "
-                f"no convex-program form, so it cannot be trained: {exc}"
-            ) from exc
-
-    def _fit_network(
-        self, X: FloatArray, Y: FloatArray, hidden: tuple[int, ...], warm: bool
-    ) -> None:
-        """Build (or warm start) the network, train it on ``(X, Y)`` and set fitted attributes."""
-        network = self._build_network(X.shape[1], Y.shape[1], hidden)
-        if warm:
-            previous = self.network_
-            if previous.layer_sizes != network.layer_sizes:
-                raise ValueError(
-                    f"warm_start=True needs the same architecture as the previous fit: layer "
-                    f"sizes {list(previous.layer_sizes)} before, {list(network.layer_sizes)} "
-                    f"now (hidden_layer_sizes and the number of outputs must not change). Set "
-                    f"warm_start=False to train from scratch."
-                )
-            network.set_weights(previous.weights, previous.biases)
-            seed = None
-        elif isinstance(self.random_state, Integral):
-            # an int seeds the Xavier initialisation directly, as in LiftedNetwork.fit
-            seed = int(self.random_state)
-        else:
-            # None or a RandomState instance: draw a seed from it (consumed)
-            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        result = network.fit(
-            X,
-            Y,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            time_limit=self.time_limit,
-            backend=self.backend,
-            verbose=bool(self.verbose),
-            random_state=seed,
-            warm_start=warm,
-        )
-        self.network_ = network
-        self.coefs_ = [W.T for W in network.weights]
-        self.intercepts_ = list(network.biases)
-        self.n_iter_ = int(result.n_iter)
-        self.objective_curve_ = np.asarray(result.history.objective[1:], dtype=np.float64)
-        self.history_ = result.history
-        self.converged_ = bool(result.converged)
-        self.stop_reason_ = result.stop_reason
-        self.n_layers_ = len(network.layer_sizes)
-        self.n_outputs_ = int(Y.shape[1])
-        if not result.converged and result.stop_reason in ("max_iter", "time_limit"):
-            limit = (
-                f"max_iter={self.max_iter} sweeps"
-                if result.stop_reason == "max_iter"
-                else f"time_limit={self.time_limit} s"
-            )
-            warnings.warn(
-                f"{type(self).__name__}: block-coordinate descent stopped at {limit} before the "
-                f"relative objective decrease fell below tol={self.tol}; increase max_iter or "
-                f"time_limit for a tighter fit.",
-                ConvergenceWarning,
-                stacklevel=5,  # fit -> _fit -> _fit_network -> here
-            )
-
-    def _forward(self, X: ArrayLike) -> Any:
-        """Validate ``X`` against the fit and return the network's output (2-D)."""
-        check_is_fitted(self, "network_")
-        validate_parameter_constraints(
-            {"prediction": self._parameter_constraints["prediction"]},
-            {"prediction": self.prediction},
-            caller_name=type(self).__name__,
-        )
-        if is_dask_array(X):  # a lazy Dask array chunked like X (feed-forward only)
-            return distributed.predict_rows(self.network_, X, prediction=self.prediction)
-        Xc = validate_data(self, X, reset=False, dtype=self.network_.dtype)
-        if self.prediction == "lifted":
-            return np.asarray(self.network_.predict_lifted(Xc, backend=self.backend))
-        return self.network_.predict(Xc)
-
-    def __sklearn_tags__(self) -> Tags:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
-        tags.input_tags.allow_nan = False
-        tags.non_deterministic = False
-        return tags
 
 
 # ---------------------------------------------------------------------------------- classifier
@@ -436,6 +220,17 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
         :meth:`~cvx_lifted.network.LiftedNetwork.predict_lifted`), an iterative solve in which
         each row stops on its own test, so that a row's prediction does not depend on the rows
         predicted alongside it.
+    solver : {"bcd", "minibatch"}, default="bcd"
+        Training algorithm: full-batch block-coordinate descent, every block an exact step and
+        the objective monotone (:class:`~cvx_lifted.bcd.BCDSolver`), or mini-batch BCD
+        (:class:`~cvx_lifted.minibatch.MinibatchBCDSolver`: states per batch, proximal weight
+        steps; ``max_iter`` counts epochs; per batch every block decreases the batch's proximal
+        objective, the full objective is not monotone), which also provides :meth:`partial_fit`.
+    batch_size : int, default=500
+        Rows per batch of ``solver="minibatch"``.
+    prox : float, default=0.03
+        :math:`\mu > 0`, weight of the proximal term :math:`\tfrac\mu2\|W - W_{prev}\|^2` of the
+        weight steps of ``solver="minibatch"`` in the first epoch (it grows 1.3x per epoch).
 
     Attributes
     ----------
@@ -447,7 +242,8 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
     intercepts_ : list of ndarray
         ``intercepts_[i]`` of shape ``(n_out,)``.
     n_iter_ : int
-        Number of BCD sweeps run by the last fit.
+        Number of BCD sweeps run by the last fit (epochs for ``solver="minibatch"``, counting
+        every :meth:`partial_fit` call as one).
     objective_curve_ : ndarray of shape (``n_iter_``,)
         Lifted objective after each sweep of the last fit (the objective at the initial point is
         ``history_.objective[0]``).
@@ -456,7 +252,8 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
     converged_ : bool
         Whether the last fit stopped on ``tol``.
     stop_reason_ : str
-        ``"tol"``, ``"max_iter"`` or ``"time_limit"``.
+        ``"tol"``, ``"max_iter"`` or ``"time_limit"`` (``"partial_fit"`` after
+        :meth:`partial_fit`).
     network_ : LiftedNetwork
         The trained network (the source of truth for predictions).
     n_features_in_ : int
@@ -524,6 +321,9 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
         time_limit: float | None = None,
         warm_start: bool = False,
         prediction: str = DEFAULT_PREDICTION,
+        solver: str = defaults.SOLVER,
+        batch_size: int = defaults.BATCH_SIZE,
+        prox: float = defaults.PROX,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -539,6 +339,9 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
         self.time_limit = time_limit
         self.warm_start = warm_start
         self.prediction = prediction
+        self.solver = solver
+        self.batch_size = batch_size
+        self.prox = prox
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: ArrayLike, y: ArrayLike) -> LiftedMLPClassifier:
@@ -606,6 +409,58 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
             )
         self._fit_network(X, Y, params["hidden"], params["warm"])
         self.classes_ = classes
+
+    @available_if(_minibatch_only)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None
+    ) -> LiftedMLPClassifier:
+        """Train for one mini-batch epoch over ``(X, y)``, continuing from the current fit.
+
+        Available with ``solver="minibatch"``. The first call (on an unfitted estimator) starts
+        from a fresh initialisation and needs ``classes``, every label that any call will see;
+        each later call continues from the weights and the prox schedule where the previous
+        ``fit`` or ``partial_fit`` left them (``warm_start`` plays no part).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs (this piece of the data).
+        y : array-like of shape (n_samples,)
+            Labels, all of them in ``classes`` (or ``classes_``).
+        classes : array-like of shape (n_classes,), optional
+            Every class; required on the first call, optional and checked afterwards.
+
+        Returns
+        -------
+        LiftedMLPClassifier
+            The estimator.
+        """
+        with self._keep_state_on_failure():
+            params = self._check_params()
+            first = not hasattr(self, "network_")
+            Xc: FloatArray
+            Xc, y = validate_data(self, X, y, reset=first, dtype=params["dtype"])
+            check_classification_targets(y)
+            if classes is not None:
+                classes = np.unique(np.asarray(classes))
+            if first and classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            if not first and classes is not None and not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"classes={classes.tolist()} differs from classes_={self.classes_.tolist()} "
+                    f"of the earlier fit."
+                )
+            known = self.classes_ if classes is None else classes
+            if len(known) < 2:
+                raise ValueError(f"classes must hold at least 2 classes, got {known.tolist()}.")
+            unseen = np.setdiff1d(np.unique(y), known)
+            if unseen.size:
+                raise ValueError(f"y holds labels {unseen.tolist()} not in classes.")
+            Y = np.eye(len(known), dtype=params["dtype"])[np.searchsorted(known, y)]
+            self.classes_ = known
+            self._partial_fit_rows(Xc, Y, params["hidden"])
+        return self
 
     def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         """Return class probabilities: rows on the probability simplex.
@@ -707,6 +562,17 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
         :meth:`~cvx_lifted.network.LiftedNetwork.predict_lifted`), an iterative solve in which
         each row stops on its own test, so that a row's prediction does not depend on the rows
         predicted alongside it.
+    solver : {"bcd", "minibatch"}, default="bcd"
+        Training algorithm: full-batch block-coordinate descent, every block an exact step and
+        the objective monotone (:class:`~cvx_lifted.bcd.BCDSolver`), or mini-batch BCD
+        (:class:`~cvx_lifted.minibatch.MinibatchBCDSolver`: states per batch, proximal weight
+        steps; ``max_iter`` counts epochs; per batch every block decreases the batch's proximal
+        objective, the full objective is not monotone), which also provides :meth:`partial_fit`.
+    batch_size : int, default=500
+        Rows per batch of ``solver="minibatch"``.
+    prox : float, default=0.03
+        :math:`\mu > 0`, weight of the proximal term :math:`\tfrac\mu2\|W - W_{prev}\|^2` of the
+        weight steps of ``solver="minibatch"`` in the first epoch (it grows 1.3x per epoch).
 
     Attributes
     ----------
@@ -716,7 +582,8 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
     intercepts_ : list of ndarray
         ``intercepts_[i]`` of shape ``(n_out,)``.
     n_iter_ : int
-        Number of BCD sweeps run by the last fit.
+        Number of BCD sweeps run by the last fit (epochs for ``solver="minibatch"``, counting
+        every :meth:`partial_fit` call as one).
     objective_curve_ : ndarray of shape (``n_iter_``,)
         Lifted objective after each sweep of the last fit (the objective at the initial point is
         ``history_.objective[0]``).
@@ -725,7 +592,8 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
     converged_ : bool
         Whether the last fit stopped on ``tol``.
     stop_reason_ : str
-        ``"tol"``, ``"max_iter"`` or ``"time_limit"``.
+        ``"tol"``, ``"max_iter"`` or ``"time_limit"`` (``"partial_fit"`` after
+        :meth:`partial_fit`).
     network_ : LiftedNetwork
         The trained network (the source of truth for predictions).
     n_features_in_ : int
@@ -794,6 +662,9 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
         time_limit: float | None = None,
         warm_start: bool = False,
         prediction: str = DEFAULT_PREDICTION,
+        solver: str = defaults.SOLVER,
+        batch_size: int = defaults.BATCH_SIZE,
+        prox: float = defaults.PROX,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -810,6 +681,9 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
         self.time_limit = time_limit
         self.warm_start = warm_start
         self.prediction = prediction
+        self.solver = solver
+        self.batch_size = batch_size
+        self.prox = prox
 
     def _output_activation(self) -> str | Activation | None:
         return self.output_activation
@@ -872,6 +746,40 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
             y = column_or_1d(y, warn=True)
         Y = np.asarray(y, dtype=params["dtype"]).reshape(X.shape[0], -1)
         self._fit_network(X, Y, params["hidden"], params["warm"])
+
+    @available_if(_minibatch_only)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X: ArrayLike, y: ArrayLike) -> LiftedMLPRegressor:
+        """Train for one mini-batch epoch over ``(X, y)``, continuing from the current fit.
+
+        Available with ``solver="minibatch"``. The first call (on an unfitted estimator) starts
+        from a fresh initialisation; each later call continues from the weights and the prox
+        schedule where the previous ``fit`` or ``partial_fit`` left them.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training inputs (this piece of the data).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets, with the number of outputs of the earlier calls.
+
+        Returns
+        -------
+        LiftedMLPRegressor
+            The estimator.
+        """
+        with self._keep_state_on_failure():
+            params = self._check_params()
+            first = not hasattr(self, "network_")
+            Xc: FloatArray
+            Xc, y = validate_data(
+                self, X, y, reset=first, dtype=params["dtype"], multi_output=True, y_numeric=True
+            )
+            Y = np.asarray(y, dtype=params["dtype"]).reshape(Xc.shape[0], -1)
+            if not first and Y.shape[1] != self.n_outputs_:
+                raise ValueError(f"y has {Y.shape[1]} outputs, the earlier fit {self.n_outputs_}.")
+            self._partial_fit_rows(Xc, Y, params["hidden"])
+        return self
 
     def predict(self, X: ArrayLike) -> FloatArray:
         """Return the network's predictions.

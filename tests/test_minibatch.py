@@ -1,0 +1,275 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Mini-batch BCD: its guarantees per batch, accuracy, determinism, partial_fit, errors."""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from cvx_lifted import LiftedNetwork, MinibatchBCDSolver, kernels, paths
+from cvx_lifted.estimator import LiftedMLPClassifier, LiftedMLPRegressor
+from cvx_lifted.minibatch import prox_weight_step
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+SMALL = {"hidden_layer_sizes": (8,), "max_iter": 3, "random_state": 0, "solver": "minibatch"}
+
+
+@parametrize_with_checks(
+    [LiftedMLPClassifier(**SMALL, batch_size=16), LiftedMLPRegressor(**SMALL, batch_size=16)]
+)
+def test_sklearn_estimator_checks_with_the_minibatch_solver(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16, y, random_state=0)
+
+
+def _problem(m=120, seed=0, sizes=(5, 7, 3)):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, sizes[0]))
+    Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], m)]
+    return X, Y
+
+
+# ------------------------------------------------------------------ the guarantees per batch
+def _batch_objective(solver, Xs, Y, mu, centre):
+    net = solver.network
+    images = [net.preactivation(layer, Xs[layer]) for layer in range(net.n_hidden)]
+    total = solver._objective(Xs, images, Y)["total"]
+    moved = sum(np.sum((W - C) ** 2) for W, C in zip(net.weights, centre, strict=True))
+    return total + 0.5 * mu * moved
+
+
+@pytest.mark.parametrize(
+    ("sizes", "activation", "output"),
+    [
+        ((5, 7, 3), "relu_fenchel", "simplex_xent"),
+        ((5, 7, 3), "sigmoid", "softmax_xent"),
+        ((5, 7, 6, 3), ["relu", "tanh"], "squared"),
+    ],
+)
+def test_every_block_of_a_batch_decreases_the_batch_proximal_objective(sizes, activation, output):
+    X, Y = _problem(m=60, sizes=sizes)
+    net = LiftedNetwork(sizes, activation=activation, output=output).initialize(1)
+    solver = MinibatchBCDSolver(net, weight_iter=3)
+    mu = 0.05
+    for _ in range(3):  # a few batches, so that the states are not at the forward pass
+        centre = [W.copy() for W in net.weights]
+        Xs = solver.forward_states(X, Y)
+        values = [_batch_objective(solver, Xs, Y, mu, centre)]
+        solver._state_steps(Xs, Y)
+        values.append(_batch_objective(solver, Xs, Y, mu, centre))
+        solver._output_step(Xs, Y)
+        values.append(_batch_objective(solver, Xs, Y, mu, centre))
+        solver._weight_steps(Xs, Y, mu)
+        values.append(_batch_objective(solver, Xs, Y, mu, centre))
+        assert np.all(np.diff(values) <= 1e-10 * abs(values[0])), values
+        assert values[-1] < values[0]
+
+
+def test_prox_weight_step_is_exact_for_a_quadratic_divergence():
+    rng = np.random.default_rng(3)
+    X, T = rng.standard_normal((40, 6)), rng.standard_normal((40, 4))
+    W0, b0 = rng.standard_normal((4, 6)), rng.standard_normal(4)
+    w, rho, mu = 2.0, 0.1, 0.3
+    W, b = prox_weight_step(X, kernels.L2Coupling(T), W0, b0, weight=w, rho=rho, mu=mu)
+    R = X @ W.T + b - T  # the gradient of the proximal objective vanishes
+    np.testing.assert_allclose(w / 40 * R.T @ X + rho * W + mu * (W - W0), 0, atol=1e-12)
+    np.testing.assert_allclose(R.sum(axis=0), 0, atol=1e-12)
+
+
+def test_prox_weight_step_decreases_the_relu_fenchel_proximal_objective():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((50, 6))
+    T = np.maximum(X @ rng.standard_normal((6, 5)), 0)
+    W0, b0 = rng.standard_normal((5, 6)), np.zeros(5)
+    coupling = kernels.ReluFenchelCoupling(T)
+
+    def F(W, b):
+        value, _ = coupling.value_grad(X @ W.T + b)
+        return value / 50 + 0.5e-3 * np.sum(W**2) + 0.05 * np.sum((W - W0) ** 2)
+
+    values = [F(W0, b0)]
+    for n_iter in (1, 2, 5, 50):
+        W, b = prox_weight_step(X, coupling, W0, b0, weight=1.0, rho=1e-3, mu=0.1, n_iter=n_iter)
+        values.append(F(W, b))
+    assert np.all(np.diff(values) < 0), values  # MM: every iteration decreases F
+
+
+# ------------------------------------------------------------------ training
+def test_digits_accuracy_beats_a_measured_threshold(digits):
+    # measured: 0.9733 test accuracy (hidden 100, batch 128, 10 epochs, seed 0), 0.9 s
+    X_train, X_test, y_train, y_test = digits
+    clf = LiftedMLPClassifier(solver="minibatch", batch_size=128, max_iter=10, tol=0.0,
+                              random_state=0).fit(X_train, y_train)  # fmt: skip
+    assert clf.score(X_test, y_test) > 0.95
+    assert clf.n_iter_ == 10 and clf.objective_curve_.shape == (10,)
+    assert clf.history_.paths == {"W0": "minibatch", "W1": "minibatch", "X1": "minibatch",
+                                  "output": "minibatch"}  # fmt: skip
+
+
+def test_same_seed_same_weights_and_another_seed_other_weights():
+    X, Y = _problem()
+
+    def train(seed):
+        net = LiftedNetwork([5, 7, 3], output="simplex_xent")
+        MinibatchBCDSolver(net, batch_size=32, max_iter=3).run(X, Y, random_state=seed)
+        return net.weights + net.biases
+
+    first, again, other = train(0), train(0), train(1)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.allclose(first[0], other[0])
+
+
+def test_an_int_seed_starts_from_the_weights_of_bcd():
+    X, Y = _problem()
+    net = LiftedNetwork([5, 7, 3], output="simplex_xent")
+    solver = MinibatchBCDSolver(net)
+    solver.init(X, Y, random_state=5)
+    np.testing.assert_array_equal(net.weights[0], LiftedNetwork([5, 7, 3]).initialize(5).weights[0])
+
+
+def test_history_per_epoch_validation_and_stops():
+    X, Y = _problem()
+    net = LiftedNetwork([5, 7, 3], output="simplex_xent")
+    seen = []
+    result = MinibatchBCDSolver(
+        net, batch_size=50, max_iter=4, validation=(X, Y.argmax(axis=1)),
+        callback=lambda epoch, partial: seen.append(epoch) or epoch == 3,
+    ).run(X, Y, random_state=0)  # fmt: skip
+    h = result.history
+    assert (result.n_iter, result.stop_reason, seen) == (3, "callback", [1, 2, 3])
+    assert len(h.objective) == len(h.seconds) == 4 and len(h.validation) == 4
+    assert {"epoch", "states", "weights", "objective"} <= set(h.seconds[1])
+    assert h.objective[-1] < h.objective[0]
+    assert len(result.states) == 2 and result.states[0].shape == (120, 7)
+    assert net.history is h
+    stopped = MinibatchBCDSolver(LiftedNetwork([5, 7, 3], output="simplex_xent"), tol=1.0)
+    assert stopped.run(X, Y, random_state=0).stop_reason == "tol"
+
+
+def test_the_prox_weight_grows_per_epoch_up_to_its_cap():
+    solver = MinibatchBCDSolver(LiftedNetwork([2, 3, 1]), prox=0.1, prox_growth=2.0, prox_max=0.5)
+    assert [solver.prox_at(k) for k in range(4)] == [0.1, 0.2, 0.4, 0.5]
+    assert solver.prox_at(10**9) == 0.5
+
+
+# ------------------------------------------------------------------ partial_fit
+def test_partial_fit_over_pieces_learns_digits(digits):
+    X_train, X_test, y_train, y_test = digits
+    clf = LiftedMLPClassifier(solver="minibatch", batch_size=128, random_state=0)
+    pieces = np.array_split(np.arange(len(y_train)), 4)
+    for epoch in range(3):
+        for k, rows in enumerate(pieces):
+            clf.partial_fit(X_train[rows], y_train[rows], classes=np.arange(10) if epoch == k == 0
+                            else None)  # fmt: skip
+    assert clf.n_iter_ == 12 and clf.stop_reason_ == "partial_fit"
+    assert len(clf.history_.objective) == 13  # the start, then one entry per call
+    assert clf.score(X_test, y_test) > 0.9  # measured 0.96
+
+
+def test_partial_fit_continues_a_fit_and_keeps_the_architecture(digits):
+    X_train, _, y_train, _ = digits
+    clf = LiftedMLPClassifier(hidden_layer_sizes=(16,), solver="minibatch", max_iter=2,
+                              random_state=0).fit(X_train, y_train)  # fmt: skip
+    before = clf.coefs_[0].copy()
+    clf.partial_fit(X_train[:200], y_train[:200])
+    assert clf.n_iter_ == 3 and not np.array_equal(before, clf.coefs_[0])
+    clf.set_params(hidden_layer_sizes=(4,))
+    with pytest.raises(ValueError, match="architecture"):
+        clf.partial_fit(X_train[:200], y_train[:200])
+    assert clf.n_iter_ == 3  # a failed call changes nothing
+
+
+def test_partial_fit_of_the_regressor():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-2, 2, (400, 2))
+    y = np.abs(X[:, 0]) + 0.5 * X[:, 1]
+    reg = LiftedMLPRegressor(hidden_layer_sizes=(16,), solver="minibatch", batch_size=50,
+                             random_state=0)  # fmt: skip
+    for _ in range(10):
+        for rows in np.array_split(np.arange(400), 2):
+            reg.partial_fit(X[rows], y[rows])
+    assert reg.n_iter_ == 20 and reg.predict(X[:3]).shape == (3,)
+    assert reg.score(X, y) > 0.9  # measured 0.98
+    with pytest.raises(ValueError, match="outputs"):
+        reg.partial_fit(X, np.c_[y, y])
+
+
+def test_partial_fit_classes_rules(digits):
+    X_train, _, y_train, _ = digits
+    clf = LiftedMLPClassifier(hidden_layer_sizes=(8,), solver="minibatch", random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        clf.partial_fit(X_train[:50], y_train[:50])
+    with pytest.raises(ValueError, match=r"labels \[9\] not in classes"):
+        clf.partial_fit(X_train, y_train, classes=np.arange(9))
+    clf.partial_fit(X_train[:20], y_train[:20], classes=np.arange(10))  # not every label seen
+    assert clf.classes_.tolist() == list(range(10)) and clf.predict_proba(X_train).shape[1] == 10
+    with pytest.raises(ValueError, match="differs from classes_"):
+        clf.partial_fit(X_train[:20], y_train[:20], classes=np.arange(11))
+
+
+def test_partial_fit_exists_with_the_minibatch_solver_only():
+    assert not hasattr(LiftedMLPClassifier(), "partial_fit")
+    assert hasattr(LiftedMLPRegressor(solver="minibatch"), "partial_fit")
+    with pytest.raises(AttributeError) as info:
+        LiftedMLPRegressor(solver="bcd").partial_fit([[0.0]], [0.0])
+    assert "available with solver='minibatch' only" in str(info.value.__cause__)
+
+
+# ------------------------------------------------------------------ errors
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("batch_size", 0), ("prox", 0.0), ("prox_growth", 0.5), ("prox_max", -1.0),
+     ("weight_iter", 0), ("max_iter", 1.5), ("tol", -1.0)],
+)  # fmt: skip
+def test_solver_options_are_checked_by_name(option, value):
+    with pytest.raises(ValueError, match=option):
+        MinibatchBCDSolver(LiftedNetwork([2, 3, 1]), **{option: value})
+
+
+@pytest.mark.parametrize(("param", "value"), [("solver", "sgd"), ("batch_size", 0), ("prox", 0)])
+def test_estimator_parameters_are_checked_by_name(param, value):
+    with pytest.raises(InvalidParameterError, match=param):
+        LiftedMLPClassifier(**{param: value}).fit([[0.0], [1.0]], [0, 1])
+
+
+@pytest.mark.parametrize("kwargs", [{"activation": "leaky_relu"}, {"penalty": "l1"}])
+def test_networks_without_row_separable_paths_are_refused_naming_the_solver(kwargs):
+    with pytest.raises(ValueError, match=r"solver='minibatch'.*solver='bcd'"):
+        MinibatchBCDSolver(LiftedNetwork([2, 3, 1], **kwargs))
+
+
+def test_the_estimator_refuses_a_network_without_fast_paths_naming_the_solver():
+    clf = LiftedMLPClassifier(hidden_layer_sizes=(3,), activation="leaky_relu", solver="minibatch")
+    with pytest.raises(ValueError, match="solver='bcd'"):
+        clf.fit([[0.0], [1.0], [2.0]], [0, 1, 0])
+    assert not hasattr(clf, "network_")
+
+
+def test_data_shapes_are_checked():
+    solver = MinibatchBCDSolver(LiftedNetwork([2, 3, 2], output="simplex_xent"))
+    with pytest.raises(ValueError, match="Y must have shape"):
+        solver.run(np.zeros((4, 2)), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match="non-negative"):
+        solver.run(np.zeros((2, 2)), -np.eye(2))
+
+
+def test_a_sigmoid_network_with_the_softmax_head_trains():
+    net = LiftedNetwork([2, 3, 2], activation="sigmoid", output="softmax_xent")
+    assert paths.COUPLING.find(net.divergence_of(1))[0] == "softmax"
+    MinibatchBCDSolver(net).run(*_problem(sizes=(2, 3, 2)), random_state=0)
+
+
+def test_float32_networks_stay_float32():
+    X, Y = _problem()
+    net = LiftedNetwork([5, 7, 3], output="simplex_xent", dtype="float32")
+    MinibatchBCDSolver(net, batch_size=40, max_iter=2).run(X.astype(np.float32), Y)
+    assert all(W.dtype == np.float32 for W in net.weights + net.biases)
