@@ -144,6 +144,8 @@ def sweep_cost(
         payload[f"states {layer}"] = 8.0 * (p + 1) * q + image
         flops += 2.0 * rows * (p + 1) * q
     payload["objective"] = 8.0 * sum((sizes[i] + 1) * sizes[i + 1] for i in range(network.n_layers))
+    # the objective's images beyond the first layer (the first is the one its weight step kept)
+    flops += sum(2.0 * rows * (sizes[i] + 1) * sizes[i + 1] for i in range(1, network.n_layers))
     return SweepCost(payload, rounds, flops)
 
 

@@ -55,11 +55,15 @@ def _forward_chunk(X: Any, *, act: Any, W: Any, b: Any, out_dtype: Any) -> Any:
     return np.asarray(act.act(X @ W.T + b), dtype=out_dtype)
 
 
-def _objective_chunk(*arrays: Any, network: Any) -> dict[str, float]:
-    """Per-chunk sums of the objective's row terms (the network's terms times the chunk's rows)."""
-    X0, states, Y = arrays[0], list(arrays[1:-1]), arrays[-1]
-    terms = network.objective(X0, Y, states, terms=True)
-    m = X0.shape[0]
+def _objective_chunk(*arrays: Any, network: Any, image: bool) -> dict[str, float]:
+    """Per-chunk sums of the objective's row terms (the network's terms times the chunk's rows).
+
+    With ``image``, the first array is the first layer's image, kept by its weight step.
+    """
+    U0, arrays = (arrays[0], arrays[1:]) if image else (None, arrays)
+    Xs, Y = list(arrays[:-1]), arrays[-1]
+    terms = network.objective_terms(Xs, Y, None if U0 is None else {0: U0})
+    m = Xs[0].shape[0]
     return {k: v * m for k, v in terms.items() if k not in ("penalty", "total")}
 
 
@@ -145,7 +149,12 @@ class DaskBCDSolver(BCDSolver):
 
     def _objective(self, Xs: list[Any], Y: Any) -> dict[str, float]:
         net = self.network
-        sums = self.row_ops.sum(_objective_chunk, *Xs, Y, network=net)
+        r0 = self._ridge0
+        if r0 is not None and r0.X is Xs[0]:  # the image the weight step kept: no product
+            U0 = r0.image(net.weights[0], net.biases[0])
+            sums = self.row_ops.sum(_objective_chunk, U0, *Xs, Y, network=net, image=True)
+        else:
+            sums = self.row_ops.sum(_objective_chunk, *Xs, Y, network=net, image=False)
         m = Xs[0].shape[0]
         terms = {k: float(v) / m for k, v in sums.items()}
         terms["penalty"] = net.penalty_total()
