@@ -84,6 +84,9 @@ __all__ = ["MinibatchBCDSolver", "MinibatchState", "prox_weight_step"]
 
 FloatArray = NDArray[np.floating[Any]]
 
+#: A batch input with at least this many entries is multiplied in float32 by the weight step
+FLOAT32_MIN_ENTRIES = 1 << 16
+
 
 def prox_weight_step(
     X: FloatArray,
@@ -144,7 +147,8 @@ def prox_weight_step(
     m = X.shape[0]
     lip = float(coupling.lipschitz)
     scale = weight * lip / m  # curvature of the majoriser per unit of ||U - U_k||^2
-    ridge = kernels.Ridge(X, (rho + mu) / scale)
+    products = "float32" if X.size >= FLOAT32_MIN_ENTRIES else "auto"
+    ridge = kernels.Ridge(X, (rho + mu) / scale, products=products)
     centre = (mu / scale) * np.asarray(W, dtype=np.float64).T
     W_k = np.asarray(W, dtype=np.float64)
     b_k = np.asarray(b, dtype=np.float64)
@@ -318,15 +322,19 @@ class MinibatchBCDSolver:
         return float(min(self.prox * self.prox_growth**epoch, self.prox_max))
 
     # ------------------------------------------------------------------ blocks of a batch
-    def _state_steps(self, Xs: list[FloatArray], Y: FloatArray) -> None:
+    def _state_steps(
+        self, Xs: list[FloatArray], Y: FloatArray, U0: FloatArray | None = None
+    ) -> None:
+        """Take the exact state step of every hidden layer in turn (``U0``: layer 0's image)."""
         net = self.network
         for layer in range(1, net.n_hidden + 1):
             prev, following = net.activations[layer - 1], net.divergence_of(layer)
             state, coupling = paths.STATE.find(prev), paths.COUPLING.find(following)
             assert state is not None and coupling is not None
             softmax = following is None
+            U = U0 if layer == 1 and U0 is not None else net.preactivation(layer - 1, Xs[layer - 1])
             result = paths.state_rows(
-                net.preactivation(layer - 1, Xs[layer - 1]), Xs[layer],
+                U, Xs[layer],
                 Y if softmax else Xs[layer + 1], solve=state[1], couple=coupling[1], act=prev,
                 following=following, W=net.weights[layer], b=net.biases[layer],
                 lam_prev=float(net.lam[layer - 1]),
@@ -387,7 +395,10 @@ class MinibatchBCDSolver:
         terms["total"] = float(sum(terms.values()))
         return terms
 
-    def _weight_steps(self, Xs: list[FloatArray], Y: FloatArray, mu: float) -> None:
+    def _weight_steps(
+        self, Xs: list[FloatArray], Y: FloatArray, mu: float, U0: FloatArray | None = None
+    ) -> None:
+        """Take the proximal weight step of every layer (``U0``: the image of layer 0, if known)."""
         net = self.network
         for layer in range(net.n_layers):
             act = net.divergence_of(layer)
@@ -398,6 +409,7 @@ class MinibatchBCDSolver:
                 Xs[layer], coupling, net.weights[layer], net.biases[layer],
                 weight=1.0 if act is None else float(net.lam[layer]),
                 rho=float(net.rho[layer]), mu=mu, n_iter=self.weight_iter,
+                U=U0 if layer == 0 else None,
             )  # fmt: skip
             if act is None:  # softmax: pick the minimiser with zero-mean biases, as BCD does
                 b = b - b.mean()
@@ -422,12 +434,15 @@ class MinibatchBCDSolver:
             Seconds spent on the states (``"states"``) and on the weights (``"weights"``).
         """
         t0 = time.perf_counter()
-        Xs = self.forward_states(X0, Y)
+        images: list[FloatArray] = []
+        Xs = self.forward_states(X0, Y, images)
+        U0 = images[0] if images else None
         for _ in range(self.state_iter):
-            self._state_steps(Xs, Y)
+            self._state_steps(Xs, Y, U0)
             self._output_step(Xs, Y)
         t1 = time.perf_counter()
-        self._weight_steps(Xs, Y, mu)
+        # the input and the weights of layer 0 have not changed since the forward pass
+        self._weight_steps(Xs, Y, mu, U0)
         return {"states": t1 - t0, "weights": time.perf_counter() - t1}
 
     # ------------------------------------------------------------------ driver
