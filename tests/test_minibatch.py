@@ -155,6 +155,21 @@ def test_history_per_epoch_validation_and_stops():
     assert stopped.run(X, Y, random_state=0).stop_reason == "tol"
 
 
+def test_the_objective_is_evaluated_on_objective_rows_of_the_data():
+    X, Y = _problem()
+    net = LiftedNetwork([5, 7, 3], output="simplex_xent")
+    solver = MinibatchBCDSolver(net, max_iter=2, objective_rows=50)
+    result = solver.run(X, Y, random_state=0)
+    assert result.states[0].shape == (50, 7)
+    # the same rows after every epoch: the objective at the end matches a fresh evaluation
+    again = MinibatchBCDSolver(net, objective_rows=50).init(X, Y, warm_start=True)
+    assert again.history.objective[0] == pytest.approx(result.history.objective[-1])
+    whole = MinibatchBCDSolver(net, objective_rows=None).init(X, Y, warm_start=True)
+    assert whole.states[1].shape == (120, 7)
+    with pytest.raises(ValueError, match="objective_rows"):
+        MinibatchBCDSolver(net, objective_rows=0)
+
+
 def test_the_prox_weight_grows_per_epoch_up_to_its_cap():
     solver = MinibatchBCDSolver(LiftedNetwork([2, 3, 1]), prox=0.1, prox_growth=2.0, prox_max=0.5)
     assert [solver.prox_at(k) for k in range(4)] == [0.1, 0.2, 0.4, 0.5]
