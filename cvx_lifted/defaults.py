@@ -26,7 +26,7 @@ name                   value               meaning
 ``SEED``               ``0``               seed of the command line's runs
 ``SOLVER``             ``"bcd"``           estimators' training algorithm (``"minibatch"``)
 ``BATCH_SIZE``         ``500``             rows per batch of ``solver="minibatch"``
-``PROX``               ``0.03``            first prox weight :math:`\mu` of ``"minibatch"``
+``PROX``               ``0.006``           first prox weight of ``"minibatch"``, per batch
 =====================  ==================  ====================================================
 
 Why ``relu_fenchel`` and not ``relu``: both have the ReLU as their argmin and the same state
@@ -111,5 +111,5 @@ SOLVER: str = "bcd"
 BATCH_SIZE: int = 500
 """Rows per batch of mini-batch BCD (MNIST-10k: 256-1000 similar per epoch, 2000 slower)."""
 
-PROX: float = 0.03
-r"""Prox weight :math:`\mu` of mini-batch BCD's first epoch (grows 1.3x per epoch)."""
+PROX: float = 0.006
+r"""Prox weight of mini-batch BCD's first epoch per batch of the epoch (grows 1.3x per epoch)."""

@@ -228,9 +228,11 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
         objective, the full objective is not monotone), which also provides :meth:`partial_fit`.
     batch_size : int, default=500
         Rows per batch of ``solver="minibatch"``.
-    prox : float, default=0.03
-        :math:`\mu > 0`, weight of the proximal term :math:`\tfrac\mu2\|W - W_{prev}\|^2` of the
-        weight steps of ``solver="minibatch"`` in the first epoch (it grows 1.3x per epoch).
+    prox : float, default=0.006
+        Weight of the proximal term :math:`\tfrac\mu2\|W - W^-\|^2` of the weight steps of
+        ``solver="minibatch"`` in the first epoch, per batch: :math:`\mu` is ``prox`` times the
+        number of batches of the epoch (it grows 1.3x per epoch; see
+        :class:`~cvx_lifted.minibatch.MinibatchBCDSolver`, which also uses momentum 0.9).
 
     Attributes
     ----------
@@ -570,9 +572,11 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
         objective, the full objective is not monotone), which also provides :meth:`partial_fit`.
     batch_size : int, default=500
         Rows per batch of ``solver="minibatch"``.
-    prox : float, default=0.03
-        :math:`\mu > 0`, weight of the proximal term :math:`\tfrac\mu2\|W - W_{prev}\|^2` of the
-        weight steps of ``solver="minibatch"`` in the first epoch (it grows 1.3x per epoch).
+    prox : float, default=0.006
+        Weight of the proximal term :math:`\tfrac\mu2\|W - W^-\|^2` of the weight steps of
+        ``solver="minibatch"`` in the first epoch, per batch: :math:`\mu` is ``prox`` times the
+        number of batches of the epoch (it grows 1.3x per epoch; see
+        :class:`~cvx_lifted.minibatch.MinibatchBCDSolver`, which also uses momentum 0.9).
 
     Attributes
     ----------

@@ -104,10 +104,10 @@ def test_prox_weight_step_decreases_the_relu_fenchel_proximal_objective():
 
 # ------------------------------------------------------------------ training
 def test_digits_accuracy_beats_a_measured_threshold(digits):
-    # measured: 0.9733 test accuracy (hidden 100, batch 128, 10 epochs, seed 0), 0.9 s
+    # measured: 0.98 test accuracy (hidden 100, the defaults, 10 epochs, seed 0), 0.4 s
     X_train, X_test, y_train, y_test = digits
-    clf = LiftedMLPClassifier(solver="minibatch", batch_size=128, max_iter=10, tol=0.0,
-                              random_state=0).fit(X_train, y_train)  # fmt: skip
+    clf = LiftedMLPClassifier(solver="minibatch", max_iter=10, tol=0.0, random_state=0)
+    clf.fit(X_train, y_train)
     assert clf.score(X_test, y_test) > 0.95
     assert clf.n_iter_ == 10 and clf.objective_curve_.shape == (10,)
     assert clf.history_.paths == {"W0": "minibatch", "W1": "minibatch", "X1": "minibatch",
@@ -170,6 +170,27 @@ def test_the_objective_is_evaluated_on_objective_rows_of_the_data():
         MinibatchBCDSolver(net, objective_rows=0)
 
 
+def test_momentum_looks_ahead_from_the_weights_before_the_previous_batch():
+    X, Y = _problem()
+    runs = {}
+    for beta in (0.0, 0.9):
+        net = LiftedNetwork([5, 7, 3], output="simplex_xent")
+        solver = MinibatchBCDSolver(net, batch_size=30, max_iter=1, momentum=beta)
+        solver.run(X, Y, random_state=0)
+        runs[beta] = (net.weights[0].copy(), solver.last_state)
+    assert not np.allclose(runs[0.0][0], runs[0.9][0])
+    state = runs[0.9][1]
+    assert len(state.previous) == 4  # two weight matrices, two bias vectors, kept for the next call
+    # the look-ahead point of the next batch: W + beta (W - W_prev)
+    W = runs[0.9][0]
+    net = LiftedNetwork([5, 7, 3], output="simplex_xent")
+    net.set_weights([W, np.zeros((3, 7))], [np.zeros(7), np.zeros(3)])
+    before = state.previous[0].copy()
+    MinibatchBCDSolver(net, momentum=0.5)._look_ahead(state)
+    np.testing.assert_allclose(net.weights[0], W + 0.5 * (W - before))
+    np.testing.assert_array_equal(state.previous[0], W)
+
+
 def test_the_prox_weight_grows_per_epoch_up_to_its_cap():
     solver = MinibatchBCDSolver(LiftedNetwork([2, 3, 1]), prox=0.1, prox_growth=2.0, prox_max=0.5)
     assert [solver.prox_at(k) for k in range(4)] == [0.1, 0.2, 0.4, 0.5]
@@ -187,7 +208,7 @@ def test_partial_fit_over_pieces_learns_digits(digits):
                             else None)  # fmt: skip
     assert clf.n_iter_ == 12 and clf.stop_reason_ == "partial_fit"
     assert len(clf.history_.objective) == 13  # the start, then one entry per call
-    assert clf.score(X_test, y_test) > 0.9  # measured 0.96
+    assert clf.score(X_test, y_test) > 0.93  # measured 0.971
 
 
 def test_partial_fit_continues_a_fit_and_keeps_the_architecture(digits):
@@ -243,7 +264,8 @@ def test_partial_fit_exists_with_the_minibatch_solver_only():
 @pytest.mark.parametrize(
     ("option", "value"),
     [("batch_size", 0), ("prox", 0.0), ("prox_growth", 0.5), ("prox_max", -1.0),
-     ("weight_iter", 0), ("max_iter", 1.5), ("tol", -1.0)],
+     ("weight_iter", 0), ("max_iter", 1.5), ("tol", -1.0), ("momentum", 1.0),
+     ("momentum", -0.1)],
 )  # fmt: skip
 def test_solver_options_are_checked_by_name(option, value):
     with pytest.raises(ValueError, match=option):
