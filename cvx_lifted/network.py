@@ -44,6 +44,7 @@ from cvx_lifted.bcd import BCDSolver
 from cvx_lifted.distributed import DaskBCDSolver, is_dask_array
 from cvx_lifted.history import BCDHistory, BCDResult
 from cvx_lifted.losses import OutputHead, get_output
+from cvx_lifted.minibatch import MinibatchBCDSolver
 from cvx_lifted.plugins import activation_module, load_activation_plugin
 from cvx_lifted.predict import lifted_predict
 
@@ -624,9 +625,15 @@ class LiftedNetwork:
         Y : array_like, shape (m, n_outputs)
             Targets (one-hot rows for classification heads).
         **options
-            Passed to :class:`~cvx_lifted.bcd.BCDSolver` (``max_iter``, ``tol``, ``backend``,
-            ``random_state``, ``verbose``, ``callback``, ...); ``max_iter``, ``tol`` and
-            ``backend`` default to :data:`cvx_lifted.defaults.SWEEPS`, ``TOL`` and ``BACKEND``.
+            ``solver``: ``"bcd"`` (default, :data:`cvx_lifted.defaults.SOLVER`), full-batch
+            block-coordinate descent (:class:`~cvx_lifted.bcd.BCDSolver`; on Dask arrays
+            :class:`~cvx_lifted.distributed.DaskBCDSolver`), whose every block decreases the
+            objective; or ``"minibatch"``, mini-batch BCD
+            (:class:`~cvx_lifted.minibatch.MinibatchBCDSolver`, ``max_iter`` counts epochs, a
+            stochastic method: see its guarantees). The other options are passed to the solver
+            (``max_iter``, ``tol``, ``backend``, ``random_state``, ``verbose``, ``callback``,
+            ...); ``max_iter`` and ``tol`` default to :data:`cvx_lifted.defaults.SWEEPS` and
+            ``TOL``, and ``backend`` (``"bcd"`` only) to ``BACKEND``.
 
         Returns
         -------
@@ -645,9 +652,13 @@ class LiftedNetwork:
         random_state = options.pop("random_state", None)
         warm_start = options.pop("warm_start", False)
         user_callback = options.pop("callback", None)
+        solver_name = options.pop("solver", defaults.SOLVER)
+        if solver_name not in ("bcd", "minibatch"):
+            raise ValueError(f"solver must be 'bcd' or 'minibatch', got {solver_name!r}.")
         options.setdefault("max_iter", defaults.SWEEPS)
         options.setdefault("tol", defaults.TOL)
-        options.setdefault("backend", defaults.BACKEND)
+        if solver_name == "bcd":
+            options.setdefault("backend", defaults.BACKEND)
         # the states to go back to if a sweep does not complete: the network before fit(), and
         # the last complete sweep of this fit: (sweep, weights, biases, history)
         before: tuple[int, list[FloatArray], list[FloatArray], Any] | None = None
@@ -663,8 +674,15 @@ class LiftedNetwork:
             last = (sweep, weights, biases, copy.deepcopy(partial.history))
             return user_callback(sweep, partial) if user_callback is not None else None
 
-        solver_type: type[BCDSolver] = BCDSolver
-        if is_dask_array(X):  # rows on a cluster: the same sweep, data-parallel
+        solver_type: type[BCDSolver] | type[MinibatchBCDSolver] = BCDSolver
+        if solver_name == "minibatch":
+            if is_dask_array(X):
+                raise ValueError(
+                    "solver='minibatch' trains in memory; X is a Dask array. Use solver='bcd' "
+                    "(data-parallel on the cluster), or pass NumPy arrays."
+                )
+            solver_type = MinibatchBCDSolver
+        elif is_dask_array(X):  # rows on a cluster: the same sweep, data-parallel
             solver_type = DaskBCDSolver
         elif "scheduler" in options or "persist" in options:
             raise TypeError(

@@ -435,3 +435,26 @@ def test_recorded_objective_with_mixed_precision_images_is_the_exact_one_to_floa
     exact = net.objective(X, Y, result.states)
     assert result.history.objective[-1] == pytest.approx(exact, rel=1e-5)
     assert result.history.objective[-1] != exact  # the float32 image, not a new product
+
+
+# ------------------------------------------------------------------ the solver option of fit
+def test_fit_solver_minibatch_runs_the_minibatch_solver_and_restores_on_errors():
+    X, Y, _ = _data(m=120, n=3, classes=3, seed=2)
+    net = LiftedNetwork([3, 6, 3], output="simplex_xent")
+    result = net.fit(X, Y, solver="minibatch", max_iter=3, batch_size=40, random_state=0)
+    assert result.n_iter == 3 and set(result.history.paths.values()) == {"minibatch"}
+    again = LiftedNetwork([3, 6, 3], output="simplex_xent")
+    again.fit(X, Y, solver="minibatch", max_iter=3, batch_size=40, random_state=0)
+    for W, V in zip(net.weights, again.weights, strict=True):
+        np.testing.assert_array_equal(W, V)  # deterministic under a seed
+    weights = [W.copy() for W in net.weights]
+
+    def fail(epoch, partial):
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError) as err:  # an error after epoch 1: back to epoch 1
+        net.fit(X, Y, solver="minibatch", max_iter=3, warm_start=True, callback=fail)
+    assert "the weights of sweep 1" in str(err.value.__notes__)
+    assert not all(np.array_equal(W, V) for W, V in zip(weights, net.weights, strict=True))
+    with pytest.raises(ValueError, match="solver must be 'bcd' or 'minibatch'"):
+        net.fit(X, Y, solver="sgd")
