@@ -6,6 +6,9 @@ hidden layer of 300 units:
 
 * **lifted**: the default network (``cvx_lifted.defaults``: ``relu_fenchel``, ``simplex_xent``,
   lam 1, rho 1e-3, float64) fitted sweep by sweep (``tol=0``), test accuracy after every sweep;
+* **minibatch**: the same network trained by mini-batch BCD (``fit(solver="minibatch")``,
+  its defaults: ``cvx_lifted.defaults`` batch size, prox and momentum), test accuracy after
+  every epoch;
 * **Adam**: 784-300-10 ReLU MLP, float32, Adam lr 1e-3, batch 100, test accuracy after every
   epoch.
 
@@ -49,6 +52,8 @@ from _speed import (  # noqa: E402
 )
 
 TARGETS = {"mnist-10k": (0.90, 0.93, 0.95), "fashion-mnist": (0.80, 0.84, 0.86)}
+METHODS = ("lifted", "minibatch", "adam")
+ADAM_EPOCHS = 17  # the reference: the wall time to Adam's accuracy after 17 epochs
 
 
 def load(name: str, rows: int | None, data: str | None) -> tuple[np.ndarray, ...]:
@@ -72,6 +77,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--rows", type=int, default=None, help="training rows (default all)")
     p.add_argument("--hidden", type=int, default=300)
     p.add_argument("--weight-max-iter", type=int, default=None, help="BCD weight_max_iter")
+    p.add_argument(
+        "--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+        help="what to time (default all)",
+    )  # fmt: skip
     p.add_argument("--keep-blas-env", action="store_true", help="keep OPENBLAS_CORETYPE/_L2_SIZE")
     p.add_argument("--data", default=None, help="data folder (default $CVX_LIFTED_DATA)")
     p.add_argument("--seed", type=int, default=0)
@@ -88,13 +97,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         X, Y, y, Xt, yt = load(name, args.rows, args.data)
         for k, setting in enumerate(args.threads):
             blas, torch_threads = thread_settings(setting)
-            order = ("lifted", "adam") if k % 2 == 0 else ("adam", "lifted")
+            order = args.methods if k % 2 == 0 else args.methods[::-1]
             for method in order:
                 load_start = os.getloadavg()[0]
-                if method == "lifted":
+                if method in ("lifted", "minibatch"):
+                    kwargs = fit_kwargs if method == "lifted" else {"solver": "minibatch"}
+                    steps = args.sweeps if method == "lifted" else args.epochs
                     curve, _ = lifted_to_accuracy(
-                        X, Y, Xt, yt, hidden=args.hidden, sweeps=args.sweeps, blas_threads=blas,
-                        seed=args.seed, budget=args.budget, fit_kwargs=fit_kwargs,
+                        X, Y, Xt, yt, hidden=args.hidden, sweeps=steps, blas_threads=blas,
+                        seed=args.seed, budget=args.budget, fit_kwargs=kwargs,
                     )  # fmt: skip
                 else:
                     curve = adam_to_accuracy(
@@ -118,41 +129,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 )
     rows = []
     summary = []
+    lifted = [m for m in args.methods if m != "adam"]
     for name in args.datasets:
         for setting in args.threads:
-            lif = next(
-                r
-                for r in runs
-                if (r["dataset"], r["threads"], r["method"]) == (name, setting, "lifted")
-            )
-            ada = next(
-                r
-                for r in runs
-                if (r["dataset"], r["threads"], r["method"]) == (name, setting, "adam")
-            )
-            for target in TARGETS[name]:
-                tl, ta = time_to(lif["curve"], target), time_to(ada["curve"], target)
-                entry = {"dataset": name, "threads": setting, "target": target}
-                entry.update({"lifted_s": tl, "adam_s": ta, "ratio": tl / ta})
+            got = {r["method"]: r for r in runs if (r["dataset"], r["threads"]) == (name, setting)}
+            ada = got.get("adam")
+            targets: list[float | str] = list(TARGETS[name])
+            if ada is not None and len(ada["curve"]) >= ADAM_EPOCHS:
+                targets.append(f"Adam@{ADAM_EPOCHS}")  # Adam's accuracy after 17 epochs
+            for target in targets:
+                acc = ada["curve"][ADAM_EPOCHS - 1][1] if isinstance(target, str) else target
+                ta = time_to(ada["curve"], acc) if ada is not None else float("nan")
+                entry: dict[str, Any] = {"dataset": name, "threads": setting, "target": target}
+                entry.update({"accuracy": acc, "adam_s": ta})
+                row: list[Any] = [name, setting, target if isinstance(target, str) else acc]
+                for method in lifted:
+                    tl = time_to(got[method]["curve"], acc) if method in got else float("nan")
+                    entry[f"{method}_s"], entry[f"{method}_ratio"] = tl, tl / ta
+                    row += [tl, tl / ta]
                 summary.append(entry)
-                rows.append([name, setting, target, tl, ta, tl / ta])
+                rows.append([*row, ta])
+            best = [max(a for _, a in got[m]["curve"]) if m in got else "" for m in lifted]
             rows.append(
-                [
-                    name,
-                    setting,
-                    "best",
-                    max(a for _, a in lif["curve"]),
-                    max(a for _, a in ada["curve"]),
-                    "",
-                ]
-            )
+                [name, setting, "best", *[x for b in best for x in (b, "")],
+                 max(a for _, a in ada["curve"]) if ada is not None else ""]
+            )  # fmt: skip
     print()
     print(
         f"bench_accuracy: seconds of training to a test accuracy (lifted: {args.sweeps} sweeps at "
-        f"most, Adam: {args.epochs} epochs at most; 'best': best accuracy reached); BLAS "
+        f"most; minibatch and Adam: {args.epochs} epochs at most; 'best': best accuracy "
+        f"reached; Adam@{ADAM_EPOCHS}: Adam's accuracy after {ADAM_EPOCHS} epochs); BLAS "
         f"{blas_line()}"
     )
-    print(fmt_table(["data", "threads", "target", "lifted s", "Adam f32 s", "lifted/Adam"], rows))
+    headers = ["data", "threads", "target"]
+    headers += [h for m in lifted for h in (f"{m} s", f"{m}/Adam")] + ["Adam f32 s"]
+    print(fmt_table(headers, rows))
     payload = {
         "benchmark": "bench_accuracy",
         "mode": "quick" if args.quick else "full",
