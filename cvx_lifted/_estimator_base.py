@@ -34,7 +34,7 @@ from cvx_lifted.bcd import blas_limits
 from cvx_lifted.distributed import is_dask_array
 from cvx_lifted.exceptions import NotRepresentableError
 from cvx_lifted.history import BCDResult
-from cvx_lifted.minibatch import MinibatchBCDSolver
+from cvx_lifted.minibatch import MinibatchBCDSolver, MinibatchState
 from cvx_lifted.network import LiftedNetwork, resolve_activation
 
 __all__: list[str] = []
@@ -211,9 +211,15 @@ class _BaseLiftedMLP(BaseEstimator):
                     "solver='minibatch' trains on in-memory arrays; use solver='bcd' for a Dask "
                     "array, or call partial_fit on in-memory pieces of it."
                 )
-            solver = self._minibatch_solver(network)  # the seed also orders the rows
-            result = solver.run(X, Y, random_state=self._seed(), warm_start=warm)
-            self._minibatch_state = solver.last_state
+            order = self._seed()  # the initialisation's seed also orders the rows
+            result = network.fit(
+                X, Y, solver="minibatch", max_iter=self.max_iter, tol=self.tol,
+                time_limit=self.time_limit, verbose=bool(self.verbose), random_state=order,
+                warm_start=warm, batch_size=self.batch_size, prox=self.prox,
+            )  # fmt: skip
+            # partial_fit goes on from here: the schedule's epoch, a shuffling stream of its own
+            rng = np.random.default_rng([order, 2])
+            self._minibatch_state = MinibatchState(result.history, rng, result.n_iter)
         else:
             seed = None if warm else self._seed()
             result = network.fit(
