@@ -510,6 +510,17 @@ class MinibatchBCDSolver:
         (the same start as :class:`~cvx_lifted.bcd.BCDSolver`) and seeds the shuffling; a
         generator is used for both.
 
+        Parameters
+        ----------
+        X : array_like, shape (m, n_inputs)
+            Inputs.
+        Y : array_like, shape (m, n_outputs)
+            Targets; one-hot (or probability) rows for classification heads.
+        random_state : int or numpy.random.Generator, optional
+            Seed of the initialisation and of the order of the rows.
+        warm_start : bool, default=False
+            Start from the current weights instead of a fresh initialisation.
+
         Returns
         -------
         MinibatchState
@@ -541,6 +552,19 @@ class MinibatchBCDSolver:
         The prox weight is :meth:`prox_at(state.epoch) <prox_at>`; the objective on ``(X, Y)``
         after the epoch (on ``objective_rows`` of its rows), its seconds and the validation
         score are appended to ``state.history``. ``state`` is updated in place and returned.
+
+        Parameters
+        ----------
+        state : MinibatchState
+            From :meth:`init` or an earlier :meth:`update`.
+        X : array_like, shape (m, n_inputs)
+            Inputs of this epoch (all the data, or the piece at hand).
+        Y : array_like, shape (m, n_outputs)
+            Their targets.
+
+        Returns
+        -------
+        MinibatchState
         """
         X0, Ymat = self._validate(X, Y)
         n_batches = -(-X0.shape[0] // self.batch_size)
@@ -615,6 +639,17 @@ class MinibatchBCDSolver:
         than ``tol`` (relative; an increase is recorded in ``history.increases``), when
         ``time_limit`` is spent or when ``callback`` says so. Deterministic for an integer
         ``random_state``.
+
+        Parameters
+        ----------
+        X : array_like, shape (m, n_inputs)
+            Inputs.
+        Y : array_like, shape (m, n_outputs)
+            Targets; one-hot (or probability) rows for classification heads.
+        random_state : int or numpy.random.Generator, optional
+            Seed of the initialisation and of the order of the rows.
+        warm_start : bool, default=False
+            Start from the current weights instead of a fresh initialisation.
 
         Returns
         -------
