@@ -87,6 +87,7 @@ api_modules = [
         "Training",
         [
             ("cvx_lifted.bcd",),
+            ("cvx_lifted.minibatch",),
             ("cvx_lifted.history",),
             ("cvx_lifted.paths",),
             ("cvx_lifted.threads",),
