@@ -94,7 +94,7 @@ __all__ = ["MinibatchBCDSolver", "MinibatchState", "prox_weight_step"]
 
 FloatArray = NDArray[np.floating[Any]]
 
-#: A batch input with at least this many entries is multiplied in float32 by the weight step
+#: A batch input with at least this many entries is multiplied in float32 by the weight step.
 FLOAT32_MIN_ENTRIES = 1 << 16
 
 
@@ -125,7 +125,9 @@ def prox_weight_step(
     with targets :math:`U_k - \nabla g(U_k)/L`, through one factor of
     :math:`[X, \mathbf 1]^\top[X, \mathbf 1] + \alpha I` (:class:`~cvx_lifted.kernels.Ridge`,
     :math:`\alpha = m(\rho+\mu)/(wL)`) whose moments carry the prox centre. So
-    :math:`F` never increases (up to rounding); for a quadratic :math:`g`
+    :math:`F` never increases, up to rounding (the products over an ``X`` of
+    ``FLOAT32_MIN_ENTRIES`` (65,536) entries or more are float32 ones, the solves float64, as in
+    :class:`~cvx_lifted.kernels.Ridge`); for a quadratic :math:`g`
     (:class:`~cvx_lifted.kernels.L2Coupling`) one iteration is the exact minimiser.
 
     Parameters
