@@ -269,6 +269,31 @@ def test_train_scores_the_validation_rows_after_every_sweep(tmp_path, capsys):
     assert [f"{v:.4f}" for v in history.validation] == [v for _, v in sweeps]
 
 
+def test_train_with_the_minibatch_solver_reports_every_epoch(tmp_path, capsys):
+    X, y = _blobs(["b", "a", "c"], m_per=40, seed=6)
+    data = _write_csv(tmp_path / "d.csv", X, y)
+    argv = ["train", str(data), "-o", str(tmp_path / "m"), "--hidden", "8", "--sweeps", "4"]
+    argv += ["--solver", "minibatch", "--batch-size", "30", "--validation-fraction", "0.25"]
+    assert cli.main([*argv, "--progress", "lines", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    epochs = re.findall(r"^  sweep +(\d+)  objective \S+  validation ([\d.]+)$", out, re.M)
+    assert [int(k) for k, _ in epochs] == [0, 1, 2, 3, 4]
+    assert float(re.search(r"^train accuracy: ([\d.]+)$", out, re.M).group(1)) >= 0.9
+    history = load_model(tmp_path / "m.cvxl").network.history
+    assert set(history.paths.values()) == {"minibatch"}
+    assert len(history.objective) == 5
+
+
+def test_train_minibatch_on_a_cluster_is_refused(tmp_path, capsys):
+    X, y = _blobs(["b", "a"], m_per=6)
+    data = _write_csv(tmp_path / "d.csv", X, y)
+    argv = ["train", str(data), "-o", str(tmp_path / "m"), "--solver", "minibatch"]
+    assert cli.main([*argv, "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "--solver minibatch trains in memory" in err and "--solver bcd" in err
+    assert not (tmp_path / "m.cvxl").exists()
+
+
 def test_train_on_a_dataset_reports_test_accuracy(tmp_path, capsys):
     model = tmp_path / "digits.cvxl"
     argv = ["train", "digits", "--out", str(model), "--hidden", "20", "--sweeps", "3"]

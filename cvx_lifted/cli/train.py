@@ -254,6 +254,8 @@ def _estimator(task: str, args: argparse.Namespace) -> LiftedMLPClassifier | Lif
         "random_state": args.seed,
         "verbose": progress_mode(args.progress) == "bar",
         "time_limit": args.time_limit,
+        "solver": args.solver,
+        "batch_size": args.batch_size,
     }
     if task == "classify":
         return LiftedMLPClassifier(output=args.output or defaults.CLASSIFIER_HEAD, **params)
@@ -444,6 +446,21 @@ def add_train(sub: SubParsers) -> None:
     )
     p.add_argument("--time-limit", type=positive_float, metavar="SECONDS", help="wall-time budget")
     p.add_argument(
+        "--solver",
+        choices=("bcd", "minibatch"),
+        default=defaults.SOLVER,
+        help="bcd: full-batch block-coordinate descent, every block decreases the objective; "
+        "minibatch: mini-batch BCD, --sweeps counts epochs (a stochastic method, in memory) "
+        f"(default: {defaults.SOLVER})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=defaults.BATCH_SIZE,
+        metavar="N",
+        help=f"rows per batch of --solver minibatch (default: {defaults.BATCH_SIZE})",
+    )
+    p.add_argument(
         "--standardize",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -497,6 +514,10 @@ def run_train(args: argparse.Namespace) -> int:
         if args.chunk_rows is not None:
             raise UsageError("--chunk-rows applies to training on a cluster; add --scheduler.")
         return _train(args)
+    if args.solver == "minibatch":
+        raise UsageError(
+            "--solver minibatch trains in memory; on a cluster (--scheduler) use --solver bcd."
+        )
     with dask_rows.dask_client(args.scheduler) as client:  # a clear ConnectionError if not
         workers = len(client.scheduler_info()["workers"])
         print(
