@@ -411,23 +411,7 @@ class MinibatchBCDSolver:
         self, Xs: list[FloatArray], images: list[FloatArray], Y: FloatArray
     ) -> dict[str, float]:
         """Return the terms of the lifted objective at ``Xs``, reusing the hidden images."""
-        net = self.network
-        m = Xs[0].shape[0]
-        L = net.n_hidden
-        U_last = net.preactivation(L, Xs[L])
-        terms: dict[str, float] = {}
-        for layer in range(net.n_layers):
-            act = net.divergence_of(layer)
-            if act is not None:
-                U = images[layer] if layer < L else U_last
-                terms[f"divergence_{layer}"] = float(
-                    net.lam[layer] * act.value(U, Xs[layer + 1]) / m
-                )
-        Yf = np.asarray(Y, dtype=np.float64)
-        out = Xs[L + 1] if net.head.has_state else U_last
-        terms["loss"] = float(net.head.loss(Yf, out) / m)
-        terms["penalty"] = net.penalty_total()
-        terms["total"] = float(sum(terms.values()))
+        terms: dict[str, float] = self.network.objective_terms(Xs, Y, dict(enumerate(images)))
         return terms
 
     def _weight_steps(
@@ -689,7 +673,9 @@ class MinibatchBCDSolver:
                     partial = BCDResult(
                         net, state.states[1:], history, state.epoch, False, "running"
                     )
-                    if self.callback(state.epoch, partial):
+                    stop = self.callback(state.epoch, partial)
+                    del partial  # the next epoch replaces the states: do not hold them
+                    if stop:
                         stop_reason = "callback"
                         break
         finally:
