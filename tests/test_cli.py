@@ -276,7 +276,7 @@ def test_train_with_the_minibatch_solver_reports_every_epoch(tmp_path, capsys):
     argv += ["--solver", "minibatch", "--batch-size", "30", "--validation-fraction", "0.25"]
     assert cli.main([*argv, "--progress", "lines", "--threads", "1"]) == 0
     out = capsys.readouterr().out
-    epochs = re.findall(r"^  sweep +(\d+)  objective \S+  validation ([\d.]+)$", out, re.M)
+    epochs = re.findall(r"^  epoch +(\d+)  objective \S+  validation ([\d.]+)$", out, re.M)
     assert [int(k) for k, _ in epochs] == [0, 1, 2, 3, 4]
     assert float(re.search(r"^train accuracy: ([\d.]+)$", out, re.M).group(1)) >= 0.9
     history = load_model(tmp_path / "m.cvxl").network.history

@@ -221,14 +221,15 @@ class SweepPrinter:
     :meth:`finish` with the final history to print what is left (the last sweep).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "sweep") -> None:
         self.printed = 0
+        self.unit = unit  # "epoch" for the mini-batch solver
 
     def report(self, history: Any, upto: int) -> None:
         """Print the sweeps not printed yet, up to ``upto`` (inclusive)."""
         while self.printed <= upto and self.printed < len(history.objective):
             k = self.printed
-            line = f"  sweep {k:>3}  objective {history.objective[k]:.6g}"
+            line = f"  {self.unit} {k:>3}  objective {history.objective[k]:.6g}"
             if history.validation:
                 line += f"  validation {history.validation[k]:.4f}"
             print(line, flush=True)

@@ -47,7 +47,7 @@ from cvx_lifted.cli._common import (
     progress_mode,
 )
 from cvx_lifted.datasets import DATASETS, load_dataset
-from cvx_lifted.distributed import is_dask_array
+from cvx_lifted.distributed import cluster, is_dask_array
 from cvx_lifted.io import (
     MAX_EXACT_INTEGER,
     infer_task,
@@ -519,7 +519,7 @@ def run_train(args: argparse.Namespace) -> int:
             "--solver minibatch trains in memory; on a cluster (--scheduler) use --solver bcd."
         )
     with dask_rows.dask_client(args.scheduler) as client:  # a clear ConnectionError if not
-        workers = len(client.scheduler_info()["workers"])
+        workers = len(cluster.workers())  # all of them (scheduler_info lists the first few)
         print(
             f"Dask cluster: scheduler {client.scheduler.address}, {workers} worker(s), "
             f"dashboard {client.dashboard_link}"
@@ -556,7 +556,8 @@ def _train(args: argparse.Namespace) -> int:
     estimator = _estimator(task, args)
     # the estimator's classes_ will be these: the sorted distinct training labels
     classes = None if task != "classify" else labels if X_val is None else np.unique(y_tr)
-    printer = SweepPrinter() if progress_mode(args.progress) == "lines" else None
+    unit = "epoch" if args.solver == "minibatch" else "sweep"
+    printer = SweepPrinter(unit) if progress_mode(args.progress) == "lines" else None
     options = _solver_options(args, classes, (X_val, y_val), x_scaler, y_scaler, printer)
     n_out = classes.size if classes is not None else (1 if y.ndim == 1 else y.shape[1])
     sizes = [data.X.shape[1], *args.hidden, n_out]
