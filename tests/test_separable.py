@@ -6,9 +6,11 @@ CompiledProblem's guarantees (solver order and fallbacks, status and feasibility
 accuracy modes, per-call solvers, errors that name every solver), and hold memory linear in
 their data."""
 
+import multiprocessing
 import subprocess
 import sys
 import textwrap
+import traceback
 import tracemalloc
 import warnings
 
@@ -365,12 +367,34 @@ def test_the_lean_ecos_and_the_scs_adapters_reproduce_cvxpy(solver):
 
 # ------------------------------------------------------------------ memory
 def _peak(fn):
-    tracemalloc.start()
+    """Peak bytes ``fn()`` allocates through Python's allocators, measured in a forked child.
+
+    tracemalloc counts the allocations of every thread of a process, and a test process may run
+    threads that earlier tests left (a Dask client's event loop, thread pools): the child forked
+    for the measurement runs ``fn`` alone.
+    """
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+
+    def child():
+        try:
+            tracemalloc.start()
+            fn()
+            send.send(("peak", tracemalloc.get_traced_memory()[1]))
+        except BaseException:  # noqa: BLE001 - reported to the test process
+            send.send(("error", traceback.format_exc()))
+
+    proc = ctx.Process(target=child)
+    proc.start()
     try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
+        assert recv.poll(300), "the measured call did not finish in 300 s"
+        kind, value = recv.recv()
+        assert kind == "peak", value
+        return value
     finally:
-        tracemalloc.stop()
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
 
 
 @pytest.mark.slow
