@@ -523,20 +523,7 @@ class BCDSolver(GuardedBlocks):
 
     # ------------------------------------------------------------------ driver
     def _validate(self, X: ArrayLike, Y: ArrayLike) -> tuple[FloatArray, FloatArray]:
-        net = self.network
-        X0 = check_array(X, "X", n_features=net.layer_sizes[0], dtype=net.dtype)
-        Ymat = check_array(Y, "Y", dtype=net.dtype)
-        if Ymat.shape != (X0.shape[0], net.layer_sizes[-1]):
-            raise ValueError(
-                f"Y must have shape ({X0.shape[0]}, {net.layer_sizes[-1]}) (one row per sample, "
-                f"one column per output), got {Ymat.shape}."
-            )
-        if net.head.classification and np.any(Ymat < 0):
-            raise ValueError(
-                f"Y must be non-negative (one-hot or probability rows) for output "
-                f"{net.head.name!r}."
-            )
-        return X0, Ymat
+        return check_training_data(self.network, X, Y)
 
     def initial_states(self, X0: FloatArray) -> list[FloatArray]:
         """Return the states of a forward pass from the current weights: ``[X_0, ..., ]``."""
@@ -798,6 +785,29 @@ class BCDSolver(GuardedBlocks):
         if val is not None:
             metric = self.metric or default_metric
             history.validation.append(float(metric(self.network, *val)))
+
+
+def check_training_data(
+    network: LiftedNetwork, X: ArrayLike, Y: ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    """Return ``X`` and ``Y`` as arrays of the network's dtype, or raise naming what is wrong.
+
+    ``Y`` needs one row per row of ``X`` and one column per output, non-negative for the
+    classification heads.
+    """
+    X0 = check_array(X, "X", n_features=network.layer_sizes[0], dtype=network.dtype)
+    Ymat = check_array(Y, "Y", dtype=network.dtype)
+    if Ymat.shape != (X0.shape[0], network.layer_sizes[-1]):
+        raise ValueError(
+            f"Y must have shape ({X0.shape[0]}, {network.layer_sizes[-1]}) (one row per sample, "
+            f"one column per output), got {Ymat.shape}."
+        )
+    if network.head.classification and np.any(Ymat < 0):
+        raise ValueError(
+            f"Y must be non-negative (one-hot or probability rows) for output "
+            f"{network.head.name!r}."
+        )
+    return X0, Ymat
 
 
 def blas_limits(setting: int | str | None, n_rows: int, layer_sizes: Any) -> Any:

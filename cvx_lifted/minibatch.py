@@ -83,7 +83,7 @@ from cvx_lifted._validation import (
     check_positive_int,
     check_thread_setting,
 )
-from cvx_lifted.bcd import blas_limits, default_metric
+from cvx_lifted.bcd import blas_limits, check_training_data, default_metric
 from cvx_lifted.exceptions import SolverFailedError
 from cvx_lifted.history import BCDHistory, BCDResult
 
@@ -466,20 +466,7 @@ class MinibatchBCDSolver:
 
     # ------------------------------------------------------------------ driver
     def _validate(self, X: ArrayLike, Y: ArrayLike) -> tuple[FloatArray, FloatArray]:
-        net = self.network
-        X0 = check_array(X, "X", n_features=net.layer_sizes[0], dtype=net.dtype)
-        Ymat = check_array(Y, "Y", dtype=net.dtype)
-        if Ymat.shape != (X0.shape[0], net.layer_sizes[-1]):
-            raise ValueError(
-                f"Y must have shape ({X0.shape[0]}, {net.layer_sizes[-1]}) (one row per sample, "
-                f"one column per output), got {Ymat.shape}."
-            )
-        if net.head.classification and np.any(Ymat < 0):
-            raise ValueError(
-                f"Y must be non-negative (one-hot or probability rows) for output "
-                f"{net.head.name!r}."
-            )
-        return X0, Ymat
+        return check_training_data(self.network, X, Y)
 
     def init(
         self,
