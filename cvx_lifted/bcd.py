@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cvx_lifted import kernels, paths, threads
+from cvx_lifted import defaults, kernels, paths, threads
 from cvx_lifted._validation import (
     check_array,
     check_choice,
@@ -71,6 +71,15 @@ __all__ = [
 
 Backend = Literal["auto", "numpy", "cvxpy"]
 FloatArray = NDArray[np.floating[Any]]
+
+
+def _check_weight_max_iter(value: Any) -> int:
+    try:
+        return check_positive_int(value, "weight_max_iter")
+    except ValueError:
+        raise ValueError(
+            f"weight_max_iter must be a positive integer or 'auto', got {value!r}."
+        ) from None
 
 
 @dataclass
@@ -119,10 +128,13 @@ class BCDSolver(GuardedBlocks):
         KKT tolerance of the fast state step.
     weight_tol : float, default=1e-6
         Relative gradient tolerance of iterative weight steps (``relu_fenchel``, softmax).
-    weight_max_iter : int, default=3
+    weight_max_iter : int or "auto", default="auto"
         Iteration cap of iterative weight steps (``relu_fenchel``, softmax), warm started every
         sweep: a few iterations per sweep decrease the objective (the block stays monotone) at a
-        fraction of the cost of an exact solve. Measured on MNIST-10k (784-300-10, 6,400 rows,
+        fraction of the cost of an exact solve. ``"auto"`` (:meth:`weight_iterations`): 3
+        below ``defaults.WEIGHT_ITER_ROWS`` (20,000) rows of training data, 1 from there, where
+        the products over the data dominate a sweep and one iteration per sweep trains as well
+        per second (``docs/design.md``). Measured on MNIST-10k (784-300-10, 6,400 rows,
         validation accuracy after 10 sweeps): 0.934 with 2 iterations, 0.936 with 3, 0.935 with
         5 and 0.934 with 15 (for 2.3x the time of 5); 3 iterations and 15 sweeps reach 0.941.
     accuracy : {"default", "tight"}, default="default"
@@ -169,7 +181,7 @@ class BCDSolver(GuardedBlocks):
         chunk_size: int = 8192,
         state_tol: float = 1e-8,
         weight_tol: float = 1e-6,
-        weight_max_iter: int = 3,
+        weight_max_iter: int | Literal["auto"] = "auto",
         accuracy: Accuracy = "default",
         solvers: Any = None,
         track_blocks: bool = False,
@@ -184,7 +196,12 @@ class BCDSolver(GuardedBlocks):
         self.max_iter = check_positive_int(max_iter, "max_iter")
         self.batch_size = check_positive_int(batch_size, "batch_size")
         self.chunk_size = check_positive_int(chunk_size, "chunk_size")
-        self.weight_max_iter = check_positive_int(weight_max_iter, "weight_max_iter")
+        self.weight_max_iter: int | Literal["auto"] = (
+            "auto"
+            if isinstance(weight_max_iter, str) and weight_max_iter == "auto"
+            else _check_weight_max_iter(weight_max_iter)
+        )
+        self._weight_iters = self.weight_iterations(0)
         self.tol = check_non_negative_float(tol, "tol")
         self.state_tol = check_non_negative_float(state_tol, "state_tol")
         self.weight_tol = check_non_negative_float(weight_tol, "weight_tol")
@@ -357,6 +374,25 @@ class BCDSolver(GuardedBlocks):
         for key in [k for k in self._problems if k[:n] == prefix and k[n] != keep]:
             del self._problems[key]
 
+    def weight_iterations(self, rows: int) -> int:
+        """Return the iteration cap of the iterative weight steps for ``rows`` rows of data.
+
+        ``weight_max_iter`` when it is a number; for ``"auto"``,
+        :func:`cvx_lifted.defaults.auto_weight_iterations`.
+
+        Parameters
+        ----------
+        rows : int
+            Rows of the training data.
+
+        Returns
+        -------
+        int
+        """
+        if self.weight_max_iter != "auto":
+            return int(self.weight_max_iter)
+        return defaults.auto_weight_iterations(rows)
+
     def _options(self, layer: int, Xin: FloatArray) -> paths.StepOptions:
         def ridge(alpha: float) -> kernels.Ridge:
             if layer == 0:
@@ -368,7 +404,7 @@ class BCDSolver(GuardedBlocks):
 
         return paths.StepOptions(
             weight_tol=self.weight_tol,
-            weight_max_iter=self.weight_max_iter,
+            weight_max_iter=self._weight_iters,
             state_tol=self.state_tol,
             ridge=ridge,
         )
@@ -376,7 +412,7 @@ class BCDSolver(GuardedBlocks):
     def _row_options(self) -> paths.StepOptions:
         """Return the options of the row-separable steps (which use no ridge)."""
         return paths.StepOptions(
-            self.weight_tol, self.weight_max_iter, self.state_tol, paths.no_ridge
+            self.weight_tol, self._weight_iters, self.state_tol, paths.no_ridge
         )
 
     # ------------------------------------------------------------------ rows
@@ -568,6 +604,7 @@ class BCDSolver(GuardedBlocks):
         """
         X0, Ymat = self._validate(X, Y)
         net = self.network
+        self._weight_iters = self.weight_iterations(int(X0.shape[0]))
         if not (warm_start and net.is_fitted):
             net.initialize(random_state)
         self._ridge0 = None

@@ -27,6 +27,7 @@ name                   value               meaning
 ``SOLVER``             ``"bcd"``           estimators' training algorithm (``"minibatch"``)
 ``BATCH_SIZE``         ``500``             rows per batch of ``solver="minibatch"``
 ``PROX``               ``0.006``           first prox weight of ``"minibatch"``, per batch
+``WEIGHT_ITER_ROWS``   ``20_000``          rows from which BCD takes 1 weight iteration a sweep
 =====================  ==================  ====================================================
 
 Why ``relu_fenchel`` and not ``relu``: both have the ReLU as their argmin and the same state
@@ -60,6 +61,8 @@ __all__ = [
     "SOLVER",
     "SWEEPS",
     "TOL",
+    "WEIGHT_ITER_ROWS",
+    "auto_weight_iterations",
 ]
 
 ACTIVATION: str = "relu_fenchel"
@@ -113,3 +116,25 @@ BATCH_SIZE: int = 500
 
 PROX: float = 0.006
 r"""Prox weight of mini-batch BCD's first epoch per batch of the epoch (grows 1.3x per epoch)."""
+
+WEIGHT_ITER_ROWS: int = 20_000
+"""Rows of training data from which ``weight_max_iter="auto"`` takes 1 iteration instead of 3."""
+
+
+def auto_weight_iterations(rows: int) -> int:
+    """Return the weight-step iterations per sweep of ``weight_max_iter="auto"`` on ``rows`` rows.
+
+    3 below :data:`WEIGHT_ITER_ROWS` rows, where a sweep is cheap and the sweep count
+    (``max_iter``) is what limits training; 1 from there, where the products over the data
+    dominate a sweep and one iteration per sweep trains as well per second (``docs/design.md``).
+
+    Parameters
+    ----------
+    rows : int
+        Rows of the training data.
+
+    Returns
+    -------
+    int
+    """
+    return 3 if rows < WEIGHT_ITER_ROWS else 1

@@ -6,6 +6,7 @@ import pytest
 
 import cvx_lifted as cl
 from cvx_lifted.bcd import BCDSolver
+from cvx_lifted.defaults import WEIGHT_ITER_ROWS, auto_weight_iterations
 from cvx_lifted.network import LiftedNetwork
 
 
@@ -304,7 +305,8 @@ def test_bad_network_definitions(kwargs, match):
         ({"backend": "torch"}, "backend must be 'auto', 'numpy' or 'cvxpy'"),
         ({"max_iter": 0}, "max_iter must be a positive integer"),
         ({"batch_size": 2.5}, "batch_size must be a positive integer"),
-        ({"weight_max_iter": True}, "weight_max_iter must be a positive integer"),
+        ({"weight_max_iter": True}, "weight_max_iter must be a positive integer or 'auto'"),
+        ({"weight_max_iter": "many"}, "weight_max_iter must be a positive integer or 'auto'"),
         ({"tol": -1.0}, "tol must be a finite number >= 0"),
         ({"state_tol": np.nan}, "state_tol must be a finite number >= 0"),
         ({"time_limit": 0}, "time_limit must be a positive"),
@@ -315,6 +317,24 @@ def test_bad_network_definitions(kwargs, match):
 def test_bad_solver_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BCDSolver(LiftedNetwork([3, 4, 1]), **kwargs)
+
+
+def test_auto_weight_iterations_take_three_on_small_data_and_one_on_large():
+    assert auto_weight_iterations(WEIGHT_ITER_ROWS - 1) == 3
+    assert auto_weight_iterations(WEIGHT_ITER_ROWS) == 1
+    solver = BCDSolver(LiftedNetwork([3, 4, 1]))
+    assert solver.weight_max_iter == "auto"
+    assert solver.weight_iterations(100) == 3
+    assert BCDSolver(LiftedNetwork([3, 4, 1]), weight_max_iter=7).weight_iterations(10**6) == 7
+    # the fit resolves it from its rows: the relu_fenchel weight steps stop after one iteration
+    rng = np.random.default_rng(0)
+    for rows, cap in ((WEIGHT_ITER_ROWS - 1, 3), (WEIGHT_ITER_ROWS, 1)):
+        X = rng.standard_normal((rows, 4))
+        Y = np.maximum(X @ rng.standard_normal((4, 2)), 0.0)
+        net = LiftedNetwork([4, 6, 2], activation="relu_fenchel", rho=1e-3)
+        res = net.fit(X, Y, max_iter=2, tol=0, random_state=0, weight_tol=0.0)
+        iters = [r["W0.n_iter"] for r in res.history.residuals if "W0.n_iter" in r]
+        assert iters and max(iters) == cap
 
 
 def test_a_compiled_block_over_the_memory_budget_is_refused_with_advice(monkeypatch):

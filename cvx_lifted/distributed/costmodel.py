@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cvx_lifted import paths
+from cvx_lifted.defaults import auto_weight_iterations
 
 if TYPE_CHECKING:
     from cvx_lifted.network import LiftedNetwork
@@ -95,8 +96,9 @@ def sweep_cost(
     rows : int
         Rows of the data.
     iterations : int, optional
-        Iterations of the iterative weight steps (default: ``weight_max_iter`` of
-        :class:`~cvx_lifted.bcd.BCDSolver`, 3).
+        Iterations of the iterative weight steps (default: those of
+        :class:`~cvx_lifted.bcd.BCDSolver`'s ``weight_max_iter="auto"`` on ``rows`` rows,
+        :func:`~cvx_lifted.defaults.auto_weight_iterations`).
     softmax_evaluations : int, default=6
         Function evaluations of a softmax weight step.
     line_trials : float, default=2.0
@@ -111,7 +113,7 @@ def sweep_cost(
     SweepCost
     """
     sizes = list(network.layer_sizes)
-    k = 3 if iterations is None else int(iterations)
+    k = auto_weight_iterations(rows) if iterations is None else int(iterations)
     if product_bytes is None:
         mixed = network.dtype.itemsize == 4 or rows * sizes[0] >= 1_000_000
         product_bytes = 4 if mixed else 8
