@@ -429,15 +429,9 @@ class BCDSolver(GuardedBlocks):
         whose value has the shape of the first array's chunk; returns the values stacked (in the
         network's dtype) and the merged summary.
         """
-        first = arrays[0]
-        out = np.empty(first.shape, dtype=self.network.dtype)
-        info: dict[str, float] = {}
-        for s in range(0, first.shape[0], self.chunk_size):
-            rows = slice(s, s + self.chunk_size)
-            result = step(*(a[rows] for a in arrays), **consts)
-            out[rows] = result.value
-            info = paths.merge_info(info, result.info)
-        return out, info
+        return paths.map_rows(
+            step, *arrays, chunk_rows=self.chunk_size, dtype=self.network.dtype, **consts
+        )
 
     def _objective(self, Xs: list[Any], Y: Any) -> dict[str, float]:
         """Return the terms of the lifted objective at the states ``Xs`` (see ``network``).

@@ -45,7 +45,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from cvx_lifted import kernels
+from cvx_lifted import kernels, threads
 from cvx_lifted.kernels import StepResult
 from cvx_lifted.kernels._result import merge_info, summarise_info
 
@@ -55,6 +55,7 @@ __all__ = [
     "STATE",
     "WEIGHT",
     "Registry",
+    "map_rows",
     "StepOptions",
     "StepResult",
     "merge_info",
@@ -282,6 +283,41 @@ def _squared_box_output(head: Any, U: FloatArray, Y: FloatArray, lam: float) -> 
 
 
 # ------------------------------------------------------------------------------ rows
+def map_rows(
+    step: Callable[..., StepResult], *arrays: Any, chunk_rows: int, dtype: Any, **consts: Any
+) -> tuple[FloatArray, dict[str, float]]:
+    """Run a row-separable step over equal chunks of at most ``chunk_rows`` rows.
+
+    ``step(*row_chunks, **consts)`` returns a summarised :class:`StepResult` whose value has the
+    shape of the first array's chunk. The chunks run through :func:`cvx_lifted.threads.map_chunks`
+    (on measured worker threads during training; a chunk's own chunks then run in order on its
+    thread), which bounds the memory of the step to a few chunks.
+
+    Returns
+    -------
+    tuple
+        The values stacked in ``dtype``, and the chunks' summaries merged.
+    """
+    first = arrays[0]
+    out = np.empty(first.shape, dtype=dtype)
+    m = first.shape[0]
+    count = -(-m // chunk_rows)
+    size = -(-m // count) if m else 1  # equal chunks share the worker threads evenly
+    infos: list[dict[str, float]] = [{} for _ in range(count)]
+
+    def work(i: int) -> None:
+        rows = slice(i * size, (i + 1) * size)
+        result = step(*(a[rows] for a in arrays), **consts)
+        out[rows] = result.value
+        infos[i] = result.info
+
+    threads.map_chunks(work, count, key=f"rows:{getattr(step, '__name__', 'step')}")
+    info: dict[str, float] = {}
+    for chunk_info in infos:
+        info = merge_info(info, chunk_info)
+    return out, info
+
+
 def state_rows(
     U: FloatArray, Z: FloatArray, T: FloatArray, *, solve: Callable[..., StepResult],
     couple: Callable[..., Any], act: Any, following: Any, W: FloatArray, b: FloatArray,

@@ -228,14 +228,16 @@ class ThreadChooser:
                 probe = self._probe(rkey, best)
             workers = probe if probe is not None else best
             batch = min(count - i, 2 * workers)
+            if batch == 1:  # one chunk runs on one thread: measure it as such
+                workers = 1
             t0 = time.perf_counter()
-            if workers == 1 or batch == 1:
+            if workers == 1:
                 for j in range(i, i + batch):
                     work(j)
             else:
                 if self._pool is None:
                     self._pool = ThreadPoolExecutor(max(self.candidates))
-                list(self._pool.map(work, range(i, i + batch)))
+                list(self._pool.map(_in_worker(work), range(i, i + batch)))
             with self._lock:
                 self._rates.setdefault(rkey, _Rates()).record(
                     workers, time.perf_counter() - t0, float(batch)
@@ -342,12 +344,30 @@ def active_chooser() -> ThreadChooser | None:
     return _ACTIVE[-1] if _ACTIVE else None
 
 
+_WORKER = threading.local()
+
+
+def _in_worker(work: Callable[[int], Any]) -> Callable[[int], Any]:
+    """Wrap ``work`` so that :func:`map_chunks` called inside it runs its chunks in order."""
+
+    def run(i: int) -> Any:
+        _WORKER.busy = True
+        try:
+            return work(i)
+        finally:
+            _WORKER.busy = False
+
+    return run
+
+
 def map_chunks(work: Callable[[int], Any], count: int, *, key: str = "chunks") -> None:
     """Call ``work(i)`` for every ``i < count``, on measured worker threads inside training.
 
     Inside :func:`training_threads` ``"auto"`` with more than one core the active
     :class:`ThreadChooser` runs the chunks on 1 or several threads, whichever its measurements
-    favour (:meth:`ThreadChooser.run_chunks`); otherwise one after the other.
+    favour (:meth:`ThreadChooser.run_chunks`); otherwise one after the other. Called from inside
+    a chunk that already runs on a worker thread (chunks of chunks), it runs in order on that
+    thread.
 
     Parameters
     ----------
@@ -359,7 +379,7 @@ def map_chunks(work: Callable[[int], Any], count: int, *, key: str = "chunks") -
         The kind of work, for the measurements.
     """
     chooser = active_chooser()
-    if chooser is None or count < 2:
+    if chooser is None or count < 2 or getattr(_WORKER, "busy", False):
         for i in range(count):
             work(i)
         return

@@ -141,6 +141,36 @@ def test_map_chunks_runs_every_chunk_once_with_or_without_workers():
         assert set(entry["calls"]) == {1, 2}
 
 
+def test_map_chunks_inside_a_worker_runs_its_chunks_in_order_on_that_thread():
+    import threading
+
+    inner: dict[int, list[tuple[int, int]]] = {}
+
+    def outer(i: int) -> None:
+        me = threading.get_ident()
+        inner[i] = []
+        threads.map_chunks(lambda j: inner[i].append((j, threading.get_ident() - me)), 4)
+
+    with training_threads("auto", max_threads=2) as chooser:
+        rates = chooser._rates[("chunks", "outer")] = threads._Rates()
+        rates.record(1, 1.0, 1.0)  # as if measured: 2 workers ten times faster
+        rates.record(2, 1.0, 10.0)
+        threads.map_chunks(outer, 4, key="outer")
+        summary = chooser.summary()
+    assert sorted(inner) == [0, 1, 2, 3]
+    for calls in inner.values():  # in order, on the worker that ran the outer chunk
+        assert calls == [(j, 0) for j in range(4)]
+    assert summary["chunks:outer"]["calls"] == {1: 1, 2: 2}  # the outer chunks ran on 2 workers
+    assert "chunks:chunks" not in summary  # the inner chunks were not measured
+
+
+def test_a_single_chunk_is_measured_as_one_worker():
+    chooser = ThreadChooser(candidates=(1, 2))
+    for _ in range(3):
+        chooser.run_chunks(lambda i: None, 1, "one")
+    assert set(chooser.summary()["chunks:one"]["calls"]) == {1}
+
+
 def test_state_step_with_workers_matches_the_sequential_answer():
     from cvx_lifted.kernels import L2Coupling, state_step
 
