@@ -134,9 +134,10 @@ class BCDSolver(GuardedBlocks):
         fraction of the cost of an exact solve. ``"auto"`` (:meth:`weight_iterations`): 3
         below ``defaults.WEIGHT_ITER_ROWS`` (20,000) rows of training data, 1 from there, where
         the products over the data dominate a sweep and one iteration per sweep trains as well
-        per second (``docs/design.md``). Measured on MNIST-10k (784-300-10, 6,400 rows,
-        validation accuracy after 10 sweeps): 0.934 with 2 iterations, 0.936 with 3, 0.935 with
-        5 and 0.934 with 15 (for 2.3x the time of 5); 3 iterations and 15 sweeps reach 0.941.
+        per second (``docs/design.md``); a softmax head's step keeps 3. Measured on MNIST-10k
+        (784-300-10, 6,400 rows, validation accuracy after 10 sweeps): 0.934 with 2 iterations,
+        0.936 with 3, 0.935 with 5 and 0.934 with 15 (for 2.3x the time of 5); 3 iterations and
+        15 sweeps reach 0.941.
     accuracy : {"default", "tight"}, default="default"
         Solver tolerances of the CVXPY path.
     solvers : sequence of str, optional
@@ -201,7 +202,7 @@ class BCDSolver(GuardedBlocks):
             if isinstance(weight_max_iter, str) and weight_max_iter == "auto"
             else _check_weight_max_iter(weight_max_iter)
         )
-        self._weight_iters = self.weight_iterations(0)
+        self._rows = 0  # of the data being fitted (set by init)
         self.tol = check_non_negative_float(tol, "tol")
         self.state_tol = check_non_negative_float(state_tol, "state_tol")
         self.weight_tol = check_non_negative_float(weight_tol, "weight_tol")
@@ -374,16 +375,20 @@ class BCDSolver(GuardedBlocks):
         for key in [k for k in self._problems if k[:n] == prefix and k[n] != keep]:
             del self._problems[key]
 
-    def weight_iterations(self, rows: int) -> int:
+    def weight_iterations(self, rows: int, layer: int | None = None) -> int:
         """Return the iteration cap of the iterative weight steps for ``rows`` rows of data.
 
-        ``weight_max_iter`` when it is a number; for ``"auto"``,
-        :func:`cvx_lifted.defaults.auto_weight_iterations`.
+        ``weight_max_iter`` when it is a number. For ``"auto"``,
+        :func:`cvx_lifted.defaults.auto_weight_iterations` of ``rows``, except for the weight
+        step of a softmax head (``layer`` the output layer), which keeps 3: its products are thin
+        (one column per class), and one iteration per sweep left it far from its minimiser.
 
         Parameters
         ----------
         rows : int
             Rows of the training data.
+        layer : int, optional
+            The layer whose weight step asks.
 
         Returns
         -------
@@ -391,6 +396,8 @@ class BCDSolver(GuardedBlocks):
         """
         if self.weight_max_iter != "auto":
             return int(self.weight_max_iter)
+        if layer is not None and self.network.divergence_of(layer) is None:
+            return defaults.auto_weight_iterations(0)
         return defaults.auto_weight_iterations(rows)
 
     def _options(self, layer: int, Xin: FloatArray) -> paths.StepOptions:
@@ -404,7 +411,7 @@ class BCDSolver(GuardedBlocks):
 
         return paths.StepOptions(
             weight_tol=self.weight_tol,
-            weight_max_iter=self._weight_iters,
+            weight_max_iter=self.weight_iterations(self._rows, layer),
             state_tol=self.state_tol,
             ridge=ridge,
         )
@@ -412,7 +419,7 @@ class BCDSolver(GuardedBlocks):
     def _row_options(self) -> paths.StepOptions:
         """Return the options of the row-separable steps (which use no ridge)."""
         return paths.StepOptions(
-            self.weight_tol, self._weight_iters, self.state_tol, paths.no_ridge
+            self.weight_tol, self.weight_iterations(self._rows), self.state_tol, paths.no_ridge
         )
 
     # ------------------------------------------------------------------ rows
@@ -598,7 +605,7 @@ class BCDSolver(GuardedBlocks):
         """
         X0, Ymat = self._validate(X, Y)
         net = self.network
-        self._weight_iters = self.weight_iterations(int(X0.shape[0]))
+        self._rows = int(X0.shape[0])
         if not (warm_start and net.is_fitted):
             net.initialize(random_state)
         self._ridge0 = None

@@ -326,6 +326,9 @@ def test_auto_weight_iterations_take_three_on_small_data_and_one_on_large():
     assert solver.weight_max_iter == "auto"
     assert solver.weight_iterations(100) == 3
     assert BCDSolver(LiftedNetwork([3, 4, 1]), weight_max_iter=7).weight_iterations(10**6) == 7
+    softmax = BCDSolver(LiftedNetwork([3, 4, 2], output="softmax_xent"))
+    assert softmax.weight_iterations(10**6, layer=0) == 1
+    assert softmax.weight_iterations(10**6, layer=1) == 3  # thin products: the head keeps 3
     # the fit resolves it from its rows: the relu_fenchel weight steps stop after one iteration
     rng = np.random.default_rng(0)
     for rows, cap in ((WEIGHT_ITER_ROWS - 1, 3), (WEIGHT_ITER_ROWS, 1)):
