@@ -263,7 +263,10 @@ class DaskRowOps(RowOps):
                 )
         graph = HighLevelGraph.merge(*[p.__dask_graph__() for p in parts])
         out = da.Array(graph, name, (rows, (cols,)), meta=np.empty((0, cols), dtype=dtype))
-        return out.persist() if keep else out
+        # the graph is not optimised: optimisation drops the annotations (measured with Dask
+        # 2026.8: no worker restriction reached the scheduler, which then moved 1-4 chunks of
+        # hidden states per sweep between two workers)
+        return out.persist(optimize_graph=False) if keep else out
 
     def update(self, fn: Callable[..., Any], target: Any, *arrays: Any, **consts: Any) -> Any:
         """Return ``target`` after the in-place chunk function ``fn`` (a new persisted array)."""
@@ -309,7 +312,7 @@ class DaskRowOps(RowOps):
                 for i in range(0, len(parts) - 1, 2)
             ]
             parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
-        result = functools.reduce(_add, dask.compute(*parts))
+        result = functools.reduce(_add, dask.compute(*parts, optimize_graph=False))
         self.count.rounds += 1
         received = _nbytes(result)
         self.count.bytes_received += received
