@@ -293,6 +293,19 @@ def map_rows(
     (on measured worker threads during training; a chunk's own chunks then run in order on its
     thread), which bounds the memory of the step to a few chunks.
 
+    Parameters
+    ----------
+    step : callable
+        A row-separable step, such as :func:`state_rows` or :func:`output_rows`.
+    *arrays : ndarray
+        Arrays with one row per row of the data, cut into the same chunks.
+    chunk_rows : int
+        The most rows per chunk.
+    dtype : dtype
+        Floating type of the returned values.
+    **consts
+        Passed to every call of ``step``.
+
     Returns
     -------
     tuple
