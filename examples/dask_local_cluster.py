@@ -41,17 +41,21 @@ def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 def main() -> None:
     try:
+        import dask
         import dask.array as da
         from distributed import Client, LocalCluster
+
+        from cvx_lifted.distributed import RECOMMENDED_CONFIG
     except ImportError:
         print("this example needs Dask: pip install 'cvx-lifted[dask]'")
         return
 
     m, p, k = 40_000, 30, 10
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cluster,
-        Client(cluster) as client,
-    ):
+    # the settings the package uses for its own clusters: no work stealing (the rows stay on
+    # their workers) and workers that reuse freed memory
+    with dask.config.set(RECOMMENDED_CONFIG):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0")
+    with cluster, Client(cluster) as client:
         print(f"cluster: {len(client.scheduler_info()['workers'])} worker processes")
         # the data are made on the workers, in chunks of 10,000 rows: nothing passes the client
         X = da.random.default_rng(0).standard_normal((m, p), chunks=(10_000, p))

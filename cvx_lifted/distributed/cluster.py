@@ -48,6 +48,28 @@ RECOMMENDED_CONFIG: dict[str, Any] = {
 }
 
 
+@contextmanager
+def _malloc_environ() -> Iterator[None]:
+    """Set this process's ``MALLOC_*_THRESHOLD_`` variables to :data:`MALLOC_THRESHOLD` for a while.
+
+    Dask's nannies take a variable of ``pre-spawn-environ`` from the environment of the process
+    that starts them when it is set there, and they set it there themselves: after one cluster
+    with Dask's defaults, a process holds ``MALLOC_TRIM_THRESHOLD_=65536`` and the configuration
+    alone no longer reaches new workers.
+    """
+    keys = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: str(MALLOC_THRESHOLD) for k in keys})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def is_dask_array(X: Any) -> bool:
     """Whether ``X`` is a :class:`dask.array.Array` (checked without importing Dask)."""
     return type(X).__module__.startswith("dask.") and type(X).__name__ == "Array"
@@ -133,7 +155,7 @@ def cluster_client(scheduler: Any = None) -> Iterator[tuple[Any, bool]]:
     if active is not None:
         yield active, False
         return
-    with dask.config.set(RECOMMENDED_CONFIG):
+    with dask.config.set(RECOMMENDED_CONFIG), _malloc_environ():
         cluster = LocalCluster(
             n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
             dashboard_address=":0",
