@@ -21,8 +21,9 @@ same way on one or several Python threads (:func:`map_chunks`; NumPy releases th
 array operations).
 
 Measured with a default Fashion-MNIST fit on the busy 2-core machine
-(``benchmarks/bench_load.py``): next to one CPU-bound process the fit took 1.14x its time alone
-with ``"auto"``, 1.68x with OpenBLAS on 2 threads everywhere.
+(``benchmarks/bench_load.py``): next to one CPU-bound process the fit took 1.17x its time alone
+with ``"auto"``, 2.07x with OpenBLAS on 2 threads everywhere (which was the fastest alone: 8.4 s
+against 10.2 s).
 
 This module imports nothing from :mod:`cvx_lifted` (it sits with the validation helpers at the
 bottom of the package's layers; the kernels use it).
