@@ -205,12 +205,7 @@ class _BaseLiftedMLP(BaseEstimator):
                 )
             network.set_weights(previous.weights, previous.biases)
         self.__dict__.pop("_minibatch_state", None)
-        if self.solver == "minibatch":
-            if is_dask_array(X):
-                raise ValueError(
-                    "solver='minibatch' trains on in-memory arrays; use solver='bcd' for a Dask "
-                    "array, or call partial_fit on in-memory pieces of it."
-                )
+        if self.solver == "minibatch":  # network.fit refuses a Dask array with advice
             order = self._seed()  # the initialisation's seed also orders the rows
             result = network.fit(
                 X, Y, solver="minibatch", max_iter=self.max_iter, tol=self.tol,

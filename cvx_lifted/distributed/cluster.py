@@ -29,6 +29,7 @@ CONNECT_TIMEOUT = 10
 #: Bytes below which a worker's C allocator reuses freed memory instead of returning it to the
 #: system (``MALLOC_TRIM_THRESHOLD_`` and ``MALLOC_MMAP_THRESHOLD_`` of glibc's malloc).
 MALLOC_THRESHOLD = 2**27
+_MALLOC_VARIABLES = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
 
 #: Settings of the clusters the package starts, and recommended for others (set them before the
 #: cluster starts: the scheduler reads the first, the nannies the others when they start a worker):
@@ -43,8 +44,7 @@ MALLOC_THRESHOLD = 2**27
 #:   keeps up to that much freed memory for reuse.
 RECOMMENDED_CONFIG: dict[str, Any] = {
     "distributed.scheduler.work-stealing": False,
-    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": MALLOC_THRESHOLD,
-    "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": MALLOC_THRESHOLD,
+    **{f"distributed.nanny.pre-spawn-environ.{k}": MALLOC_THRESHOLD for k in _MALLOC_VARIABLES},
 }
 
 
@@ -57,9 +57,8 @@ def _malloc_environ() -> Iterator[None]:
     with Dask's defaults, a process holds ``MALLOC_TRIM_THRESHOLD_=65536`` and the configuration
     alone no longer reaches new workers.
     """
-    keys = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update({k: str(MALLOC_THRESHOLD) for k in keys})
+    saved = {k: os.environ.get(k) for k in _MALLOC_VARIABLES}
+    os.environ.update({k: str(MALLOC_THRESHOLD) for k in _MALLOC_VARIABLES})
     try:
         yield
     finally:
