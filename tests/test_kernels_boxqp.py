@@ -291,3 +291,34 @@ def test_dual_residual_bounds_the_kkt_residual(box):
     assert (kkt <= 1e-9 * (1 + np.abs(grad).max(axis=1))).all()
     Z_ref = state_step(*args, method="newton", tol=1e-11).value
     np.testing.assert_allclose(Z, Z_ref, atol=1e-8)
+
+
+@pytest.mark.parametrize("stopped", [0.1, 0.5])
+@pytest.mark.parametrize("box", [(0.0, np.inf), (-1.0, 1.0)])
+def test_dual_rows_that_stop_early_leave_the_other_rows_unchanged(stopped, box):
+    """A row's answer does not depend on which rows of its chunk stopped before it.
+
+    Rows started at their own solution stop at the first test; the rest take Newton steps.
+    With a tenth of the rows stopped they stay in the working arrays (frozen), with half of
+    them the arrays are compacted: either way every row equals its answer solved alone.
+    """
+    lo, hi = box
+    U, W, b, T, _ = _problem(120, 25, 6, 1.0, seed=21)
+    a, c = 0.8, 1.6
+    cpl = L2Coupling(T)
+    Z_alone = np.vstack(
+        [
+            state_step(U[i : i + 1], W, b, L2Coupling(T[i : i + 1]), a, c, lo, hi,
+                       method="dual", tol=1e-11).value
+            for i in range(U.shape[0])
+        ]
+    )  # fmt: skip
+    Z0 = np.clip(U, lo, hi)
+    early = np.random.default_rng(3).random(U.shape[0]) < stopped
+    Z0[early] = Z_alone[early]
+    result = state_step(U, W, b, cpl, a, c, lo, hi, Z0=Z0, method="dual", tol=1e-11)
+    info = result.info
+    assert info["converged"].all()
+    assert (info["n_iter"][early] == 0).all() and (info["n_iter"][~early] >= 1).all()
+    np.testing.assert_allclose(result.value, Z_alone, atol=1e-10)
+    assert _kkt_residual(result.value, U, W, b, cpl, a, c, lo, hi) < 1e-9

@@ -14,7 +14,9 @@ in :math:`y \in \mathbb R^q`, with :math:`\nabla g = r - y/c - Wz(y)` and genera
 What a step costs, per row block: two thin products (:math:`yW` and :math:`zW^\top`), one product
 of the free mask with the :math:`q(q+1)/2` column products of :math:`W` (the Hessians), a
 :math:`q\times q` Cholesky per row, and three elementwise passes over the :math:`n\times p` block
-(add :math:`u`, the free mask, the clip). Nothing else touches the :math:`n\times p` data:
+(add :math:`u` and clip when :math:`z(y)` is evaluated, the free mask only for the rows that take a
+Newton step: the last evaluation of a row, after which it stops, needs none). Nothing else touches
+the :math:`n\times p` data:
 
 * **Acceptance on the dual gradient.** A Newton step is accepted when it decreases
   :math:`\|\nabla g\|_2` by the factor :math:`1 - 10^{-4}`; the gradient at the trial point is
@@ -52,13 +54,9 @@ _SIGMA = 1e-4
 
 
 def _evaluate(
-    prob: Any, y: FloatArray, U: FloatArray, out: FloatArray, mask: FloatArray | None
-) -> tuple[FloatArray | None, FloatArray, FloatArray]:
-    """Return the free mask, :math:`z(y)` (written into ``out``) and :math:`Wz(y)`.
-
-    The free mask is written into ``mask`` (float32, ready for the Hessian product) when the box
-    has a finite bound; ``None`` otherwise (every coordinate is free).
-    """
+    prob: Any, y: FloatArray, U: FloatArray, out: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Return :math:`z(y)` (written into ``out``) and :math:`Wz(y)`."""
     a, lo, hi = prob.a, prob.lo, prob.hi
     np.matmul(y, prob.W, out=out)
     if a != 1.0:
@@ -66,21 +64,32 @@ def _evaluate(
     out += U
     has_lo, has_hi = bool(np.isfinite(lo)), bool(np.isfinite(hi))
     if has_lo and has_hi:
-        assert mask is not None
-        np.greater(out, lo, out=mask)
-        mask *= out < hi
         np.clip(out, lo, hi, out=out)
     elif has_lo:
-        assert mask is not None
-        np.greater(out, lo, out=mask)
         np.maximum(out, lo, out=out)
     elif has_hi:
-        assert mask is not None
-        np.less(out, hi, out=mask)
         np.minimum(out, hi, out=out)
+    return out, out @ prob.WT
+
+
+def _free_mask(prob: Any, z: FloatArray) -> FloatArray | None:
+    """Return the coordinates of :math:`z(y)` inside the box (float32, for the Hessian product).
+
+    ``None`` when the box has no finite bound (every coordinate is free). Computed from the
+    clipped :math:`z`, only for the rows that take a Newton step.
+    """
+    lo, hi = prob.lo, prob.hi
+    has_lo, has_hi = bool(np.isfinite(lo)), bool(np.isfinite(hi))
+    if not (has_lo or has_hi):
+        return None
+    mask = np.empty(z.shape, dtype=np.float32)
+    if has_lo:
+        np.greater(z, lo, out=mask)
+        if has_hi:
+            mask *= z < hi
     else:
-        mask = None
-    return mask, out, out @ prob.WT
+        np.less(z, hi, out=mask)
+    return mask
 
 
 def _dual_value(
@@ -96,7 +105,7 @@ def _dual_value(
     return value
 
 
-def _newton(prob: Any, free: FloatArray | None, g: FloatArray) -> FloatArray:
+def _newton(prob: Any, z: FloatArray, g: FloatArray) -> FloatArray:
     r"""Solve :math:`(I/c + W_FW_F^\top/a)d = \nabla g` row by row (an ascent direction).
 
     The entries of :math:`W_FW_F^\top` are one float32 product of the free mask with the
@@ -105,6 +114,7 @@ def _newton(prob: Any, free: FloatArray | None, g: FloatArray) -> FloatArray:
     """
     iu, ju, prod = prob.pairs()
     q = prob.W.shape[0]
+    free = _free_mask(prob, z)
     if free is None:
         pairsT = np.repeat(prod.sum(axis=0)[:, None], g.shape[0], axis=1)
     else:
@@ -129,7 +139,13 @@ def dual_chunk(
     max_dual: int,
     fallback: Callable[..., ChunkResult],
 ) -> ChunkResult:
-    """Solve the rows of one chunk; returns ``(Z, n_iter, residual, converged, f0, f)``."""
+    """Solve the rows of one chunk; returns ``(Z, n_iter, residual, converged, f0, f)``.
+
+    Rows leave the working arrays when they stop, but the ``n x p`` arrays are compacted only
+    once at least a third of their rows have stopped: until then a stopped row stays in place,
+    frozen (a zero Newton step, so its ``z`` is recomputed unchanged), which costs less than
+    copying the rows that go on.
+    """
     n = U.shape[0]
     a, c, lo, hi = prob.a, prob.c, prob.lo, prob.hi
     wmax = float(np.max(np.abs(prob.W).sum(axis=0))) if prob.W.size else 0.0
@@ -144,20 +160,20 @@ def dual_chunk(
     n_iter = np.zeros(n, dtype=np.int64)
     res_out = np.full(n, np.inf)
     conv = np.zeros(n, dtype=bool)
-    final = np.empty_like(U)
+    final: FloatArray | None = None  # allocated when the first rows stop (unless all at once)
     f_final = f_start.copy()
-    idx = np.arange(n)
+    idx = np.arange(n)  # the chunk's row of every working row
+    live: NDArray[np.bool_] | None = None  # the working rows not yet stopped (None: all)
     Ua, Ra = U, R
-    bounded = bool(np.isfinite(lo) or np.isfinite(hi))
-    masks = [np.empty(U.shape, dtype=np.float32) for _ in range(2)] if bounded else [None, None]
-    free, z, V = _evaluate(prob, y, Ua, np.empty_like(U), masks[0])
-    spare_mask = masks[1]
+    z, V = _evaluate(prob, y, Ua, np.empty_like(U))
     for it in range(max_dual + 1):
         E = Ra - V
         g = E - y / c
         bound = c * wmax * np.max(np.abs(g), axis=1)
         certified = bound <= prob.tol
         exiting = certified | (it == max_dual)
+        if live is not None:
+            exiting &= live
         if exiting.any():
             every = bool(exiting.all())
             rows = idx if every else idx[exiting]
@@ -165,7 +181,12 @@ def dual_chunk(
             Ec = E if every else E[exiting]
             Dc = spare[: zc.shape[0]]
             np.subtract(zc, Ua if every else Ua[exiting], out=Dc)
-            final[rows] = zc
+            if final is None and every and idx.size == n:
+                final = zc  # every row stops at once: no copy
+            else:
+                if final is None:
+                    final = np.empty_like(U)
+                final[rows] = zc
             f_final[rows] = 0.5 * a * _rowdot(Dc, Dc) + 0.5 * c * _rowdot(Ec, Ec)
             n_iter[rows] = it
             cert = certified[exiting]
@@ -177,20 +198,22 @@ def dual_chunk(
                 res, thr = prob.residual(zc[~cert], grad_p)
                 res_out[rows[~cert]] = res
                 conv[rows[~cert]] = res <= thr
-            if every:
+            live = ~exiting if live is None else live & ~exiting
+            n_live = int(np.count_nonzero(live))
+            if n_live == 0:
                 break
-            keep = ~exiting
-            idx, Ua, Ra, y, g, E = idx[keep], Ua[keep], Ra[keep], y[keep], g[keep], E[keep]
-            z, V = z[keep], V[keep]
-            free = None if free is None else free[keep]
+            if 3 * n_live <= 2 * idx.size:  # a third or more stopped: compact
+                idx, Ua, Ra, y, g, z, V = (arr[live] for arr in (idx, Ua, Ra, y, g, z, V))
+                live = None
         na = idx.size
-        d = _newton(prob, free, g)
+        d = _newton(prob, z, g if live is None else g * live[:, None])  # frozen rows: d = 0
         yt = y + d
-        ft, zt, Vt = _evaluate(
-            prob, yt, Ua, spare[:na], None if spare_mask is None else spare_mask[:na]
-        )
+        zt, Vt = _evaluate(prob, yt, Ua, spare[:na])
         gt = Ra - Vt - yt / c
-        bad = np.flatnonzero(_rowdot(gt, gt) > (1.0 - _SIGMA) ** 2 * _rowdot(g, g))
+        worse = _rowdot(gt, gt) > (1.0 - _SIGMA) ** 2 * _rowdot(g, g)
+        if live is not None:
+            worse &= live
+        bad = np.flatnonzero(worse)
         if bad.size:  # Armijo on the dual value for the rows whose gradient did not decrease
             slope = _rowdot(g[bad], d[bad])  # > 0: d ascends the concave dual
             phi = _dual_value(prob, y[bad], z[bad], V[bad], Ua[bad], Ra[bad])
@@ -202,25 +225,18 @@ def dual_chunk(
                     break
                 tau *= 0.5
                 yb = yb0[todo] + tau * db[todo]
-                shape = (todo.size, z.shape[1])
-                fb, zb, Vb = _evaluate(
-                    prob, yb, Ub[todo], np.empty(shape),
-                    None if free is None else np.empty(shape, dtype=np.float32),
-                )  # fmt: skip
+                zb, Vb = _evaluate(prob, yb, Ub[todo], np.empty((todo.size, z.shape[1])))
                 pb = _dual_value(prob, yb, zb, Vb, Ub[todo], Rb[todo])
                 ok = pb >= phi[todo] + _SIGMA * tau * slope[todo]
                 acc = bad[todo[ok]]
                 yt[acc], zt[acc], Vt[acc] = yb[ok], zb[ok], Vb[ok]
-                if ft is not None and fb is not None:
-                    ft[acc] = fb[ok]
                 todo = todo[~ok]
             if todo.size:  # no ascent in floating point: stay (the iteration cap decides)
                 stay = bad[todo]
                 yt[stay], zt[stay], Vt[stay] = y[stay], z[stay], V[stay]
-                if ft is not None and free is not None:
-                    ft[stay] = free[stay]
-        spare, spare_mask = z, free
-        y, free, z, V = yt, ft, zt, Vt
+        spare = z
+        y, z, V = yt, zt, Vt
+    assert final is not None  # every row stops at the iteration cap at the latest
     r = np.flatnonzero(~conv)
     if r.size:
         # rows the dual Newton steps stalled on (degenerate active sets, rare): finish them with
@@ -232,8 +248,8 @@ def dual_chunk(
         n_iter[r] += it_r
         res_out[r] = np.where(better, res_r, res_out[r])
         conv[r] = np.where(better, conv_r, conv[r])
-    worse = f_final > f_start
-    if worse.any():  # never return a point worse than the (projected) start
-        final[worse] = z0[worse]
-        f_final[worse] = f_start[worse]
+    worse_start = f_final > f_start
+    if worse_start.any():  # never return a point worse than the (projected) start
+        final[worse_start] = z0[worse_start]
+        f_final[worse_start] = f_start[worse_start]
     return final, n_iter, res_out, conv, f_start, f_final.copy()
