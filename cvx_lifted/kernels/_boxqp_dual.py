@@ -203,7 +203,8 @@ def dual_chunk(
             if n_live == 0:
                 break
             if 3 * n_live <= 2 * idx.size:  # a third or more stopped: compact
-                idx, Ua, Ra, y, g, z, V = (arr[live] for arr in (idx, Ua, Ra, y, g, z, V))
+                idx, Ua, Ra, y, g = idx[live], Ua[live], Ra[live], y[live], g[live]
+                z, V = z[live], V[live]
                 live = None
         na = idx.size
         d = _newton(prob, z, g if live is None else g * live[:, None])  # frozen rows: d = 0
