@@ -322,3 +322,22 @@ def test_dual_rows_that_stop_early_leave_the_other_rows_unchanged(stopped, box):
     assert (info["n_iter"][early] == 0).all() and (info["n_iter"][~early] >= 1).all()
     np.testing.assert_allclose(result.value, Z_alone, atol=1e-10)
     assert _kkt_residual(result.value, U, W, b, cpl, a, c, lo, hi) < 1e-9
+
+
+def test_state_step_cuts_the_rows_into_equal_chunks(monkeypatch):
+    """At most ``chunk_rows`` rows per chunk and no short last one (threads share them evenly)."""
+    import cvx_lifted.kernels.boxqp as boxqp
+
+    sizes = []
+    solve = boxqp._dual_chunk
+
+    def spy(prob, U, T, Z0):
+        sizes.append(U.shape[0])
+        return solve(prob, U, T, Z0)
+
+    monkeypatch.setattr(boxqp, "_dual_chunk", spy)
+    U, W, b, T, _ = _problem(100, 12, 4, 1.0, seed=2)
+    result = state_step(U, W, b, L2Coupling(T), 1.0, 1.0, 0.0, np.inf, chunk_rows=40)
+    assert sorted(sizes) == [33, 33, 34]
+    whole = state_step(U, W, b, L2Coupling(T), 1.0, 1.0, 0.0, np.inf, chunk_rows=100)
+    np.testing.assert_allclose(result.value, whole.value, atol=1e-12)

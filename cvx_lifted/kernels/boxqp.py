@@ -599,8 +599,11 @@ def _run_chunks(
     elif chosen in ("dual", "newton"):
         prob.workspace["pairs32"] = np.ascontiguousarray(prob.pairs()[2].T, dtype=np.float32)
 
+    count = -(-m // chunk_rows)
+    # chunks of equal size (to a row): the threads share them evenly and their timings compare
+
     def work(k: int) -> None:
-        sl = slice(k * chunk_rows, min((k + 1) * chunk_rows, m))
+        sl = slice(k * m // count, (k + 1) * m // count)
         Uc = U[sl].astype(np.float64, copy=False)
         Tc = coupling.target[sl].astype(np.float64, copy=False)
         Zc = Z0[sl].astype(np.float64, copy=False)
@@ -608,7 +611,7 @@ def _run_chunks(
         Z[sl] = best
         n_iter[sl], residual[sl], converged[sl], obj0[sl], obj[sl] = it, res, conv, f0, fb
 
-    threads.map_chunks(work, -(-m // chunk_rows), key=f"state_step:{chosen}")
+    threads.map_chunks(work, count, key=f"state_step:{chosen}")
 
 
 def state_step(
@@ -684,7 +687,8 @@ def state_step(
     method : {"auto", "dual", "newton", "fista"}, default "auto"
         Algorithm (``"dual"`` needs an :class:`L2Coupling`).
     chunk_rows : int, optional
-        Rows processed together; default ``max(64, 2**17 // p)`` (about 1 MB per float64 array),
+        The most rows processed together (the rows are cut into equal chunks of at most this
+        many); default ``max(64, 2**17 // p)`` (about 1 MB per float64 array),
         ``max(64, 2**19 // p)`` for ``"dual"``.
 
     Returns
