@@ -599,8 +599,8 @@ def _run_chunks(
     elif chosen in ("dual", "newton"):
         prob.workspace["pairs32"] = np.ascontiguousarray(prob.pairs()[2].T, dtype=np.float32)
 
-    count = -(-m // chunk_rows)
     # chunks of equal size (to a row): the threads share them evenly and their timings compare
+    count = -(-m // chunk_rows)
 
     def work(k: int) -> None:
         sl = slice(k * m // count, (k + 1) * m // count)
