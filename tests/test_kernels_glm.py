@@ -317,3 +317,32 @@ def test_relu_fenchel_wstep_continues_its_memory_on_a_shared_ridge():
     # a call from another start forgets the memory: the same answer as a fresh ridge
     Wa, _ = relu_fenchel_wstep(X, T, alpha, W0, b0, ridge=ridge, tol=1e-14, max_iter=1).value
     np.testing.assert_allclose(Wa, W1, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("setting", [1, "auto"])
+def test_relu_passes_in_row_parts_match_one_numpy_pass(setting):
+    """The ReLU weight step's passes over the image, in row parts on measured threads or not."""
+    from cvx_lifted.kernels import glm
+    from cvx_lifted.threads import training_threads
+
+    rng = np.random.default_rng(4)
+    m, q = 20_011, 7  # four parts of 5,002-5,003 rows
+    U, V = rng.normal(size=(m, q)), rng.normal(size=(m, q))
+    T = np.abs(rng.normal(size=(m, q)))
+    t = rng.uniform(0.1, 1.0, size=q)
+    with training_threads(setting, max_threads=2):
+        for _ in range(3):  # the chooser measures one thread, then two, then picks
+            value, slope, vT = glm._relu_line_sums(U, V, T, t, True)
+            data, uT = glm._relu_objective_sums(U, T)
+            resid = glm._relu_residual(U, T)
+        moved = U.copy()
+        glm._advance(moved, V, t)
+    W = np.maximum(U + t * V, 0.0)
+    np.testing.assert_allclose(value, (W * W).sum(0), rtol=1e-12)
+    np.testing.assert_allclose(slope, (V * W).sum(0), rtol=1e-12)
+    np.testing.assert_allclose(vT, (V * T).sum(0), rtol=1e-12)
+    P = np.maximum(U, 0.0)
+    np.testing.assert_allclose(data, (0.5 * P * P - U * T).sum(0), rtol=1e-12)
+    np.testing.assert_allclose(uT, (U * T).sum(0), rtol=1e-12)
+    np.testing.assert_array_equal(resid, P - T)
+    np.testing.assert_allclose(moved, U + t * V, rtol=1e-15, atol=1e-15)

@@ -124,6 +124,30 @@ def _chunk_rows(q: int) -> int:
     return max(256, 2**18 // max(q, 1))
 
 
+#: Rows from which an elementwise pass over a layer's image runs in :data:`_PARTS` parts.
+_PARTS_FROM_ROWS = 16_384
+#: Parts of such a pass. A fixed number: the parts' sums add in the same order on any number of
+#: threads, so the results do not depend on the threads the chooser picks.
+_PARTS = 4
+
+
+def _in_parts(fn: Callable[[int, int], Any], m: int, key: str) -> list[Any]:
+    """Return ``fn(start, stop)`` over equal parts of ``m`` rows, on measured worker threads.
+
+    The parts run through :func:`cvx_lifted.threads.map_chunks`: on one or two threads during
+    training with ``blas_threads="auto"`` (NumPy releases the GIL in the passes), else in order.
+    """
+    count = _PARTS if m >= _PARTS_FROM_ROWS else 1
+    bounds = [k * m // count for k in range(count + 1)]
+    out: list[Any] = [None] * count
+
+    def work(k: int) -> None:
+        out[k] = fn(bounds[k], bounds[k + 1])
+
+    threads.map_chunks(work, count, key=key)
+    return out
+
+
 def _image_theta(Xp: NDArray[np.floating], theta: NDArray[Any]) -> NDArray[np.floating]:
     r"""Return :math:`[X, \mathbf 1]\Theta` of a chunk (``theta`` in the dtype of ``Xp``)."""
     p = theta.shape[0] - 1
@@ -219,16 +243,7 @@ def _squares(T: NDArray[np.floating]) -> float:
 
 def _relu_data_cols(U: NDArray[np.floating], T: NDArray[np.floating]) -> NDArray[np.float64]:
     r"""Per-column data term :math:`\sum_i \tfrac12\max(u,0)^2 - ut` of a chunk of rows."""
-    m, q = U.shape
-    val = np.zeros(q)
-    rows = _chunk_rows(q)
-    for s in range(0, m, rows):
-        u, t = U[s : s + rows], T[s : s + rows]
-        up = np.maximum(u, 0.0)
-        val += colsum(0.5 * up - t, up)  # 1/2 max(u,0)^2 - max(u,0) t
-        np.minimum(u, 0.0, out=up)
-        val -= colsum(up, t)
-    return val
+    return _relu_objective_sums(U, T)[0]
 
 
 def _relu_fy_cols(
@@ -244,17 +259,37 @@ def _relu_objective_sums(
     U: NDArray[np.floating], T: NDArray[np.floating]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     r"""Return the data term per column and :math:`\sum_i u_{ij}t_{ij}` of a chunk (one pass)."""
-    return _relu_data_cols(U, T), colsum(U, T)
+    m, q = U.shape
+    rows = _chunk_rows(q)
+
+    def part(start: int, stop: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        val = np.zeros(q)
+        uT = np.zeros(q)
+        for s in range(start, stop, rows):
+            u, t = U[s : min(s + rows, stop)], T[s : min(s + rows, stop)]
+            up = np.maximum(u, 0.0)
+            val += colsum(0.5 * up - t, up)  # 1/2 max(u,0)^2 - max(u,0) t
+            np.minimum(u, 0.0, out=up)
+            val -= colsum(up, t)
+            uT += colsum(u, t)
+        return val, uT
+
+    parts = _in_parts(part, m, "glm:relu_objective")
+    return sum(p[0] for p in parts), sum(p[1] for p in parts)
 
 
 def _relu_residual(U: NDArray[np.floating], T: NDArray[np.floating]) -> NDArray[np.floating]:
     r"""Return :math:`\max(U, 0) - T` of a chunk, in the dtype of ``U``, in cache-sized pieces."""
     out = np.empty(U.shape, dtype=U.dtype)
     rows = _chunk_rows(U.shape[1])
-    for s in range(0, U.shape[0], rows):
-        block = np.maximum(U[s : s + rows], 0.0)
-        block -= T[s : s + rows]
-        out[s : s + rows] = block
+
+    def part(start: int, stop: int) -> None:
+        for s in range(start, stop, rows):
+            e = min(s + rows, stop)
+            np.maximum(U[s:e], 0.0, out=out[s:e])
+            out[s:e] -= T[s:e]
+
+    _in_parts(part, U.shape[0], "glm:relu_residual")
     return out
 
 
@@ -272,20 +307,27 @@ def _relu_line_sums(
     of rows in cache, no ``m x q`` temporary).
     """
     m, q = U.shape
-    value = np.zeros(q)
-    slope = np.zeros(q)
     tu = t.astype(U.dtype)
     rows = _chunk_rows(q)
-    buf = np.empty((min(rows, m), q), dtype=U.dtype)
-    for s in range(0, m, rows):
-        v = V[s : s + rows]
-        w = buf[: v.shape[0]]
-        np.multiply(v, tu, out=w)
-        w += U[s : s + rows]
-        np.maximum(w, 0.0, out=w)
-        value += colsum(w, w)
-        slope += colsum(v, w)
-    return value, slope, (colsum(V, T) if with_vT else np.zeros(q))
+
+    def part(start: int, stop: int) -> tuple[NDArray[np.float64], ...]:
+        value, slope, vT = np.zeros(q), np.zeros(q), np.zeros(q)
+        buf = np.empty((min(rows, stop - start), q), dtype=U.dtype)
+        for s in range(start, stop, rows):
+            e = min(s + rows, stop)
+            v = V[s:e]
+            w = buf[: e - s]
+            np.multiply(v, tu, out=w)
+            w += U[s:e]
+            np.maximum(w, 0.0, out=w)
+            value += colsum(w, w)
+            slope += colsum(v, w)
+            if with_vT:
+                vT += colsum(v, T[s:e])
+        return value, slope, vT
+
+    parts = _in_parts(part, m, "glm:relu_line")
+    return tuple(sum(p[k] for p in parts) for k in range(3))
 
 
 def _advance(U: NDArray[np.floating], V: NDArray[np.floating], t: NDArray[np.float64]) -> None:
@@ -293,12 +335,16 @@ def _advance(U: NDArray[np.floating], V: NDArray[np.floating], t: NDArray[np.flo
     m, q = U.shape
     tu = t.astype(U.dtype)
     rows = _chunk_rows(q)
-    buf = np.empty((min(rows, m), q), dtype=U.dtype)
-    for s in range(0, m, rows):
-        v = V[s : s + rows]
-        w = buf[: v.shape[0]]
-        np.multiply(v, tu, out=w)
-        U[s : s + rows] += w
+
+    def part(start: int, stop: int) -> None:
+        buf = np.empty((min(rows, stop - start), q), dtype=U.dtype)
+        for s in range(start, stop, rows):
+            e = min(s + rows, stop)
+            w = buf[: e - s]
+            np.multiply(V[s:e], tu, out=w)
+            U[s:e] += w
+
+    _in_parts(part, m, "glm:advance")
 
 
 def _lbfgs_columns_relu(
