@@ -23,7 +23,7 @@ from sklearn.utils import Tags, check_random_state
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from cvx_lifted import distributed
+from cvx_lifted import defaults, distributed
 from cvx_lifted._validation import (
     check_non_negative_float,
     check_positive_float,
@@ -81,6 +81,11 @@ def _minibatch_only(estimator: Any) -> bool:
     return True
 
 
+def _is_auto(value: Any) -> bool:
+    """Whether a parameter is the string ``"auto"``."""
+    return isinstance(value, str) and value == "auto"
+
+
 # ---------------------------------------------------------------------------------- base class
 class _BaseLiftedMLP(BaseEstimator):
     """Shared machinery; subclasses define ``__init__`` (the public parameters) and targets."""
@@ -126,7 +131,8 @@ class _BaseLiftedMLP(BaseEstimator):
                 check_positive_int(w, f"hidden_layer_sizes[{i}]")
                 for i, w in enumerate(_per_layer(widths, "hidden_layer_sizes", what))
             )
-        _check_penalty(self.lam, "lam", len(hidden) + 1, check_positive_float)
+        if not _is_auto(self.lam):
+            _check_penalty(self.lam, "lam", len(hidden) + 1, check_positive_float)
         _check_penalty(self.rho, "rho", len(hidden) + 1, check_non_negative_float)
         _check_activation(self.activation, "activation")
         # warm: continue from the previous fit (n_features_in_ and feature names are kept)
@@ -169,17 +175,19 @@ class _BaseLiftedMLP(BaseEstimator):
             raise
 
     def _build_network(
-        self, n_features: int, n_outputs: int, hidden: tuple[int, ...]
+        self, n_features: int, n_outputs: int, hidden: tuple[int, ...], solver: str
     ) -> LiftedNetwork:
+        """Return the network to train with ``solver`` (which ``lam="auto"`` follows)."""
         sizes = (n_features, *hidden, n_outputs)
         output_activation = self._output_activation()
+        lam = defaults.auto_lam(solver, len(hidden)) if _is_auto(self.lam) else self.lam
         try:
             return LiftedNetwork(
                 sizes,
                 activation=self.activation,
                 output=self.output,
                 output_activation=output_activation,
-                lam=self.lam,
+                lam=lam,
                 rho=self.rho,
                 dtype=np.dtype(self.dtype),
             )
@@ -193,7 +201,7 @@ class _BaseLiftedMLP(BaseEstimator):
         self, X: FloatArray, Y: FloatArray, hidden: tuple[int, ...], warm: bool
     ) -> None:
         """Build (or warm start) the network, train it on ``(X, Y)`` and set fitted attributes."""
-        network = self._build_network(X.shape[1], Y.shape[1], hidden)
+        network = self._build_network(X.shape[1], Y.shape[1], hidden, self.solver)
         if warm:
             previous = self.network_
             if previous.layer_sizes != network.layer_sizes:
@@ -262,7 +270,7 @@ class _BaseLiftedMLP(BaseEstimator):
     def _partial_fit_rows(self, X: FloatArray, Y: FloatArray, hidden: tuple[int, ...]) -> None:
         """One mini-batch epoch over ``(X, Y)``, from the current fit or a new network."""
         first = not hasattr(self, "network_")
-        network = self._build_network(X.shape[1], Y.shape[1], hidden)
+        network = self._build_network(X.shape[1], Y.shape[1], hidden, self.solver)
         if not first:
             if self.network_.layer_sizes != network.layer_sizes:
                 raise ValueError(

@@ -96,8 +96,9 @@ DEFAULT_HIDDEN_LAYER_SIZES: tuple[int, ...] = defaults.HIDDEN
 """Width of each hidden layer (:data:`cvx_lifted.defaults.HIDDEN`)."""
 DEFAULT_ACTIVATION: str = defaults.ACTIVATION
 """Hidden activation (:data:`cvx_lifted.defaults.ACTIVATION`)."""
-DEFAULT_LAM: float = defaults.LAM
-r"""Weight :math:`\lambda` of every layer's divergence (:data:`cvx_lifted.defaults.LAM`)."""
+DEFAULT_LAM: str = "auto"
+r"""Weight :math:`\lambda` of the layers' divergences: ``"auto"`` follows the solver
+(:func:`cvx_lifted.defaults.auto_lam`)."""
 DEFAULT_RHO: float = defaults.RHO
 r"""Squared-Frobenius penalty :math:`\rho` on every weight matrix."""
 DEFAULT_MAX_ITER: int = defaults.SWEEPS
@@ -138,7 +139,7 @@ _FLOAT_DTYPES = {np.dtype(np.float32), np.dtype(np.float64)}
 _PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
     "activation": [str, Activation, "array-like"],
-    "lam": [Interval(Real, 0, None, closed="neither"), "array-like"],
+    "lam": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither"), "array-like"],
     "rho": [Interval(Real, 0, None, closed="left"), "array-like"],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     "tol": [Interval(Real, 0, None, closed="left")],
@@ -186,9 +187,11 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
     activation : str, Activation or sequence of them, default="relu_fenchel"
         Hidden activation: a name in :data:`cvx_lifted.ACTIVATIONS`, an activation instance, or
         one per hidden layer.
-    lam : float or sequence of float, default=1.0
+    lam : float, sequence of float or "auto", default="auto"
         :math:`\lambda > 0`, weight of each layer's divergence (a scalar, or one value per weight
-        layer, ``len(hidden_layer_sizes) + 1``).
+        layer, ``len(hidden_layer_sizes) + 1``). ``"auto"``: 1 for every layer when the solver
+        is ``"bcd"``; 3 for the hidden layers and 1 for the output layer with ``"minibatch"``
+        (:func:`cvx_lifted.defaults.auto_lam`, measured on six data sets).
     rho : float or sequence of float, default=1e-3
         :math:`\rho \ge 0`, squared-Frobenius penalty on each weight matrix.
     max_iter : int, default=20
@@ -311,7 +314,7 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
         self,
         hidden_layer_sizes: int | Sequence[int] = DEFAULT_HIDDEN_LAYER_SIZES,
         activation: ActivationSpec = DEFAULT_ACTIVATION,
-        lam: float | Sequence[float] = DEFAULT_LAM,
+        lam: float | Sequence[float] | str = DEFAULT_LAM,
         rho: float | Sequence[float] = DEFAULT_RHO,
         max_iter: int = DEFAULT_MAX_ITER,
         tol: float = DEFAULT_TOL,
@@ -529,9 +532,11 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
     activation : str, Activation or sequence of them, default="relu_fenchel"
         Hidden activation: a name in :data:`cvx_lifted.ACTIVATIONS`, an activation instance, or
         one per hidden layer.
-    lam : float or sequence of float, default=1.0
+    lam : float, sequence of float or "auto", default="auto"
         :math:`\lambda > 0`, weight of each layer's divergence (a scalar, or one value per weight
-        layer, ``len(hidden_layer_sizes) + 1``).
+        layer, ``len(hidden_layer_sizes) + 1``). ``"auto"``: 1 for every layer when the solver
+        is ``"bcd"``; 3 for the hidden layers and 1 for the output layer with ``"minibatch"``
+        (:func:`cvx_lifted.defaults.auto_lam`, measured on six data sets).
     rho : float or sequence of float, default=1e-3
         :math:`\rho \ge 0`, squared-Frobenius penalty on each weight matrix.
     max_iter : int, default=20
@@ -653,7 +658,7 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
         self,
         hidden_layer_sizes: int | Sequence[int] = DEFAULT_HIDDEN_LAYER_SIZES,
         activation: ActivationSpec = DEFAULT_ACTIVATION,
-        lam: float | Sequence[float] = DEFAULT_LAM,
+        lam: float | Sequence[float] | str = DEFAULT_LAM,
         rho: float | Sequence[float] = DEFAULT_RHO,
         max_iter: int = DEFAULT_MAX_ITER,
         tol: float = DEFAULT_TOL,

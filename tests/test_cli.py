@@ -279,9 +279,10 @@ def test_train_with_the_minibatch_solver_reports_every_epoch(tmp_path, capsys):
     epochs = re.findall(r"^  epoch +(\d+)  objective \S+  validation ([\d.]+)$", out, re.M)
     assert [int(k) for k, _ in epochs] == [0, 1, 2, 3, 4]
     assert float(re.search(r"^train accuracy: ([\d.]+)$", out, re.M).group(1)) >= 0.9
-    history = load_model(tmp_path / "m.cvxl").network.history
-    assert set(history.paths.values()) == {"minibatch"}
-    assert len(history.objective) == 5
+    network = load_model(tmp_path / "m.cvxl").network
+    assert set(network.history.paths.values()) == {"minibatch"}
+    assert len(network.history.objective) == 5
+    assert network.lam.tolist() == [3.0, 1.0]  # --lam auto (the default) follows --solver
 
 
 def test_train_minibatch_on_a_cluster_is_refused(tmp_path, capsys):

@@ -28,9 +28,10 @@ def test_the_default_hidden_activation_is_the_same_everywhere():
     demo = parser.parse_args(["demo"])
     for args in (train, demo):
         assert args.activation == defaults.ACTIVATION
-        assert (args.lam, args.rho, args.sweeps) == (defaults.LAM, defaults.RHO, defaults.SWEEPS)
+        assert (args.rho, args.sweeps) == (defaults.RHO, defaults.SWEEPS)
         assert tuple(args.hidden) == defaults.HIDDEN and args.backend == defaults.BACKEND
     assert train.tol == defaults.TOL and train.seed == demo.seed == defaults.SEED
+    assert train.lam == "auto" and demo.lam == defaults.LAM  # as the estimators / LiftedNetwork
     assert demo.output == defaults.CLASSIFIER_HEAD
 
 
@@ -42,7 +43,7 @@ def test_numbers_and_heads_come_from_the_defaults_module():
     clf, reg = LiftedMLPClassifier(), LiftedMLPRegressor()
     for model in (clf, reg):
         assert (model.lam, model.rho, model.max_iter, model.tol) == (
-            defaults.LAM, defaults.RHO, defaults.SWEEPS, defaults.TOL,
+            "auto", defaults.RHO, defaults.SWEEPS, defaults.TOL,
         )  # fmt: skip
         assert tuple(model.hidden_layer_sizes) == defaults.HIDDEN
         assert model.backend == defaults.BACKEND and model.prediction == defaults.PREDICTION
@@ -93,3 +94,24 @@ def test_negative_seeds_are_refused_by_the_estimator():
         ValueError, match=r"'random_state' parameter .* in the range \[0, 4294967295\]"
     ):
         LiftedMLPClassifier(random_state=-1).fit([[0.0], [1.0]], [0, 1])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_lam_auto_follows_the_solver_that_trains():
+    """``lam="auto"``: 1 everywhere for BCD; 3 on the hidden layers for mini-batch BCD."""
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    kw = {"hidden_layer_sizes": (6, 5), "max_iter": 2, "random_state": 0}
+    assert defaults.auto_lam("bcd", 2) == (defaults.LAM,) * 3
+    assert defaults.auto_lam("minibatch", 2) == (defaults.MINIBATCH_LAM,) * 2 + (defaults.LAM,)
+    bcd = LiftedMLPClassifier(**kw).fit(X, y)
+    assert bcd.network_.lam.tolist() == [1.0, 1.0, 1.0]
+    mb = LiftedMLPClassifier(**kw, solver="minibatch", batch_size=50).fit(X, y)
+    assert mb.network_.lam.tolist() == [3.0, 3.0, 1.0]
+    pf = LiftedMLPClassifier(**kw, solver="minibatch", batch_size=50)
+    pf.partial_fit(X, y, classes=np.unique(y))
+    assert pf.network_.lam.tolist() == [3.0, 3.0, 1.0]
+    given = LiftedMLPClassifier(**kw, solver="minibatch", batch_size=50, lam=0.5).fit(X, y)
+    assert given.network_.lam.tolist() == [0.5, 0.5, 0.5]
+    with pytest.raises(ValueError, match="lam"):
+        LiftedMLPClassifier(lam="fast").fit(X, y)

@@ -89,6 +89,11 @@ def positive_float(text: str) -> float:
     return value
 
 
+def lam_or_auto(text: str) -> float | str:
+    """Argument type: ``auto`` or a finite number > 0 (the estimators' ``lam``)."""
+    return "auto" if text == "auto" else positive_float(text)
+
+
 def non_negative_float(text: str) -> float:
     """Argument type: a finite number >= 0."""
     try:
@@ -138,7 +143,7 @@ def add_training_options(
     *,
     hidden: Sequence[int],
     activation: str,
-    lam: float,
+    lam: float | str,
     rho: float,
     sweeps: int,
     seed: int,
@@ -158,12 +163,21 @@ def add_training_options(
         default=activation,
         help=f"hidden activation, a name from 'cvx-lifted list' (default: {activation})",
     )
-    p.add_argument(
-        "--lam",
-        type=positive_float,
-        default=lam,
-        help=f"divergence weight lambda (default: {lam:g})",
-    )
+    if lam == "auto":  # the estimators' lam="auto": it follows the solver
+        p.add_argument(
+            "--lam",
+            type=lam_or_auto,
+            default=lam,
+            help="divergence weight lambda, or auto: 1 with --solver bcd, 3 for the hidden layers "
+            "and 1 for the output layer with --solver minibatch (default: auto)",
+        )
+    else:
+        p.add_argument(
+            "--lam",
+            type=positive_float,
+            default=lam,
+            help=f"divergence weight lambda (default: {lam:g})",
+        )
     p.add_argument(
         "--rho", type=non_negative_float, default=rho, help=f"weight decay rho (default: {rho:g})"
     )
