@@ -205,17 +205,19 @@ def lifted_to_accuracy(
     """Fit the default lifted network sweep by sweep; ``(seconds, test accuracy)`` per sweep.
 
     The network is the default classifier's (``cvx_lifted.defaults``: ``relu_fenchel``,
-    ``simplex_xent``, lam, rho) with one hidden layer of ``hidden`` units. The time is that of
+    ``simplex_xent``, the λ of ``lam="auto"`` for the solver in ``fit_kwargs``, rho) with one
+    hidden layer of ``hidden`` units. The time is that of
     ``fit`` (objective evaluations included), minus the time of the accuracy evaluations, which a
     callback makes after every sweep.
     """
     from cvx_lifted import LiftedNetwork, defaults
 
+    solver = (fit_kwargs or {}).get("solver", defaults.SOLVER)
     net = LiftedNetwork(
         [X.shape[1], hidden, Y.shape[1]],
         activation=defaults.ACTIVATION,
         output=defaults.CLASSIFIER_HEAD,
-        lam=defaults.LAM,
+        lam=defaults.auto_lam(solver, 1),  # the estimators' lam="auto" for this solver
         rho=defaults.RHO,
         dtype=dtype,
     )
