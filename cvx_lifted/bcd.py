@@ -379,9 +379,8 @@ class BCDSolver(GuardedBlocks):
         """Return the iteration cap of the iterative weight steps for ``rows`` rows of data.
 
         ``weight_max_iter`` when it is a number. For ``"auto"``,
-        :func:`cvx_lifted.defaults.auto_weight_iterations` of ``rows``, except for the weight
-        step of a softmax head (``layer`` the output layer), which keeps 3: its products are thin
-        (one column per class), and one iteration per sweep left it far from its minimiser.
+        :func:`cvx_lifted.defaults.auto_weight_iterations` of ``rows`` (and of whether ``layer``
+        is a softmax head, whose step keeps 3).
 
         Parameters
         ----------
@@ -396,9 +395,8 @@ class BCDSolver(GuardedBlocks):
         """
         if self.weight_max_iter != "auto":
             return int(self.weight_max_iter)
-        if layer is not None and self.network.divergence_of(layer) is None:
-            return defaults.auto_weight_iterations(0)
-        return defaults.auto_weight_iterations(rows)
+        softmax = layer is not None and self.network.divergence_of(layer) is None
+        return defaults.auto_weight_iterations(rows, softmax_head=softmax)
 
     def _options(self, layer: int, Xin: FloatArray) -> paths.StepOptions:
         def ridge(alpha: float) -> kernels.Ridge:

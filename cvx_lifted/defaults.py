@@ -136,23 +136,27 @@ WEIGHT_ITER_ROWS: int = 20_000
 """Rows of training data from which ``weight_max_iter="auto"`` takes 1 iteration instead of 3."""
 
 
-def auto_weight_iterations(rows: int) -> int:
+def auto_weight_iterations(rows: int, *, softmax_head: bool = False) -> int:
     """Return the weight-step iterations per sweep of ``weight_max_iter="auto"`` on ``rows`` rows.
 
     3 below :data:`WEIGHT_ITER_ROWS` rows, where a sweep is cheap and the sweep count
     (``max_iter``) is what limits training; 1 from there, where the products over the data
     dominate a sweep and one iteration per sweep trains as well per second (``docs/design.md``).
+    The weight step of a softmax head keeps 3: its products are thin (one column per class), and
+    one iteration per sweep left it far from its minimiser.
 
     Parameters
     ----------
     rows : int
         Rows of the training data.
+    softmax_head : bool, default False
+        Whether the step is a softmax head's.
 
     Returns
     -------
     int
     """
-    return 3 if rows < WEIGHT_ITER_ROWS else 1
+    return 3 if softmax_head or rows < WEIGHT_ITER_ROWS else 1
 
 
 def auto_lam(solver: str, n_hidden: int) -> tuple[float, ...]:

@@ -289,9 +289,10 @@ def map_rows(
     """Run a row-separable step over equal chunks of at most ``chunk_rows`` rows.
 
     ``step(*row_chunks, **consts)`` returns a summarised :class:`StepResult` whose value has the
-    shape of the first array's chunk. The chunks run through :func:`cvx_lifted.threads.map_chunks`
-    (on measured worker threads during training; a chunk's own chunks then run in order on its
-    thread), which bounds the memory of the step to a few chunks.
+    shape of the first array's chunk. The chunks run through
+    :func:`cvx_lifted.threads.map_row_parts` (on measured worker threads during training; a
+    chunk's own chunks then run in order on its thread), which bounds the memory of the step to a
+    few chunks.
 
     Parameters
     ----------
@@ -314,17 +315,16 @@ def map_rows(
     first = arrays[0]
     out = np.empty(first.shape, dtype=dtype)
     m = first.shape[0]
-    count = -(-m // chunk_rows)
-    size = -(-m // count) if m else 1  # equal chunks share the worker threads evenly
-    infos: list[dict[str, float]] = [{} for _ in range(count)]
 
-    def work(i: int) -> None:
-        rows = slice(i * size, (i + 1) * size)
+    def work(start: int, stop: int) -> dict[str, float]:
+        rows = slice(start, stop)
         result = step(*(a[rows] for a in arrays), **consts)
         out[rows] = result.value
-        infos[i] = result.info
+        return result.info
 
-    threads.map_chunks(work, count, key=f"rows:{getattr(step, '__name__', 'step')}")
+    infos = threads.map_row_parts(
+        work, m, -(-m // chunk_rows), key=f"rows:{getattr(step, '__name__', 'step')}"
+    )
     info: dict[str, float] = {}
     for chunk_info in infos:
         info = merge_info(info, chunk_info)

@@ -49,6 +49,7 @@ __all__ = [
     "available_cores",
     "blas_thread_count",
     "map_chunks",
+    "map_row_parts",
     "matmul",
     "training_threads",
 ]
@@ -385,6 +386,40 @@ def map_chunks(work: Callable[[int], Any], count: int, *, key: str = "chunks") -
             work(i)
         return
     chooser.run_chunks(work, count, key)
+
+
+def map_row_parts(
+    work: Callable[[int, int], Any], rows: int, parts: int, *, key: str = "chunks"
+) -> list[Any]:
+    """Return ``[work(start, stop), ...]`` over ``parts`` ranges of rows, via :func:`map_chunks`.
+
+    The ranges are of equal size to a row (no short last one), so worker threads share them
+    evenly and the chooser's timings of whole ranges compare.
+
+    Parameters
+    ----------
+    work : callable
+        ``work(start, stop)`` for rows ``start:stop``; must be safe to call concurrently.
+    rows : int
+        Number of rows.
+    parts : int
+        Number of ranges.
+    key : str, default "chunks"
+        The kind of work, for the measurements.
+
+    Returns
+    -------
+    list
+        The results of ``work``, in the order of the ranges.
+    """
+    bounds = [k * rows // parts for k in range(parts + 1)] if parts else [0]
+    out: list[Any] = [None] * parts
+
+    def run(k: int) -> None:
+        out[k] = work(bounds[k], bounds[k + 1])
+
+    map_chunks(run, parts, key=key)
+    return out
 
 
 def matmul(A: NDArray[Any], B: NDArray[Any]) -> NDArray[Any]:

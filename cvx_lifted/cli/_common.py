@@ -163,21 +163,16 @@ def add_training_options(
         default=activation,
         help=f"hidden activation, a name from 'cvx-lifted list' (default: {activation})",
     )
-    if lam == "auto":  # the estimators' lam="auto": it follows the solver
-        p.add_argument(
-            "--lam",
-            type=lam_or_auto,
-            default=lam,
-            help="divergence weight lambda, or auto: 1 with --solver bcd, 3 for the hidden layers "
-            "and 1 for the output layer with --solver minibatch (default: auto)",
-        )
-    else:
-        p.add_argument(
-            "--lam",
-            type=positive_float,
-            default=lam,
-            help=f"divergence weight lambda (default: {lam:g})",
-        )
+    auto = lam == "auto"  # the estimators' lam="auto": it follows the solver
+    p.add_argument(
+        "--lam",
+        type=lam_or_auto if auto else positive_float,
+        default=lam,
+        help="divergence weight lambda, or auto: 1 with --solver bcd, 3 for the hidden layers "
+        "and 1 for the output layer with --solver minibatch (default: auto)"
+        if auto
+        else f"divergence weight lambda (default: {lam:g})",
+    )
     p.add_argument(
         "--rho", type=non_negative_float, default=rho, help=f"weight decay rho (default: {rho:g})"
     )

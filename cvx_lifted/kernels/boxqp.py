@@ -579,7 +579,8 @@ def _run_chunks(
     """Solve every chunk of rows with the ``chosen`` method, writing into the arrays of ``out``.
 
     ``out`` is ``(Z, n_iter, residual, converged, objective_start, objective)``. The chunks run
-    through :func:`cvx_lifted.threads.map_chunks` (on measured worker threads during training).
+    through :func:`cvx_lifted.threads.map_row_parts` in chunks of equal size (on measured worker
+    threads during training).
     """
     Z, n_iter, residual, converged, obj0, obj = out
     m, p = U.shape
@@ -599,11 +600,8 @@ def _run_chunks(
     elif chosen in ("dual", "newton"):
         prob.workspace["pairs32"] = np.ascontiguousarray(prob.pairs()[2].T, dtype=np.float32)
 
-    # chunks of equal size (to a row): the threads share them evenly and their timings compare
-    count = -(-m // chunk_rows)
-
-    def work(k: int) -> None:
-        sl = slice(k * m // count, (k + 1) * m // count)
+    def work(start: int, stop: int) -> None:
+        sl = slice(start, stop)
         Uc = U[sl].astype(np.float64, copy=False)
         Tc = coupling.target[sl].astype(np.float64, copy=False)
         Zc = Z0[sl].astype(np.float64, copy=False)
@@ -611,7 +609,7 @@ def _run_chunks(
         Z[sl] = best
         n_iter[sl], residual[sl], converged[sl], obj0[sl], obj[sl] = it, res, conv, f0, fb
 
-    threads.map_chunks(work, count, key=f"state_step:{chosen}")
+    threads.map_row_parts(work, m, -(-m // chunk_rows), key=f"state_step:{chosen}")
 
 
 def state_step(

@@ -134,18 +134,10 @@ _PARTS = 4
 def _in_parts(fn: Callable[[int, int], Any], m: int, key: str) -> list[Any]:
     """Return ``fn(start, stop)`` over equal parts of ``m`` rows, on measured worker threads.
 
-    The parts run through :func:`cvx_lifted.threads.map_chunks`: on one or two threads during
-    training with ``blas_threads="auto"`` (NumPy releases the GIL in the passes), else in order.
+    :func:`cvx_lifted.threads.map_row_parts`: on one or two threads during training with
+    ``blas_threads="auto"`` (NumPy releases the GIL in the passes), else in order.
     """
-    count = _PARTS if m >= _PARTS_FROM_ROWS else 1
-    bounds = [k * m // count for k in range(count + 1)]
-    out: list[Any] = [None] * count
-
-    def work(k: int) -> None:
-        out[k] = fn(bounds[k], bounds[k + 1])
-
-    threads.map_chunks(work, count, key=key)
-    return out
+    return threads.map_row_parts(fn, m, _PARTS if m >= _PARTS_FROM_ROWS else 1, key=key)
 
 
 def _image_theta(Xp: NDArray[np.floating], theta: NDArray[Any]) -> NDArray[np.floating]:
@@ -243,7 +235,7 @@ def _squares(T: NDArray[np.floating]) -> float:
 
 def _relu_data_cols(U: NDArray[np.floating], T: NDArray[np.floating]) -> NDArray[np.float64]:
     r"""Per-column data term :math:`\sum_i \tfrac12\max(u,0)^2 - ut` of a chunk of rows."""
-    return _relu_objective_sums(U, T)[0]
+    return _relu_objective_sums(U, T, with_uT=False)[0]
 
 
 def _relu_fy_cols(
@@ -256,9 +248,12 @@ def _relu_fy_cols(
 
 
 def _relu_objective_sums(
-    U: NDArray[np.floating], T: NDArray[np.floating]
+    U: NDArray[np.floating], T: NDArray[np.floating], with_uT: bool = True
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    r"""Return the data term per column and :math:`\sum_i u_{ij}t_{ij}` of a chunk (one pass)."""
+    r"""Return the data term per column and :math:`\sum_i u_{ij}t_{ij}` of a chunk (one pass).
+
+    The second is zeros when not ``with_uT``.
+    """
     m, q = U.shape
     rows = _chunk_rows(q)
 
@@ -271,7 +266,8 @@ def _relu_objective_sums(
             val += colsum(0.5 * up - t, up)  # 1/2 max(u,0)^2 - max(u,0) t
             np.minimum(u, 0.0, out=up)
             val -= colsum(up, t)
-            uT += colsum(u, t)
+            if with_uT:
+                uT += colsum(u, t)
         return val, uT
 
     parts = _in_parts(part, m, "glm:relu_objective")
