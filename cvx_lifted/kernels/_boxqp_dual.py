@@ -123,9 +123,9 @@ def _newton(prob: Any, z: FloatArray, g: FloatArray) -> FloatArray:
             prod32 = prob.workspace["pairs32"] = np.ascontiguousarray(prod.T, dtype=np.float32)
         pairsT = prod32 @ free.T
     M = np.empty((q, q, g.shape[0]))  # the (q, q, n) layout of _cholesky_solve_qqn
-    M[ju, iu] = pairsT
+    M[ju, iu] = pairsT  # the lower triangle, which is all the Cholesky reads: the rest stays unset
     if prob.a != 1.0:
-        M *= 1.0 / prob.a
+        M[ju, iu] *= 1.0 / prob.a  # (scaling all of M multiplied whatever memory it held)
     diag = np.arange(q)
     M[diag, diag] += 1.0 / prob.c
     return _cholesky_solve_qqn(M, g.T).T
