@@ -31,7 +31,10 @@ divergence, 1/2 for the softmax head, :math:`\sup\phi'` for a Fenchel--Young pai
 :math:`g(U) \le g(U_k) + \langle\nabla g(U_k), U - U_k\rangle + \tfrac L2\|U - U_k\|^2`. The
 right-hand side is a ridge regression with targets :math:`U_k - \nabla g(U_k)/L`, and the prox
 term only adds :math:`\mu W_l^{-}` to its moments: one :class:`~cvx_lifted.kernels.Ridge`
-factor of the batch input and one solve per iteration. For a quadratic divergence (ReLU, the
+factor of the batch input (:class:`~cvx_lifted.kernels.KernelRidge`, through the
+:math:`|B| \times |B|` kernel matrix, when the batch has fewer rows than the layer has inputs)
+and one solve per iteration. Products over a batch of 65,536 entries or more run in float32,
+the factors and solves in float64. For a quadratic divergence (ReLU, the
 sparsemax and squared heads) the majoriser is the function, so one solve is the exact step.
 
 **The prox weight** of a batch is :math:`\mu` = ``prox * prox_growth**epoch`` (at most
@@ -124,7 +127,11 @@ def prox_weight_step(
     the quadratic majoriser of :math:`g` at the current image :math:`U_k`, a ridge regression
     with targets :math:`U_k - \nabla g(U_k)/L`, through one factor of
     :math:`[X, \mathbf 1]^\top[X, \mathbf 1] + \alpha I` (:class:`~cvx_lifted.kernels.Ridge`,
-    :math:`\alpha = m(\rho+\mu)/(wL)`) whose moments carry the prox centre. So
+    :math:`\alpha = m(\rho+\mu)/(wL)`) whose moments carry the prox centre, or, for a batch
+    with fewer rows than inputs (:math:`m < p`), of the centred :math:`m \times m` kernel matrix
+    plus :math:`\alpha I` (:class:`~cvx_lifted.kernels.KernelRidge`, on :math:`W - \kappa W_0`
+    with :math:`\kappa = \mu/(\rho+\mu)`; 500 rows of 784 pixels: 0.63 GFLOP a step instead of
+    1.08). So
     :math:`F` never increases, up to rounding (the products over an ``X`` of
     ``FLOAT32_MIN_ENTRIES`` (65,536) entries or more are float32 ones, the solves float64, as in
     :class:`~cvx_lifted.kernels.Ridge`); for a quadratic :math:`g`
@@ -156,23 +163,37 @@ def prox_weight_step(
     W, b : ndarray
         The new weights and biases (float64).
     """
-    m = X.shape[0]
+    m, p = X.shape
     lip = float(coupling.lipschitz)
     scale = weight * lip / m  # curvature of the majoriser per unit of ||U - U_k||^2
     products = "float32" if X.size >= FLOAT32_MIN_ENTRIES else "auto"
-    ridge = kernels.Ridge(X, (rho + mu) / scale, products=products)
-    centre = (mu / scale) * np.asarray(W, dtype=np.float64).T
     W_k = np.asarray(W, dtype=np.float64)
     b_k = np.asarray(b, dtype=np.float64)
     if isinstance(coupling, kernels.L2Coupling):
         n_iter = 1
+    kernel = m < p  # fewer rows than inputs: solve through the m x m kernel matrix
+    if kernel:
+        # rho/2 |W|^2 + mu/2 |W - W_0|^2 = (rho + mu)/2 |W - kappa W_0|^2 + const: a ridge
+        # regression on W - kappa W_0 with targets less X (kappa W_0)^T
+        kappa = mu / (rho + mu)
+        solver: Any = kernels.KernelRidge(X, (rho + mu) / scale, products=products)
+    else:
+        solver = kernels.Ridge(X, (rho + mu) / scale, products=products)
+        centre = (mu / scale) * W_k.T
+    shift: Any = None
     for _ in range(n_iter):
         if U is None:
             U = X @ W_k.T.astype(X.dtype) + b_k.astype(X.dtype)
         _, grad = coupling.value_grad(U)
         targets = U - grad / lip
-        XtT, col_sums = ridge.moments(targets)
-        W_k, b_k = ridge.solve_moments(XtT + centre, col_sums)
+        if kernel:
+            if shift is None:  # X (kappa W_0)^T from the image at the start
+                shift = kappa * (U - b_k.astype(U.dtype))
+            V, b_k = solver.solve(targets - shift)
+            W_k = V + kappa * np.asarray(W, dtype=np.float64)
+        else:
+            XtT, col_sums = solver.moments(targets)
+            W_k, b_k = solver.solve_moments(XtT + centre, col_sums)
         U = None
     return W_k, b_k
 
@@ -367,7 +388,7 @@ class MinibatchBCDSolver:
             state, coupling = paths.STATE.find(prev), paths.COUPLING.find(following)
             assert state is not None and coupling is not None
             softmax = following is None
-            U = U0 if layer == 1 and U0 is not None else net.preactivation(layer - 1, Xs[layer - 1])
+            U = U0 if layer == 1 and U0 is not None else _image(net, layer - 1, Xs[layer - 1])
             result = paths.state_rows(
                 U, Xs[layer],
                 Y if softmax else Xs[layer + 1], solve=state[1], couple=coupling[1], act=prev,
@@ -384,7 +405,7 @@ class MinibatchBCDSolver:
         found = paths.OUTPUT.find(net.head)
         assert found is not None
         L = net.n_hidden
-        U = net.preactivation(L, Xs[L])
+        U = _image(net, L, Xs[L])
         result = paths.output_rows(U, Y, solve=found[1], head=net.head, lam=float(net.lam[L]))
         Xs[L + 1] = _finite(np.asarray(result.value, dtype=net.dtype), "output")
 
@@ -398,7 +419,7 @@ class MinibatchBCDSolver:
         net = self.network
         Xs = [X0]
         for layer, act in enumerate(net.activations):
-            U = net.preactivation(layer, Xs[-1])
+            U = _image(net, layer, Xs[-1])
             if images is not None:
                 images.append(U)
             Xs.append(np.asarray(act.act(U), dtype=net.dtype))
@@ -670,6 +691,19 @@ class MinibatchBCDSolver:
                 bar.close()
         net.history = history
         return BCDResult(net, state.states[1:], history, state.epoch, converged, stop_reason)
+
+
+def _image(net: LiftedNetwork, layer: int, X: FloatArray) -> FloatArray:
+    r"""Return :math:`XW_l^\top + \mathbf 1 b_l^\top`, a float32 product for a large float64 ``X``.
+
+    As in the weight step, a batch input of ``FLOAT32_MIN_ENTRIES`` entries or more is multiplied
+    in float32 (half the time; relative error about 1e-7), and the image returned in float64.
+    """
+    if X.dtype != np.float64 or X.size < FLOAT32_MIN_ENTRIES:
+        return net.preactivation(layer, X)
+    W, b = net.weights[layer], net.biases[layer]
+    U = np.asarray(X, dtype=np.float32) @ W.T.astype(np.float32)
+    return np.add(U, b, dtype=np.float64)
 
 
 def _finite(arr: FloatArray, block: str) -> FloatArray:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from cvx_lifted.kernels import Ridge
+from cvx_lifted.kernels import KernelRidge, Ridge
 
 CLARABEL_TIGHT = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
 
@@ -197,3 +197,37 @@ def test_image_is_remembered_and_checked():
     assert r.recall_image(W2, b) is None
     with pytest.raises(ValueError, match="W must have shape"):
         r.image(np.ones((3, 5)), b)
+
+
+# ------------------------------------------------------------------ kernel form (rows < columns)
+@pytest.mark.parametrize("scale", [1e-2, 1e2])
+@pytest.mark.parametrize(("m", "p"), [(6, 40), (1, 5), (40, 6)])
+def test_kernel_ridge_closed_form(scale, m, p):
+    X, T = _data(m, p, 3, scale, seed=2)
+    alpha = 0.3 * scale**2
+    W, b = KernelRidge(X, alpha).solve(T)
+    W_ref, b_ref = _closed_form(X, T, alpha)
+    np.testing.assert_allclose(W, W_ref, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(b, b_ref, rtol=1e-9, atol=1e-11 * scale)
+    assert W.shape == (3, p) and b.shape == (3,) and W.flags.c_contiguous
+
+
+def test_kernel_ridge_float32_products_on_uncentred_data():
+    """Mean 100, unit spread, float32 products: centring keeps K accurate to float32 level."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(loc=100.0, size=(30, 80))
+    T = X[:, :2] - 100.0
+    W, b = KernelRidge(X, 1.0, products="float32").solve(T)
+    W_ref, b_ref = KernelRidge(X, 1.0, products="exact").solve(T)
+    assert W.dtype == np.float64
+    np.testing.assert_allclose(W, W_ref, atol=1e-5 * np.abs(W_ref).max())
+    np.testing.assert_allclose(b, b_ref, atol=1e-3)
+
+
+def test_kernel_ridge_bad_input():
+    with pytest.raises(ValueError, match="alpha"):
+        KernelRidge(np.ones((3, 5)), 0.0)
+    with pytest.raises(ValueError, match="products"):
+        KernelRidge(np.ones((3, 5)), 1.0, products="half")
+    with pytest.raises(ValueError, match="T must have 3 rows"):
+        KernelRidge(np.ones((3, 5)), 1.0).solve(np.ones((4, 1)))

@@ -47,15 +47,20 @@ def _batch_objective(solver, Xs, Y, mu, centre):
 
 
 @pytest.mark.parametrize(
-    ("sizes", "activation", "output"),
+    ("sizes", "activation", "output", "rows", "rtol"),
     [
-        ((5, 7, 3), "relu_fenchel", "simplex_xent"),
-        ((5, 7, 3), "sigmoid", "softmax_xent"),
-        ((5, 7, 6, 3), ["relu", "tanh"], "squared"),
+        ((5, 7, 3), "relu_fenchel", "simplex_xent", 60, 1e-10),
+        ((5, 7, 3), "sigmoid", "softmax_xent", 60, 1e-10),
+        ((5, 7, 6, 3), ["relu", "tanh"], "squared", 60, 1e-10),
+        # fewer rows than inputs (KernelRidge), and a batch whose products are float32 ones
+        ((80, 7, 3), "relu_fenchel", "simplex_xent", 60, 1e-10),
+        ((300, 40, 3), "relu_fenchel", "simplex_xent", 240, 1e-6),
     ],
 )
-def test_every_block_of_a_batch_decreases_the_batch_proximal_objective(sizes, activation, output):
-    X, Y = _problem(m=60, sizes=sizes)
+def test_every_block_of_a_batch_decreases_the_batch_proximal_objective(
+    sizes, activation, output, rows, rtol
+):
+    X, Y = _problem(m=rows, sizes=sizes)
     net = LiftedNetwork(sizes, activation=activation, output=output).initialize(1)
     solver = MinibatchBCDSolver(net, weight_iter=3)
     mu = 0.05
@@ -69,37 +74,49 @@ def test_every_block_of_a_batch_decreases_the_batch_proximal_objective(sizes, ac
         values.append(_batch_objective(solver, Xs, Y, mu, centre))
         solver._weight_steps(Xs, Y, mu)
         values.append(_batch_objective(solver, Xs, Y, mu, centre))
-        assert np.all(np.diff(values) <= 1e-10 * abs(values[0])), values
+        assert np.all(np.diff(values) <= rtol * abs(values[0])), values
         assert values[-1] < values[0]
 
 
-def test_prox_weight_step_is_exact_for_a_quadratic_divergence():
+@pytest.mark.parametrize("rows", [40, 4])  # Ridge's normal equations; KernelRidge's (rows < 6)
+def test_prox_weight_step_is_exact_for_a_quadratic_divergence(rows):
     rng = np.random.default_rng(3)
-    X, T = rng.standard_normal((40, 6)), rng.standard_normal((40, 4))
+    X, T = rng.standard_normal((rows, 6)), rng.standard_normal((rows, 4))
     W0, b0 = rng.standard_normal((4, 6)), rng.standard_normal(4)
     w, rho, mu = 2.0, 0.1, 0.3
     W, b = prox_weight_step(X, kernels.L2Coupling(T), W0, b0, weight=w, rho=rho, mu=mu)
     R = X @ W.T + b - T  # the gradient of the proximal objective vanishes
-    np.testing.assert_allclose(w / 40 * R.T @ X + rho * W + mu * (W - W0), 0, atol=1e-12)
+    np.testing.assert_allclose(w / rows * R.T @ X + rho * W + mu * (W - W0), 0, atol=1e-12)
     np.testing.assert_allclose(R.sum(axis=0), 0, atol=1e-12)
 
 
-def test_prox_weight_step_decreases_the_relu_fenchel_proximal_objective():
+@pytest.mark.parametrize("rows", [50, 5])
+def test_prox_weight_step_decreases_the_relu_fenchel_proximal_objective(rows):
     rng = np.random.default_rng(4)
-    X = rng.standard_normal((50, 6))
+    X = rng.standard_normal((rows, 6))
     T = np.maximum(X @ rng.standard_normal((6, 5)), 0)
     W0, b0 = rng.standard_normal((5, 6)), np.zeros(5)
     coupling = kernels.ReluFenchelCoupling(T)
 
     def F(W, b):
         value, _ = coupling.value_grad(X @ W.T + b)
-        return value / 50 + 0.5e-3 * np.sum(W**2) + 0.05 * np.sum((W - W0) ** 2)
+        return value / rows + 0.5e-3 * np.sum(W**2) + 0.05 * np.sum((W - W0) ** 2)
 
     values = [F(W0, b0)]
     for n_iter in (1, 2, 5, 50):
         W, b = prox_weight_step(X, coupling, W0, b0, weight=1.0, rho=1e-3, mu=0.1, n_iter=n_iter)
         values.append(F(W, b))
     assert np.all(np.diff(values) < 0), values  # MM: every iteration decreases F
+
+
+def test_large_batches_take_float32_images_close_to_the_float64_ones():
+    X, Y = _problem(m=240, sizes=(300, 40, 3))
+    net = LiftedNetwork((300, 40, 3)).initialize(2)
+    images = []
+    MinibatchBCDSolver(net).forward_states(X, Y, images)
+    exact = net.preactivation(0, X)
+    assert images[0].dtype == np.float64 and not np.array_equal(images[0], exact)
+    np.testing.assert_allclose(images[0], exact, rtol=0, atol=1e-5 * np.abs(exact).max())
 
 
 # ------------------------------------------------------------------ training

@@ -41,7 +41,7 @@ from .fenchel_young import (
 )
 from .glm import fy_step, fy_wstep, relu_fenchel_step, relu_fenchel_wstep
 from .multinomial import softmax_step, softmax_wstep
-from .ridge import Ridge
+from .ridge import KernelRidge, Ridge
 from .simplex import (
     AppendixABounds,
     appendix_a_bounds,
@@ -59,6 +59,7 @@ __all__ = [
     "FYCoupling",
     "L2Coupling",
     "ReluFenchelCoupling",
+    "KernelRidge",
     "Ridge",
     "RowOps",
     "ScalarFY",

@@ -31,7 +31,7 @@ from cvx_lifted import threads
 from ._rowops import MEMORY, RowOps
 from ._validation import as_float_array, float_dtype, positive_scalar
 
-__all__ = ["MIXED_MIN_ENTRIES", "Ridge"]
+__all__ = ["MIXED_MIN_ENTRIES", "KernelRidge", "Ridge"]
 
 #: Float64 data with at least this many entries is multiplied in float32 (``products="auto"``).
 MIXED_MIN_ENTRIES = 1_000_000
@@ -460,3 +460,110 @@ class Ridge:
             raise ValueError(f"b must have shape ({q},), got {b_arr.shape}")
         sq = self.ops.sum(_squared_residual_chunk, self.X, T_arr, Wt=W_arr.T, b=b_arr)
         return 0.5 * float(sq) + 0.5 * self.alpha * float(np.vdot(W_arr, W_arr))
+
+
+class KernelRidge:
+    r"""Ridge regression through the :math:`m \times m` kernel matrix, for fewer rows than columns.
+
+    Returns the same minimiser as :class:`Ridge`,
+
+    .. math::
+
+        (W^\star, b^\star) = \operatorname*{argmin}_{W, b}
+            \; \frac12 \bigl\|T - X W^\top - \mathbf 1 b^\top\bigr\|_F^2 + \frac\alpha2 \|W\|_F^2
+
+    with the intercept unpenalised, from the other side of the push-through identity
+    :math:`(X_c^\top X_c + \alpha I)^{-1} X_c^\top = X_c^\top (X_c X_c^\top + \alpha I)^{-1}`,
+    :math:`X_c` being :math:`X` with its column means :math:`\bar x` taken away (centring is what
+    leaves the intercept unpenalised): :math:`W^{\star\top} = X_c^\top (K + \alpha I)^{-1}
+    (T - \mathbf 1\bar t^\top)` with :math:`K = X_c X_c^\top`, and
+    :math:`b^\star = \bar t - W^\star \bar x`.
+
+    Method: the constructor centres a copy of :math:`X` (in the product dtype), forms :math:`K`
+    (one SYRK, :math:`m^2 p`) and factors :math:`K + \alpha I` in float64 (:math:`m^3/3`);
+    :meth:`solve` takes two triangular solves (:math:`2m^2 q`) and one product
+    :math:`X_c^\top Z` (:math:`2mpq`). Against :class:`Ridge`'s :math:`p^2 m + p^3/3 + 2p^2 q +
+    2mpq` this is cheaper when :math:`m < p`: a batch of 500 rows of 784-pixel images costs
+    about 0.63 GFLOP instead of 1.08 for 300 outputs. Centring first also keeps a float32
+    :math:`K` accurate relative to the spread of the data.
+
+    Parameters
+    ----------
+    X : array_like, shape (m, p)
+        Inputs, one sample per row.
+    alpha : float
+        Ridge penalty :math:`\alpha > 0`.
+    products : {"auto", "exact", "float32"}, default "auto"
+        Precision of :math:`K` and of :math:`X_c^\top Z` (as for :class:`Ridge`; the factor and
+        the solves are float64).
+
+    Attributes
+    ----------
+    alpha : float
+        The penalty.
+    mean : ndarray, shape (p,)
+        :math:`\bar x` (float64).
+    product_dtype : numpy.dtype
+        The dtype of the centred copy and its products.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not a finite 2-D array with at least one row and column, ``alpha`` is not a
+        finite number > 0, or ``products`` is not one of ``"auto"``, ``"exact"``, ``"float32"``.
+    """
+
+    def __init__(self, X: ArrayLike, alpha: float, *, products: str = "auto") -> None:
+        X_arr = as_float_array(X, "X", ndim=2)
+        m, p = X_arr.shape
+        if m < 1 or p < 1:
+            raise ValueError(
+                f"X must have at least one row and one column, got shape {X_arr.shape}"
+            )
+        self.alpha = positive_scalar(alpha, "alpha")
+        if products not in _PRODUCTS:
+            raise ValueError(f"products must be one of {_PRODUCTS}, got {products!r}")
+        if products == "auto":
+            products = "float32" if X_arr.size >= MIXED_MIN_ENTRIES else "exact"
+        self.product_dtype = np.dtype(np.float32) if products == "float32" else X_arr.dtype
+        self.mean = X_arr.mean(axis=0, dtype=np.float64)
+        dt = self.product_dtype
+        self._Xc = np.subtract(X_arr, self.mean.astype(dt), dtype=dt)
+        K = np.asarray(threads.matmul(self._Xc, self._Xc.T), dtype=np.float64)  # SYRK
+        K[np.arange(m), np.arange(m)] += self.alpha
+        try:
+            self.factor = scipy.linalg.cho_factor(K, lower=False, check_finite=False)
+        except np.linalg.LinAlgError as exc:  # only through rounding: K + alpha I is PD
+            raise ValueError(
+                "the ridge system is numerically singular: increase alpha or rescale X"
+            ) from exc
+
+    def solve(self, T: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        r"""Ridge solution for the targets ``T`` (see the class documentation).
+
+        Parameters
+        ----------
+        T : array_like, shape (m, q)
+            Targets, one row per row of ``X``.
+
+        Returns
+        -------
+        W : ndarray, shape (q, p)
+            Weights (float64, C-contiguous).
+        b : ndarray, shape (q,)
+            Intercepts (float64).
+
+        Raises
+        ------
+        ValueError
+            If ``T`` is not a finite 2-D array with ``m`` rows.
+        """
+        T_arr = as_float_array(T, "T", ndim=2)
+        m = self._Xc.shape[0]
+        if T_arr.shape[0] != m:
+            raise ValueError(f"T must have {m} rows (one per row of X), got shape {T_arr.shape}")
+        t_mean = T_arr.mean(axis=0, dtype=np.float64)
+        Z = scipy.linalg.cho_solve(self.factor, T_arr - t_mean, check_finite=False)
+        Wt = np.asarray(threads.matmul(self._Xc.T, Z.astype(self.product_dtype, copy=False)))
+        W = np.ascontiguousarray(Wt.T, dtype=np.float64)
+        return W, t_mean - W @ self.mean
