@@ -25,6 +25,12 @@ At ``all``, the Adam reference of each round is the faster of its one-thread and
 epochs: PyTorch's spinning OpenMP threads can make an all-core epoch many times slower on a
 busy machine, and a user would run the faster setting.
 
+The estimators' default, ``solver="auto"``, trains mini-batch BCD on data this size (from
+``defaults.MINIBATCH_ROWS`` rows): each round therefore also times two epochs of
+``fit(solver="minibatch")`` on the same network with the estimators' ``lam="auto"`` (3 on the
+hidden layer), batch 500, and reports an epoch (with the objective after it) against the same
+Adam epoch.
+
 Reported: sweep / float32 Adam epoch (target <= 1, at both settings), sweep / float64 epoch,
 sweep / unavoidable products (target <= 3), medians over rounds of per-round ratios, and the peak
 memory of a default fit in a fresh process (target: extra peak <= 2.5x the data, X and Y, in the
@@ -85,17 +91,25 @@ def load_data(dtype: str, rows: int, data: str | None) -> tuple[np.ndarray, np.n
     return X, Y, y
 
 
-def run_fit(X: np.ndarray, Y: np.ndarray, args: argparse.Namespace, blas: int | str) -> Any:
+def run_fit(
+    X: np.ndarray, Y: np.ndarray, args: argparse.Namespace, blas: int | str, solver: str = "bcd"
+) -> Any:
     from cvx_lifted import LiftedNetwork, defaults
 
     net = LiftedNetwork(
         [X.shape[1], HIDDEN, 10],
         activation=args.activation,
         output=defaults.CLASSIFIER_HEAD,
-        lam=defaults.LAM,
+        lam=defaults.auto_lam(solver, 1),  # the estimators' lam="auto"
         rho=defaults.RHO,
         dtype=X.dtype,
     )
+    if solver == "minibatch":
+        result = net.fit(
+            X, Y, solver="minibatch", max_iter=args.epochs, tol=0, random_state=args.seed,
+            blas_threads=blas,
+        )  # fmt: skip
+        return net, result
     kwargs: dict[str, Any] = {}
     if args.weight_max_iter:
         kwargs["weight_max_iter"] = args.weight_max_iter
@@ -159,7 +173,7 @@ def memory_child(args: argparse.Namespace) -> None:
     Y = np.load(os.path.join(args.child_dir, f"Y_{args.child_dtype}.npy"))
     load_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    run_fit(X, Y, args, "auto")
+    run_fit(X, Y, args, "auto", args.child_solver)
     fit_seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     data_bytes = X.nbytes + Y.nbytes
@@ -167,6 +181,7 @@ def memory_child(args: argparse.Namespace) -> None:
         json.dumps(
             {
                 "dtype": X.dtype.name,
+                "solver": args.child_solver,
                 "rows": int(X.shape[0]),
                 "fit_seconds": fit_seconds,
                 "maxrss_after_imports_kb": base,
@@ -195,22 +210,26 @@ def run_memory(args: argparse.Namespace) -> list[dict[str, Any]]:
         proc = subprocess.run(prep, capture_output=True, text=True, env=_child_env(), check=False)
         if proc.returncode != 0:
             return [{"error": "data preparation failed: " + proc.stderr[-2000:]}]
-        for dt in args.dtypes:
-            cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", "--child-dtype", dt]
-            cmd += ["--child-dir", tmpdir, "--sweeps", str(args.sweeps), "--seed", str(args.seed)]
-            cmd += ["--activation", args.activation, "--keep-blas-env"]
-            if args.weight_max_iter:
-                cmd += ["--weight-max-iter", str(args.weight_max_iter)]
-            proc = subprocess.run(
-                cmd, capture_output=True, text=True, env=_child_env(), check=False
-            )
-            if proc.returncode != 0:
-                out.append({"dtype": dt, "error": proc.stderr[-2000:]})
-                print(f"  memory {dt}: child failed\n{proc.stderr[-2000:]}")
-                continue
-            mem = json.loads(proc.stdout.strip().splitlines()[-1])
-            out.append(mem)
-            print(f"  memory {dt}: extra peak {mem['extra_over_data']:.2f}x the data", flush=True)
+        for solver in ("bcd", "minibatch"):
+            for dt in args.dtypes:
+                cmd = [sys.executable, os.path.abspath(__file__), "--memory-child"]
+                cmd += ["--child-dtype", dt, "--child-dir", tmpdir, "--child-solver", solver]
+                cmd += ["--sweeps", str(args.sweeps), "--epochs", str(args.epochs)]
+                cmd += ["--seed", str(args.seed), "--activation", args.activation]
+                cmd += ["--keep-blas-env"]
+                if args.weight_max_iter:
+                    cmd += ["--weight-max-iter", str(args.weight_max_iter)]
+                proc = subprocess.run(
+                    cmd, capture_output=True, text=True, env=_child_env(), check=False
+                )
+                if proc.returncode != 0:
+                    out.append({"dtype": dt, "solver": solver, "error": proc.stderr[-2000:]})
+                    print(f"  memory {solver} {dt}: child failed\n{proc.stderr[-2000:]}")
+                    continue
+                mem = json.loads(proc.stdout.strip().splitlines()[-1])
+                out.append(mem)
+                extra = mem["extra_over_data"]
+                print(f"  memory {solver} {dt}: extra peak {extra:.2f}x the data", flush=True)
     return out
 
 
@@ -249,6 +268,10 @@ def measure_round(
                     X, result.states[0], result.states[1], net.weights[0], net.weights[1], n
                 )
                 later = hist.seconds[2:] or hist.seconds[-1:]  # sweeps after the first
+                _, (_, mb) = timed(
+                    lambda X=X, Y=Y, blas=blas: run_fit(X, Y, args, blas, "minibatch")
+                )
+                epoch_s = median([x["epoch"] + x["objective"] for x in mb.history.seconds[1:]])
                 rec = {
                     "round": r,
                     "threads": setting,
@@ -260,6 +283,7 @@ def measure_round(
                     "residuals": hist.residuals[-1],
                     "objective": hist.objective,
                     "floor": floor,
+                    "epoch_seconds": epoch_s,
                     "load": os.getloadavg()[0],
                     "chooser": result.chooser,
                 }
@@ -271,6 +295,7 @@ def measure_round(
                 print(
                     f"  round {r} threads={setting} {dt}: sweep {sweep_s:.2f}s "
                     f"({blocks}); floor {floor['sum']:.2f}s; fit {t_fit:.1f}s; "
+                    f"mini-batch epoch {epoch_s:.2f}s; "
                     f"load {rec['load']:.2f}",
                     flush=True,
                 )
@@ -326,6 +351,10 @@ def summarise(
                     s[f"sweep_over_adam_{tdt}"] = median(
                         [x["sweep_seconds"]["sweep"] / eps[x["round"]][tdt] for x in recs]
                     )
+                s["epoch_over_adam_float32"] = median(
+                    [x["epoch_seconds"] / eps[x["round"]]["float32"] for x in recs]
+                )
+            s["epoch"] = median([x["epoch_seconds"] for x in recs])
             s["residuals"] = recs[-1]["residuals"]
             summary.append(s)
     return summary
@@ -364,6 +393,28 @@ def print_tables(summary: list[dict[str, Any]], memory: list[dict[str, Any]], ar
     headers += [f"≤{TARGET_FLOOR:g}x"]
     print(fmt_table(headers, rows))
     print()
+    print(
+        "one mini-batch epoch (solver='auto' on these rows; lam 3 on the hidden layer, batch 500):"
+    )
+    print(
+        fmt_table(
+            ["threads", "dtype", "epoch", "Adam f32", "epoch/Adam f32", f"≤{TARGET_EPOCH:g}x"],
+            [
+                [
+                    s["threads"],
+                    s["dtype"],
+                    s["epoch"],
+                    s.get("adam_float32", np.nan),
+                    s.get("epoch_over_adam_float32", np.nan),
+                    verdict(s["epoch_over_adam_float32"] <= TARGET_EPOCH)
+                    if "epoch_over_adam_float32" in s
+                    else "",
+                ]
+                for s in summary
+            ],
+        )
+    )
+    print()
     names = list(summary[0]["floor"]) if summary else []
     print("unavoidable products (float32, seconds; at 'all' the better of 1 and all cores):")
     print(
@@ -380,9 +431,11 @@ def print_tables(summary: list[dict[str, Any]], memory: list[dict[str, Any]], ar
         )
         print(
             fmt_table(
-                ["dtype", "data MB", "peak MB", "extra MB", "extra / data", f"≤{TARGET_MEMORY:g}x"],
+                ["solver", "dtype", "data MB", "peak MB", "extra MB", "extra / data"]
+                + [f"≤{TARGET_MEMORY:g}x"],
                 [
                     [
+                        m["solver"],
                         m["dtype"],
                         m["data_bytes"] / 2**20,
                         m["maxrss_end_kb"] / 1024,
@@ -407,6 +460,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     p.add_argument(
         "--sweeps", type=int, default=3, help="fit(max_iter=...); sweeps 2.. are reported"
     )
+    p.add_argument("--epochs", type=int, default=2, help="mini-batch fit(max_iter=...)")
     p.add_argument("--weight-max-iter", type=int, default=None, help="BCD weight_max_iter")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch epochs")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
@@ -417,6 +471,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--child-dtype", default="float64", help=argparse.SUPPRESS)
     p.add_argument("--child-dir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--child-solver", default="bcd", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.memory_child:
         memory_child(args)

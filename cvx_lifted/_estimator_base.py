@@ -34,7 +34,7 @@ from cvx_lifted.bcd import blas_limits
 from cvx_lifted.distributed import is_dask_array
 from cvx_lifted.exceptions import NotRepresentableError
 from cvx_lifted.history import BCDResult
-from cvx_lifted.minibatch import MinibatchBCDSolver, MinibatchState
+from cvx_lifted.minibatch import MinibatchBCDSolver, MinibatchState, unsupported_blocks
 from cvx_lifted.network import LiftedNetwork, resolve_activation
 
 __all__: list[str] = []
@@ -72,11 +72,11 @@ def _check_activation(value: Any, name: str) -> None:
 
 
 def _minibatch_only(estimator: Any) -> bool:
-    """``partial_fit`` exists with ``solver="minibatch"`` (scikit-learn's ``available_if``)."""
-    if estimator.solver != "minibatch":
+    """``partial_fit`` exists unless ``solver="bcd"`` (scikit-learn's ``available_if``)."""
+    if estimator.solver == "bcd":
         raise AttributeError(
-            f"partial_fit is available with solver='minibatch' only, got "
-            f"solver={estimator.solver!r}."
+            "partial_fit trains mini-batch BCD, so it is not available with solver='bcd'; use "
+            "solver='minibatch' or 'auto'."
         )
     return True
 
@@ -197,11 +197,27 @@ class _BaseLiftedMLP(BaseEstimator):
                 f"no convex-program form, so it cannot be trained: {exc}"
             ) from exc
 
+    def _training_solver(
+        self, shape: tuple[int, ...], n_outputs: int, hidden: tuple[int, ...], lazy: bool
+    ) -> str:
+        """Return the algorithm that trains on data of ``shape`` (``solver="auto"`` resolved).
+
+        ``lazy``: the data are a Dask array, which only full-batch BCD trains.
+        """
+        if self.solver != "auto":
+            return str(self.solver)
+        possible = not lazy and self.backend != "cvxpy"  # backend="cvxpy": compiled blocks only
+        if possible and shape[0] >= defaults.MINIBATCH_ROWS:  # only then build one to ask
+            network = self._build_network(shape[1], n_outputs, hidden, "minibatch")
+            possible = not unsupported_blocks(network)
+        return defaults.auto_solver(shape[0], minibatch_possible=possible)
+
     def _fit_network(
         self, X: FloatArray, Y: FloatArray, hidden: tuple[int, ...], warm: bool
     ) -> None:
         """Build (or warm start) the network, train it on ``(X, Y)`` and set fitted attributes."""
-        network = self._build_network(X.shape[1], Y.shape[1], hidden, self.solver)
+        solver = self._training_solver(X.shape, Y.shape[1], hidden, is_dask_array(X))
+        network = self._build_network(X.shape[1], Y.shape[1], hidden, solver)
         if warm:
             previous = self.network_
             if previous.layer_sizes != network.layer_sizes:
@@ -213,7 +229,7 @@ class _BaseLiftedMLP(BaseEstimator):
                 )
             network.set_weights(previous.weights, previous.biases)
         self.__dict__.pop("_minibatch_state", None)
-        if self.solver == "minibatch":  # network.fit refuses a Dask array with advice
+        if solver == "minibatch":  # network.fit refuses a Dask array with advice
             order = self._seed()  # the initialisation's seed also orders the rows
             result = network.fit(
                 X, Y, solver="minibatch", max_iter=self.max_iter, tol=self.tol,
@@ -236,10 +252,10 @@ class _BaseLiftedMLP(BaseEstimator):
                 random_state=seed,
                 warm_start=warm,
             )
-        self._set_fitted(network, result, int(Y.shape[1]))
+        self._set_fitted(network, result, int(Y.shape[1]), solver)
         if not result.converged and result.stop_reason in ("max_iter", "time_limit"):
             limit = (
-                f"max_iter={self.max_iter} {'epochs' if self.solver == 'minibatch' else 'sweeps'}"
+                f"max_iter={self.max_iter} {'epochs' if solver == 'minibatch' else 'sweeps'}"
                 if result.stop_reason == "max_iter"
                 else f"time_limit={self.time_limit} s"
             )
@@ -270,7 +286,7 @@ class _BaseLiftedMLP(BaseEstimator):
     def _partial_fit_rows(self, X: FloatArray, Y: FloatArray, hidden: tuple[int, ...]) -> None:
         """One mini-batch epoch over ``(X, Y)``, from the current fit or a new network."""
         first = not hasattr(self, "network_")
-        network = self._build_network(X.shape[1], Y.shape[1], hidden, self.solver)
+        network = self._build_network(X.shape[1], Y.shape[1], hidden, "minibatch")
         if not first:
             if self.network_.layer_sizes != network.layer_sizes:
                 raise ValueError(
@@ -289,10 +305,13 @@ class _BaseLiftedMLP(BaseEstimator):
         result = BCDResult(
             network, state.states[1:], state.history, state.epoch, False, "partial_fit"
         )
-        self._set_fitted(network, result, int(Y.shape[1]))
+        self._set_fitted(network, result, int(Y.shape[1]), "minibatch")
 
-    def _set_fitted(self, network: LiftedNetwork, result: BCDResult, n_outputs: int) -> None:
+    def _set_fitted(
+        self, network: LiftedNetwork, result: BCDResult, n_outputs: int, solver: str
+    ) -> None:
         self.network_ = network
+        self.solver_ = solver
         self.coefs_ = [W.T for W in network.weights]
         self.intercepts_ = list(network.biases)
         self.n_iter_ = int(result.n_iter)

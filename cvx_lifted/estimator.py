@@ -6,9 +6,11 @@ rules (``get_params``/``set_params``, validation in :meth:`fit`, fitted attribut
 ``_``) and take the parameter names of :class:`sklearn.neural_network.MLPClassifier` and
 :class:`~sklearn.neural_network.MLPRegressor` where those exist. They are a thin veneer: validate
 the data, encode the targets as a matrix :math:`Y` (one-hot rows for classification), build a
-:class:`~cvx_lifted.network.LiftedNetwork` and train it by block-coordinate descent
-(:class:`~cvx_lifted.bcd.BCDSolver`), then keep the results. Row-chunked Dask arrays train on
-a cluster instead (:mod:`cvx_lifted.distributed`); predictions of them are lazy Dask arrays.
+:class:`~cvx_lifted.network.LiftedNetwork` and train it by block-coordinate descent, full-batch
+(:class:`~cvx_lifted.bcd.BCDSolver`) or, by default from 5,000 training rows, mini-batch
+(:class:`~cvx_lifted.minibatch.MinibatchBCDSolver`), then keep the results. Row-chunked Dask
+arrays train on a cluster instead (:mod:`cvx_lifted.distributed`); predictions of them are
+lazy Dask arrays.
 
 Every default comes from :mod:`cvx_lifted.defaults`, shared with
 :class:`~cvx_lifted.network.LiftedNetwork` and the command line (re-exported here as
@@ -16,6 +18,7 @@ Every default comes from :mod:`cvx_lifted.defaults`, shared with
 
 How an estimator relates to a direct :class:`~cvx_lifted.network.LiftedNetwork` fit
 ------------------------------------------------------------------------------------
+On fewer than :data:`~cvx_lifted.defaults.MINIBATCH_ROWS` rows (or with ``solver="bcd"``),
 ``LiftedMLPClassifier(hidden_layer_sizes=(h,), random_state=k).fit(X, y)`` trains exactly the
 network ``LiftedNetwork([n, h, n_classes], output="simplex_xent").fit(X, Y, random_state=k)``
 with ``Y`` the one-hot encoding of ``y`` (classes in sorted order), with the same defaults
@@ -24,8 +27,10 @@ the initialisation directly, so both give the same weights and the same predicti
 accuracy on the README's digits split). What the estimator adds by design: label encoding,
 scikit-learn's input validation, a :class:`~sklearn.exceptions.ConvergenceWarning`, and the
 ``"simplex_xent"`` head by default (``LiftedNetwork`` defaults to ``"squared"``, since it does
-not know that ``Y`` holds classes). Neither rescales inputs; ``cvx-lifted train`` does
-(it standardises file features for training), so it gives different numbers on the same file.
+not know that ``Y`` holds classes), and the choice of mini-batch BCD on more rows
+(``LiftedNetwork.fit`` trains full-batch unless given ``solver="minibatch"``). Neither
+rescales inputs; ``cvx-lifted train`` does (it standardises file features for training), so it
+gives different numbers on the same file.
 A ``RandomState`` instance as ``random_state`` is consumed: a seed is drawn from it.
 
 Conventions
@@ -126,7 +131,7 @@ BACKENDS: tuple[str, ...] = ("auto", "numpy", "cvxpy")
 """Values of ``backend``."""
 PREDICTIONS: tuple[str, ...] = ("feedforward", "lifted")
 """Values of ``prediction``."""
-SOLVERS: tuple[str, ...] = ("bcd", "minibatch")
+SOLVERS: tuple[str, ...] = ("auto", "bcd", "minibatch")
 """Values of ``solver``."""
 
 
@@ -189,13 +194,13 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
         one per hidden layer.
     lam : float, sequence of float or "auto", default="auto"
         :math:`\lambda > 0`, weight of each layer's divergence (a scalar, or one value per weight
-        layer, ``len(hidden_layer_sizes) + 1``). ``"auto"``: 1 for every layer when the solver
-        is ``"bcd"``; 3 for the hidden layers and 1 for the output layer with ``"minibatch"``
+        layer, ``len(hidden_layer_sizes) + 1``). ``"auto"``: 1 for every layer when full-batch
+        BCD trains; 3 for the hidden layers and 1 for the output layer with mini-batch BCD
         (:func:`cvx_lifted.defaults.auto_lam`, measured on six data sets).
     rho : float or sequence of float, default=1e-3
         :math:`\rho \ge 0`, squared-Frobenius penalty on each weight matrix.
     max_iter : int, default=20
-        Maximum number of BCD sweeps.
+        Maximum number of BCD sweeps (epochs when mini-batch BCD trains).
     tol : float, default=1e-4
         Stop when the relative objective decrease of a sweep is below ``tol``.
     backend : {"auto", "numpy", "cvxpy"}, default="auto"
@@ -223,12 +228,16 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
         :meth:`~cvx_lifted.network.LiftedNetwork.predict_lifted`), an iterative solve in which
         each row stops on its own test, so that a row's prediction does not depend on the rows
         predicted alongside it.
-    solver : {"bcd", "minibatch"}, default="bcd"
+    solver : {"auto", "bcd", "minibatch"}, default="auto"
         Training algorithm: full-batch block-coordinate descent, every block an exact step and
         the objective monotone (:class:`~cvx_lifted.bcd.BCDSolver`), or mini-batch BCD
         (:class:`~cvx_lifted.minibatch.MinibatchBCDSolver`: states per batch, proximal weight
         steps; ``max_iter`` counts epochs; per batch every block decreases the batch's proximal
         objective, the full objective is not monotone), which also provides :meth:`partial_fit`.
+        ``"auto"``: mini-batch BCD from 5,000 training rows in memory when every block of the
+        network has a fast path, full-batch BCD otherwise
+        (:func:`cvx_lifted.defaults.auto_solver`; ``solver_`` says which one trained);
+        :meth:`partial_fit` always trains mini-batch.
     batch_size : int, default=500
         Rows per batch of ``solver="minibatch"``.
     prox : float, default=0.006
@@ -247,8 +256,10 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
     intercepts_ : list of ndarray
         ``intercepts_[i]`` of shape ``(n_out,)``.
     n_iter_ : int
-        Number of BCD sweeps run by the last fit (epochs for ``solver="minibatch"``, counting
+        Number of BCD sweeps run by the last fit (epochs when mini-batch BCD trained, counting
         every :meth:`partial_fit` call as one).
+    solver_ : {"bcd", "minibatch"}
+        The training algorithm of the last fit (what ``solver="auto"`` chose).
     objective_curve_ : ndarray of shape (``n_iter_``,)
         Lifted objective after each sweep of the last fit (the objective at the initial point is
         ``history_.objective[0]``).
@@ -422,7 +433,8 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
     ) -> LiftedMLPClassifier:
         """Train for one mini-batch epoch over ``(X, y)``, continuing from the current fit.
 
-        Available with ``solver="minibatch"``. The first call (on an unfitted estimator) starts
+        Available with ``solver="minibatch"`` and ``"auto"`` (it always trains mini-batch
+        BCD). The first call (on an unfitted estimator) starts
         from a fresh initialisation and needs ``classes``, every label that any call will see;
         each later call continues from the weights and the prox schedule where the previous
         ``fit`` or ``partial_fit`` left them (``warm_start`` plays no part).
@@ -534,13 +546,13 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
         one per hidden layer.
     lam : float, sequence of float or "auto", default="auto"
         :math:`\lambda > 0`, weight of each layer's divergence (a scalar, or one value per weight
-        layer, ``len(hidden_layer_sizes) + 1``). ``"auto"``: 1 for every layer when the solver
-        is ``"bcd"``; 3 for the hidden layers and 1 for the output layer with ``"minibatch"``
+        layer, ``len(hidden_layer_sizes) + 1``). ``"auto"``: 1 for every layer when full-batch
+        BCD trains; 3 for the hidden layers and 1 for the output layer with mini-batch BCD
         (:func:`cvx_lifted.defaults.auto_lam`, measured on six data sets).
     rho : float or sequence of float, default=1e-3
         :math:`\rho \ge 0`, squared-Frobenius penalty on each weight matrix.
     max_iter : int, default=20
-        Maximum number of BCD sweeps.
+        Maximum number of BCD sweeps (epochs when mini-batch BCD trains).
     tol : float, default=1e-4
         Stop when the relative objective decrease of a sweep is below ``tol``.
     backend : {"auto", "numpy", "cvxpy"}, default="auto"
@@ -569,12 +581,16 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
         :meth:`~cvx_lifted.network.LiftedNetwork.predict_lifted`), an iterative solve in which
         each row stops on its own test, so that a row's prediction does not depend on the rows
         predicted alongside it.
-    solver : {"bcd", "minibatch"}, default="bcd"
+    solver : {"auto", "bcd", "minibatch"}, default="auto"
         Training algorithm: full-batch block-coordinate descent, every block an exact step and
         the objective monotone (:class:`~cvx_lifted.bcd.BCDSolver`), or mini-batch BCD
         (:class:`~cvx_lifted.minibatch.MinibatchBCDSolver`: states per batch, proximal weight
         steps; ``max_iter`` counts epochs; per batch every block decreases the batch's proximal
         objective, the full objective is not monotone), which also provides :meth:`partial_fit`.
+        ``"auto"``: mini-batch BCD from 5,000 training rows in memory when every block of the
+        network has a fast path, full-batch BCD otherwise
+        (:func:`cvx_lifted.defaults.auto_solver`; ``solver_`` says which one trained);
+        :meth:`partial_fit` always trains mini-batch.
     batch_size : int, default=500
         Rows per batch of ``solver="minibatch"``.
     prox : float, default=0.006
@@ -591,8 +607,10 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
     intercepts_ : list of ndarray
         ``intercepts_[i]`` of shape ``(n_out,)``.
     n_iter_ : int
-        Number of BCD sweeps run by the last fit (epochs for ``solver="minibatch"``, counting
+        Number of BCD sweeps run by the last fit (epochs when mini-batch BCD trained, counting
         every :meth:`partial_fit` call as one).
+    solver_ : {"bcd", "minibatch"}
+        The training algorithm of the last fit (what ``solver="auto"`` chose).
     objective_curve_ : ndarray of shape (``n_iter_``,)
         Lifted objective after each sweep of the last fit (the objective at the initial point is
         ``history_.objective[0]``).
@@ -761,7 +779,8 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
     def partial_fit(self, X: ArrayLike, y: ArrayLike) -> LiftedMLPRegressor:
         """Train for one mini-batch epoch over ``(X, y)``, continuing from the current fit.
 
-        Available with ``solver="minibatch"``. The first call (on an unfitted estimator) starts
+        Available with ``solver="minibatch"`` and ``"auto"`` (it always trains mini-batch
+        BCD). The first call (on an unfitted estimator) starts
         from a fresh initialisation; each later call continues from the weights and the prox
         schedule where the previous ``fit`` or ``partial_fit`` left them.
 

@@ -93,7 +93,7 @@ from cvx_lifted.history import BCDHistory, BCDResult
 if TYPE_CHECKING:
     from cvx_lifted.network import LiftedNetwork
 
-__all__ = ["MinibatchBCDSolver", "MinibatchState", "prox_weight_step"]
+__all__ = ["MinibatchBCDSolver", "MinibatchState", "prox_weight_step", "unsupported_blocks"]
 
 FloatArray = NDArray[np.floating[Any]]
 
@@ -196,6 +196,37 @@ def prox_weight_step(
             W_k, b_k = solver.solve_moments(XtT + centre, col_sums)
         U = None
     return W_k, b_k
+
+
+def unsupported_blocks(net: LiftedNetwork) -> list[str]:
+    """Return the blocks of ``net`` that :class:`MinibatchBCDSolver` cannot train (``[]``: none).
+
+    Mini-batch BCD needs a row-separable fast path (:mod:`cvx_lifted.paths`) for every state,
+    output and weight block, and the ``"l2"`` weight penalty of its proximal weight step.
+
+    Parameters
+    ----------
+    net : LiftedNetwork
+        The network to train.
+
+    Returns
+    -------
+    list of str
+        The names of the blocks without a fast path (``"W0"``, ``"X1"``, ``"output"``, ...).
+    """
+    missing = []
+    if net.penalty != "l2":
+        missing.append(f"W* (penalty={net.penalty!r}, the proximal weight step needs 'l2')")
+    for layer in range(net.n_layers):
+        if paths.COUPLING.find(net.divergence_of(layer)) is None:
+            missing.append(f"W{layer}")
+    for layer in range(1, net.n_hidden + 1):
+        prev, following = net.activations[layer - 1], net.divergence_of(layer)
+        if paths.STATE.find(prev) is None or paths.COUPLING.find(following) is None:
+            missing.append(f"X{layer}")
+    if net.head.has_state and paths.OUTPUT.find(net.head) is None:
+        missing.append("output")
+    return missing
 
 
 @dataclass
@@ -344,18 +375,7 @@ class MinibatchBCDSolver:
     # ------------------------------------------------------------------ paths
     def _check_paths(self) -> None:
         net = self.network
-        missing = []
-        if net.penalty != "l2":
-            missing.append(f"W* (penalty={net.penalty!r}, the proximal weight step needs 'l2')")
-        for layer in range(net.n_layers):
-            if paths.COUPLING.find(net.divergence_of(layer)) is None:
-                missing.append(f"W{layer}")
-        for layer in range(1, net.n_hidden + 1):
-            prev, following = net.activations[layer - 1], net.divergence_of(layer)
-            if paths.STATE.find(prev) is None or paths.COUPLING.find(following) is None:
-                missing.append(f"X{layer}")
-        if net.head.has_state and paths.OUTPUT.find(net.head) is None:
-            missing.append("output")
+        missing = unsupported_blocks(net)
         if missing:
             raise ValueError(
                 f"solver='minibatch' needs a row-separable fast path for every block, and block(s) "

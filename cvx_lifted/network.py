@@ -625,7 +625,8 @@ class LiftedNetwork:
         Y : array_like, shape (m, n_outputs)
             Targets (one-hot rows for classification heads).
         **options
-            ``solver``: ``"bcd"`` (default, :data:`cvx_lifted.defaults.SOLVER`), full-batch
+            ``solver``: ``"bcd"`` (default; the estimators' ``solver="auto"`` may choose
+            either), full-batch
             block-coordinate descent (:class:`~cvx_lifted.bcd.BCDSolver`; on Dask arrays
             :class:`~cvx_lifted.distributed.DaskBCDSolver`), whose every block decreases the
             objective; or ``"minibatch"``, mini-batch BCD
@@ -652,7 +653,7 @@ class LiftedNetwork:
         random_state = options.pop("random_state", None)
         warm_start = options.pop("warm_start", False)
         user_callback = options.pop("callback", None)
-        solver_name = options.pop("solver", defaults.SOLVER)
+        solver_name = options.pop("solver", "bcd")
         if solver_name not in ("bcd", "minibatch"):
             raise ValueError(f"solver must be 'bcd' or 'minibatch', got {solver_name!r}.")
         options.setdefault("max_iter", defaults.SWEEPS)

@@ -285,6 +285,22 @@ def test_train_with_the_minibatch_solver_reports_every_epoch(tmp_path, capsys):
     assert network.lam.tolist() == [3.0, 1.0]  # --lam auto (the default) follows --solver
 
 
+@pytest.mark.parametrize(("rows_from", "unit"), [(100, "epoch"), (10_000, "sweep")])
+def test_train_solver_auto_says_which_solver_trains(tmp_path, capsys, monkeypatch, rows_from, unit):
+    monkeypatch.setattr(cl.defaults, "MINIBATCH_ROWS", rows_from)  # 5,000 by default
+    X, y = _blobs(["b", "a", "c"], m_per=40, seed=6)
+    data = _write_csv(tmp_path / "d.csv", X, y)
+    argv = ["train", str(data), "-o", str(tmp_path / "m"), "--hidden", "8", "--sweeps", "2"]
+    assert cli.main([*argv, "--batch-size", "30", "--progress", "lines", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    solver = {"epoch": "mini-batch BCD", "sweep": "full-batch BCD"}[unit]
+    assert f"on 120 rows, up to 2 {unit}s of {solver}" in out
+    assert re.findall(rf"^  {unit} +(\d+)  objective", out, re.M) == ["0", "1", "2"]
+    assert re.search(rf"^trained in [\d.]+ s: 2 {unit}s, stopped by max_iter", out, re.M)
+    paths = set(load_model(tmp_path / "m.cvxl").network.history.paths.values())
+    assert (paths == {"minibatch"}) == (unit == "epoch")
+
+
 def test_train_minibatch_on_a_cluster_is_refused(tmp_path, capsys):
     X, y = _blobs(["b", "a"], m_per=6)
     data = _write_csv(tmp_path / "d.csv", X, y)

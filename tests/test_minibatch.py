@@ -4,11 +4,12 @@
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from cvx_lifted import LiftedNetwork, MinibatchBCDSolver, kernels, paths
+from cvx_lifted import LiftedNetwork, MinibatchBCDSolver, defaults, kernels, paths
 from cvx_lifted.estimator import LiftedMLPClassifier, LiftedMLPRegressor
 from cvx_lifted.minibatch import prox_weight_step
 
@@ -269,12 +270,64 @@ def test_partial_fit_classes_rules(digits):
         clf.partial_fit(X_train[:20], y_train[:20], classes=np.arange(11))
 
 
-def test_partial_fit_exists_with_the_minibatch_solver_only():
-    assert not hasattr(LiftedMLPClassifier(), "partial_fit")
+def test_partial_fit_exists_unless_the_solver_is_full_batch():
+    assert not hasattr(LiftedMLPClassifier(solver="bcd"), "partial_fit")
     assert hasattr(LiftedMLPRegressor(solver="minibatch"), "partial_fit")
+    assert hasattr(LiftedMLPRegressor(), "partial_fit")  # solver="auto"
     with pytest.raises(AttributeError) as info:
         LiftedMLPRegressor(solver="bcd").partial_fit([[0.0]], [0.0])
-    assert "available with solver='minibatch' only" in str(info.value.__cause__)
+    assert "not available with solver='bcd'" in str(info.value.__cause__)
+
+
+# ------------------------------------------------------------------ solver="auto"
+@pytest.fixture
+def auto_from_100_rows(monkeypatch):
+    """``solver="auto"`` choosing mini-batch BCD from 100 rows (5,000 by default)."""
+    monkeypatch.setattr(defaults, "MINIBATCH_ROWS", 100)
+
+
+def test_auto_solver_rule():
+    rows = defaults.MINIBATCH_ROWS
+    assert defaults.auto_solver(rows) == "minibatch"
+    assert defaults.auto_solver(rows - 1) == "bcd"
+    assert defaults.auto_solver(10 * rows, minibatch_possible=False) == "bcd"
+
+
+def test_auto_trains_full_batch_on_few_rows_as_solver_bcd(digits):
+    X_train, _, y_train, _ = digits
+    kw = {"hidden_layer_sizes": (8,), "max_iter": 3, "random_state": 0}
+    auto = LiftedMLPClassifier(**kw).fit(X_train[:300], y_train[:300])
+    bcd = LiftedMLPClassifier(**kw, solver="bcd").fit(X_train[:300], y_train[:300])
+    assert auto.solver_ == bcd.solver_ == "bcd"
+    for a, b in zip(auto.coefs_, bcd.coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_auto_trains_mini_batch_on_many_rows_as_solver_minibatch(digits, auto_from_100_rows):
+    X_train, _, y_train, _ = digits
+    kw = {"hidden_layer_sizes": (8,), "max_iter": 2, "random_state": 0, "batch_size": 100}
+    auto = LiftedMLPClassifier(**kw).fit(X_train[:300], y_train[:300])
+    mb = LiftedMLPClassifier(**kw, solver="minibatch").fit(X_train[:300], y_train[:300])
+    assert auto.solver_ == mb.solver_ == "minibatch"
+    assert auto.network_.lam.tolist() == [defaults.MINIBATCH_LAM, defaults.LAM]  # lam="auto"
+    for a, b in zip(auto.coefs_, mb.coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # max_iter counts epochs, and the warning says so
+    with pytest.warns(ConvergenceWarning, match="max_iter=2 epochs"):
+        LiftedMLPClassifier(**kw).fit(X_train[:300], y_train[:300])
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"activation": "leaky_relu"}, {"backend": "cvxpy"}],
+    ids=["no-fast-path", "backend-cvxpy"],
+)
+def test_auto_keeps_full_batch_when_mini_batch_cannot_train(digits, auto_from_100_rows, params):
+    X_train, _, y_train, _ = digits
+    clf = LiftedMLPClassifier(hidden_layer_sizes=(4,), random_state=0, **params)
+    assert clf._training_solver((300, 64), 10, (4,), False) == "bcd"
+    assert LiftedMLPClassifier()._training_solver((300, 64), 10, (4,), False) == "minibatch"
+    assert LiftedMLPClassifier()._training_solver((300, 64), 10, (4,), True) == "bcd"  # Dask
 
 
 # ------------------------------------------------------------------ errors

@@ -168,8 +168,8 @@ def add_training_options(
         "--lam",
         type=lam_or_auto if auto else positive_float,
         default=lam,
-        help="divergence weight lambda, or auto: 1 with --solver bcd, 3 for the hidden layers "
-        "and 1 for the output layer with --solver minibatch (default: auto)"
+        help="divergence weight lambda, or auto: 1 when full-batch BCD trains, 3 for the hidden "
+        "layers and 1 for the output layer when mini-batch BCD does (default: auto)"
         if auto
         else f"divergence weight lambda (default: {lam:g})",
     )

@@ -449,11 +449,12 @@ def add_train(sub: SubParsers) -> None:
     p.add_argument("--time-limit", type=positive_float, metavar="SECONDS", help="wall-time budget")
     p.add_argument(
         "--solver",
-        choices=("bcd", "minibatch"),
+        choices=("auto", "bcd", "minibatch"),
         default=defaults.SOLVER,
         help="bcd: full-batch block-coordinate descent, every block decreases the objective; "
-        "minibatch: mini-batch BCD, --sweeps counts epochs (a stochastic method, in memory) "
-        f"(default: {defaults.SOLVER})",
+        "minibatch: mini-batch BCD, --sweeps counts epochs (a stochastic method, in memory); "
+        f"auto: minibatch from {defaults.MINIBATCH_ROWS:,} training rows in memory when every "
+        f"block has a fast path, bcd otherwise (default: {defaults.SOLVER})",
     )
     p.add_argument(
         "--batch-size",
@@ -558,16 +559,19 @@ def _train(args: argparse.Namespace) -> int:
     estimator = _estimator(task, args)
     # the estimator's classes_ will be these: the sorted distinct training labels
     classes = None if task != "classify" else labels if X_val is None else np.unique(y_tr)
-    unit = "epoch" if args.solver == "minibatch" else "sweep"
+    n_out = classes.size if classes is not None else (1 if y.ndim == 1 else y.shape[1])
+    distributed = lazy or args.scheduler is not None
+    solver = estimator._training_solver(X_tr.shape, n_out, tuple(args.hidden), distributed)
+    unit = "epoch" if solver == "minibatch" else "sweep"
     printer = SweepPrinter(unit) if progress_mode(args.progress) == "lines" else None
     options = _solver_options(args, classes, (X_val, y_val), x_scaler, y_scaler, printer)
-    n_out = classes.size if classes is not None else (1 if y.ndim == 1 else y.shape[1])
     sizes = [data.X.shape[1], *args.hidden, n_out]
     print(
         f"training {sizes} ({args.activation}, output {estimator.output}) on {X_tr.shape[0]} "
         "rows"
         + (f", validating on {X_val.shape[0]}" if X_val is not None else "")
-        + f", up to {args.sweeps} sweeps"
+        + f", up to {args.sweeps} {unit}s of "
+        + ("mini-batch BCD" if solver == "minibatch" else "full-batch BCD")
     )
     t0 = time.perf_counter()
     X_fit: Any = x_scaler.transform(X_tr) if x_scaler is not None else X_tr
@@ -585,7 +589,7 @@ def _train(args: argparse.Namespace) -> int:
     _fold_scalers(estimator, x_scaler, y_scaler)
     history = estimator.history_
     print(
-        f"trained in {seconds:.1f} s: {estimator.n_iter_} sweeps, stopped by "
+        f"trained in {seconds:.1f} s: {estimator.n_iter_} {unit}s, stopped by "
         f"{estimator.stop_reason_}, objective {history.objective[0]:.6g} -> "
         f"{history.objective[-1]:.6g}"
     )
