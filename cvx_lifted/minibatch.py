@@ -58,14 +58,14 @@ Nothing is claimed for the full objective: it is recorded after every epoch (at 
 a forward pass and an exact output step, on at most ``objective_rows`` rows) but may rise, as
 for any stochastic method.
 
-Measured on MNIST-10k (784-300-10, ``relu_fenchel``, ``simplex_xent``, lam 1, rho 1e-3, one
-BLAS thread on a shared, loaded machine, the defaults: batch 500, prox 0.006, momentum 0.9, one
-MM iteration): test accuracy 0.924, 0.940, 0.949, 0.953, 0.954 after epochs 1-5 and 0.955-0.960
-after 7-10 epochs, about 1.1 s per epoch, where full-batch BCD reaches 0.931 after 8 sweeps
-(6.8 s) and 0.9415 after 20 (16 s), and float32 Adam 0.9535 after 17 epochs. Without momentum:
-0.887 after one epoch, 0.940 after 10. On Fashion-MNIST (60,000 rows, 7-8 s per epoch) 0.850,
-0.853, 0.856 after epochs 1-3, where full-batch BCD ends at 0.852: the lifted model itself
-underfits there (training accuracy 0.875, for every setting tried).
+Measured (``benchmarks/bench_accuracy.py``, 784-300-10, ``relu_fenchel``, ``simplex_xent``, the
+estimators' ``lam="auto"`` (3 on the hidden layer), rho 1e-3, the defaults: batch 500, prox
+0.006, momentum 0.9, one MM iteration; one BLAS thread): on MNIST-10k (8,000 rows, pixels in
+[0, 1]) test accuracy 0.925, 0.950, 0.953 after epochs 1-3 and 0.959-0.964 after 5-20, about
+0.3 s per epoch, where full-batch BCD ends at 0.942 after 20 sweeps and float32 Adam at 0.956.
+On Fashion-MNIST (60,000 rows, about 2.1 s per epoch) 0.858, 0.862, 0.867 after epochs 1-3 and
+at most 0.872 on the raw pixels; on standardised inputs 0.858, 0.870, 0.879 and 0.894 at best,
+where Adam reaches 0.892 on either (full-batch BCD: 0.853 and 0.837).
 """
 
 from __future__ import annotations
@@ -308,7 +308,13 @@ class MinibatchBCDSolver:
     verbose : bool, default=False
         Show a progress bar.
     blas_threads : int, "auto" or None, default="auto"
-        BLAS threads (see :class:`~cvx_lifted.bcd.BCDSolver`).
+        BLAS threads: an integer for everything, ``None`` to leave the setting alone, and
+        ``"auto"`` one thread. The products of a batch are too small for a second core to pay:
+        on 60,000 Fashion-MNIST rows (batch 500, 2 cores) an epoch took the same time with
+        :class:`~cvx_lifted.bcd.BCDSolver`'s measured thread choice as with one thread on a
+        quiet machine, and 1.44x its quiet time next to a CPU-bound process (one thread:
+        0.98x); two threads everywhere made it 4x slower
+        (``benchmarks/bench_load.py``, ``docs/design.md``).
 
     Raises
     ------
@@ -366,7 +372,8 @@ class MinibatchBCDSolver:
         self.metric = metric
         self.callback = callback
         self.verbose = bool(verbose)
-        self.blas_threads = check_thread_setting(blas_threads, "blas_threads")
+        setting = check_thread_setting(blas_threads, "blas_threads")
+        self.blas_threads = 1 if setting == "auto" else setting
         self._check_paths()
         self._options = paths.StepOptions(1e-6, 1, self.state_tol, paths.no_ridge)
         #: The iterate of the last :meth:`run` (for continuing with :meth:`update`).

@@ -398,3 +398,26 @@ def test_mnist_10k_reaches_0955_within_ten_epochs(shared_data_dir):
 
     MinibatchBCDSolver(net, max_iter=10, callback=score).run(X, np.eye(10)[y], random_state=0)
     assert accuracy[0] > 0.91 and max(accuracy) >= 0.955, accuracy
+
+
+# ------------------------------------------------------------------ threads
+def test_auto_threads_train_on_one_blas_thread():
+    """``blas_threads="auto"``: one BLAS thread for every call (measured: a batch is too small)."""
+    from threadpoolctl import threadpool_info
+
+    from cvx_lifted import threads
+
+    X, y = load_digits(return_X_y=True)
+    net = LiftedNetwork([64, 8, 10], output="simplex_xent")
+    seen = []
+
+    def callback(epoch, result):
+        blas = {info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"}
+        seen.append((blas, threads.active_chooser()))  # no chooser: no product on two threads
+
+    solver = MinibatchBCDSolver(net, max_iter=2, batch_size=200, callback=callback)
+    assert solver.blas_threads == 1
+    solver.run(X / 16, np.eye(10)[y], random_state=0)
+    assert seen == [({1}, None), ({1}, None)]
+    assert MinibatchBCDSolver(net, blas_threads=2).blas_threads == 2
+    assert MinibatchBCDSolver(net, blas_threads=None).blas_threads is None
