@@ -3,8 +3,10 @@
 
 The fit is the default classifier's network with one hidden layer of 300 units (784-300-10,
 ``relu_fenchel``, ``simplex_xent``, float64) on the 60,000 Fashion-MNIST training rows,
-``fit(max_iter=--sweeps, tol=0)``, with ``blas_threads="auto"`` (the default: one BLAS thread, a
-measured thread count for the large products) and, for comparison, ``blas_threads=1`` and
+``fit(max_iter=--sweeps, tol=0)``, trained the way the estimators' ``solver="auto"`` trains
+these rows (mini-batch BCD from 5,000 rows, with ``lam="auto"``; ``--solver`` picks one), with
+``blas_threads="auto"`` (the default: one BLAS thread, a measured thread count for the large
+products) and, for comparison, ``blas_threads=1`` and
 ``blas_threads=<all cores>`` (OpenBLAS threads everywhere, the behaviour a size threshold gave).
 Each round runs every setting alone and then next to a competitor: another process that keeps one
 core busy (``--competitor spin``: a Python loop; ``gemm``: single-threaded numpy products), started
@@ -54,7 +56,7 @@ def fit_once(X: np.ndarray, Y: np.ndarray, blas: int | str, args: argparse.Names
         [X.shape[1], args.hidden, Y.shape[1]],
         activation=defaults.ACTIVATION,
         output=defaults.CLASSIFIER_HEAD,
-        lam=defaults.LAM,
+        lam=defaults.auto_lam(args.solver, 1),  # the estimators' lam="auto"
         rho=defaults.RHO,
     )
     chosen: dict[str, Any] = {}
@@ -64,9 +66,9 @@ def fit_once(X: np.ndarray, Y: np.ndarray, blas: int | str, args: argparse.Names
         if chooser is not None:
             chosen.update(chooser.summary())
 
-    kwargs: dict[str, Any] = (
-        {"weight_max_iter": args.weight_max_iter} if args.weight_max_iter else {}
-    )
+    kwargs: dict[str, Any] = {"solver": args.solver}
+    if args.weight_max_iter and args.solver == "bcd":
+        kwargs["weight_max_iter"] = args.weight_max_iter
     t0 = time.perf_counter()
     result = net.fit(
         X, Y, max_iter=args.sweeps, tol=0, random_state=args.seed, blas_threads=blas,
@@ -86,6 +88,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--settings", nargs="+", default=["auto", "1", "all"])
     p.add_argument("--competitor", choices=["spin", "gemm"], default="spin")
     p.add_argument("--weight-max-iter", type=int, default=None, help="BCD weight_max_iter")
+    p.add_argument(
+        "--solver", choices=["bcd", "minibatch"], default=None,
+        help="default: the estimators' solver='auto' choice for --rows (minibatch from 5,000)",
+    )  # fmt: skip
     p.add_argument("--keep-blas-env", action="store_true", help="keep OPENBLAS_CORETYPE/_L2_SIZE")
     p.add_argument("--data", default=None, help="Fashion-MNIST folder (default $CVX_LIFTED_DATA)")
     p.add_argument("--seed", type=int, default=0)
@@ -95,7 +101,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.rounds = args.rounds or (1 if args.quick else 3)
     if args.quick:
         args.sweeps = 2
+    from cvx_lifted import defaults
     from cvx_lifted.datasets import load_dataset
+
+    args.solver = args.solver or defaults.auto_solver(args.rows)
 
     machine = scrub(machine_info())
     machine["blas_env_removed"] = REMOVED_ENV if __name__ == "__main__" else None
@@ -127,7 +136,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "blas_threads": blas,
                     "condition": condition,
                     "fit_seconds": seconds,
-                    "sweep_seconds": [s["sweep"] for s in result.history.seconds[1:]],
+                    "sweep_seconds": [
+                        s["sweep"] if "sweep" in s else s["epoch"] + s["objective"]
+                        for s in result.history.seconds[1:]
+                    ],
                     "chooser": chosen,
                     "load_at_start": load,
                 }
@@ -160,7 +172,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows.append([setting, s["quiet_s"], s["busy_s"], s["busy_over_quiet"], ok])
     print()
     print(
-        f"bench_load: default fit, {args.rows} Fashion-MNIST rows, {args.sweeps} sweeps, "
+        f"bench_load: default fit ({args.solver}), {args.rows} Fashion-MNIST rows, "
+        f"{args.sweeps} {'epochs' if args.solver == 'minibatch' else 'sweeps'}, "
         f"competitor '{args.competitor}', medians over {args.rounds} round(s); BLAS "
         f"{blas_line()}"
     )
