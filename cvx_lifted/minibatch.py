@@ -65,7 +65,7 @@ estimators' ``lam="auto"`` (3 on the hidden layer), rho 1e-3, the defaults: batc
 [0, 1]) test accuracy 0.925, 0.950, 0.953 after epochs 1-3 and 0.959-0.964 after 5-20, about
 0.3 s per epoch, where full-batch BCD ends at 0.942 after 20 sweeps and float32 Adam at 0.956.
 On Fashion-MNIST (60,000 rows, about 2.1 s per epoch) 0.858, 0.862, 0.867 after epochs 1-3 and
-at most 0.872 on the raw pixels; on standardised inputs 0.858, 0.870, 0.879 and 0.894 at best,
+at most 0.872 on the raw pixels; on standardised inputs 0.858, 0.870, 0.879 and 0.893 at best,
 where Adam reaches 0.892 on either (full-batch BCD: 0.853 and 0.837).
 """
 
