@@ -262,7 +262,9 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
         The training algorithm of the last fit (what ``solver="auto"`` chose).
     objective_curve_ : ndarray of shape (``n_iter_``,)
         Lifted objective after each sweep of the last fit (the objective at the initial point is
-        ``history_.objective[0]``).
+        ``history_.objective[0]``); it never increases under full-batch BCD. After mini-batch
+        BCD: after each epoch, at the states of a forward pass and an exact output step on at
+        most 8,192 of the rows, and it may rise (a stochastic method).
     history_ : BCDHistory
         Objective terms, timings and residuals of every sweep of the last fit.
     converged_ : bool
@@ -613,7 +615,9 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
         The training algorithm of the last fit (what ``solver="auto"`` chose).
     objective_curve_ : ndarray of shape (``n_iter_``,)
         Lifted objective after each sweep of the last fit (the objective at the initial point is
-        ``history_.objective[0]``).
+        ``history_.objective[0]``); it never increases under full-batch BCD. After mini-batch
+        BCD: after each epoch, at the states of a forward pass and an exact output step on at
+        most 8,192 of the rows, and it may rise (a stochastic method).
     history_ : BCDHistory
         Objective terms, timings and residuals of every sweep of the last fit.
     converged_ : bool
