@@ -224,11 +224,6 @@ def test_kernel_ridge_float32_products_on_uncentred_data():
     np.testing.assert_allclose(b, b_ref, atol=1e-3)
 
 
-def _ridge_objective(X, T, alpha, W, b):
-    R = T - X @ W.T - b
-    return 0.5 * float(np.vdot(R, R)) + 0.5 * alpha * float(np.vdot(W, W))
-
-
 def test_kernel_ridge_float32_factor_when_well_conditioned():
     """Float32 products and 1 + tr(K)/alpha <= 1e4: a float32 factor whose answer is a
     minimiser to second order (the objective's excess is the square of the solve's error)."""
@@ -242,7 +237,8 @@ def test_kernel_ridge_float32_factor_when_well_conditioned():
     W_ref, b_ref = KernelRidge(X, alpha, products="exact").solve(T)
     assert W.dtype == np.float64
     np.testing.assert_allclose(W, W_ref, atol=1e-4 * np.abs(W_ref).max())
-    f, f_ref = _ridge_objective(X, T, alpha, W, b), _ridge_objective(X, T, alpha, W_ref, b_ref)
+    exact = Ridge(X, alpha, products="exact")  # its objective: float64 products
+    f, f_ref = exact.objective(W, b, T), exact.objective(W_ref, b_ref, T)
     assert f_ref <= f <= f_ref * (1 + 1e-9), (f, f_ref)
 
 

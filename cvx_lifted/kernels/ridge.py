@@ -541,8 +541,10 @@ class KernelRidge:
         K = np.asarray(threads.matmul(self._Xc, self._Xc.T))  # SYRK
         # float32 products: a float32 factor too when K + alpha I is well conditioned
         # (condition number at most 1 + trace(K) / alpha)
-        well = 1.0 + float(np.trace(K, dtype=np.float64)) / self.alpha <= FLOAT32_SOLVE_MAX_COND
-        K = K.astype(np.float32 if dt == np.float32 and well else np.float64, copy=False)
+        single = dt == np.float32 and (
+            1.0 + float(np.trace(K, dtype=np.float64)) / self.alpha <= FLOAT32_SOLVE_MAX_COND
+        )
+        K = K.astype(np.float32 if single else np.float64, copy=False)
         K[np.arange(m), np.arange(m)] += self.alpha
         try:
             self.factor = scipy.linalg.cho_factor(K, lower=False, check_finite=False)
