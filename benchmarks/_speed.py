@@ -205,10 +205,10 @@ def lifted_to_accuracy(
     """Fit the default lifted network sweep by sweep; ``(seconds, test accuracy)`` per sweep.
 
     The network is the default classifier's (``cvx_lifted.defaults``: ``relu_fenchel``,
-    ``simplex_xent``, the λ of ``lam="auto"`` for the solver in ``fit_kwargs``, rho) with one
-    hidden layer of ``hidden`` units. The time is that of
-    ``fit`` (objective evaluations included), minus the time of the accuracy evaluations, which a
-    callback makes after every sweep.
+    ``simplex_xent``, the λ and ρ of ``lam="auto"`` and ``rho="auto"`` for the solver in
+    ``fit_kwargs`` and these rows) with one hidden layer of ``hidden`` units. The time is that
+    of ``fit`` (objective evaluations included), minus the time of the accuracy evaluations,
+    which a callback makes after every sweep.
     """
     from cvx_lifted import LiftedNetwork, defaults
 
@@ -218,7 +218,7 @@ def lifted_to_accuracy(
         activation=defaults.ACTIVATION,
         output=defaults.CLASSIFIER_HEAD,
         lam=defaults.auto_lam(solver, 1),  # the estimators' lam="auto" for this solver
-        rho=defaults.RHO,
+        rho=defaults.auto_rho(solver, X.shape[0]),  # and rho="auto"
         dtype=dtype,
     )
     Xv = np.asarray(X_test, dtype=dtype)

@@ -57,7 +57,7 @@ def fit_once(X: np.ndarray, Y: np.ndarray, blas: int | str, args: argparse.Names
         activation=defaults.ACTIVATION,
         output=defaults.CLASSIFIER_HEAD,
         lam=defaults.auto_lam(args.solver, 1),  # the estimators' lam="auto"
-        rho=defaults.RHO,
+        rho=defaults.auto_rho(args.solver, X.shape[0]),  # and rho="auto"
     )
     chosen: dict[str, Any] = {}
 

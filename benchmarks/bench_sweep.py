@@ -101,7 +101,7 @@ def run_fit(
         activation=args.activation,
         output=defaults.CLASSIFIER_HEAD,
         lam=defaults.auto_lam(solver, 1),  # the estimators' lam="auto"
-        rho=defaults.RHO,
+        rho=defaults.auto_rho(solver, X.shape[0]),  # and rho="auto"
         dtype=X.dtype,
     )
     if solver == "minibatch":

@@ -133,7 +133,8 @@ class _BaseLiftedMLP(BaseEstimator):
             )
         if not _is_auto(self.lam):
             _check_penalty(self.lam, "lam", len(hidden) + 1, check_positive_float)
-        _check_penalty(self.rho, "rho", len(hidden) + 1, check_non_negative_float)
+        if not _is_auto(self.rho):
+            _check_penalty(self.rho, "rho", len(hidden) + 1, check_non_negative_float)
         _check_activation(self.activation, "activation")
         # warm: continue from the previous fit (n_features_in_ and feature names are kept)
         warm = bool(self.warm_start) and hasattr(self, "network_")
@@ -175,12 +176,24 @@ class _BaseLiftedMLP(BaseEstimator):
             raise
 
     def _build_network(
-        self, n_features: int, n_outputs: int, hidden: tuple[int, ...], solver: str
+        self,
+        n_features: int,
+        n_outputs: int,
+        hidden: tuple[int, ...],
+        solver: str,
+        n_rows: int,
+        rho: Any = None,
     ) -> LiftedNetwork:
-        """Return the network to train with ``solver`` (which ``lam="auto"`` follows)."""
+        """Return the network to train with ``solver`` on ``n_rows`` rows.
+
+        ``lam="auto"`` follows the solver, ``rho="auto"`` the solver and ``n_rows``; an explicit
+        ``rho`` overrides the estimator's (``partial_fit`` keeps its first call's).
+        """
         sizes = (n_features, *hidden, n_outputs)
         output_activation = self._output_activation()
         lam = defaults.auto_lam(solver, len(hidden)) if _is_auto(self.lam) else self.lam
+        if rho is None:
+            rho = defaults.auto_rho(solver, n_rows) if _is_auto(self.rho) else self.rho
         try:
             return LiftedNetwork(
                 sizes,
@@ -188,7 +201,7 @@ class _BaseLiftedMLP(BaseEstimator):
                 output=self.output,
                 output_activation=output_activation,
                 lam=lam,
-                rho=self.rho,
+                rho=rho,
                 dtype=np.dtype(self.dtype),
             )
         except NotRepresentableError as exc:
@@ -208,7 +221,7 @@ class _BaseLiftedMLP(BaseEstimator):
             return str(self.solver)
         possible = not lazy and self.backend != "cvxpy"  # backend="cvxpy": compiled blocks only
         if possible and shape[0] >= defaults.MINIBATCH_ROWS:  # only then build one to ask
-            network = self._build_network(shape[1], n_outputs, hidden, "minibatch")
+            network = self._build_network(shape[1], n_outputs, hidden, "minibatch", shape[0])
             possible = not unsupported_blocks(network)
         return defaults.auto_solver(shape[0], minibatch_possible=possible)
 
@@ -217,7 +230,7 @@ class _BaseLiftedMLP(BaseEstimator):
     ) -> None:
         """Build (or warm start) the network, train it on ``(X, Y)`` and set fitted attributes."""
         solver = self._training_solver(X.shape, Y.shape[1], hidden, is_dask_array(X))
-        network = self._build_network(X.shape[1], Y.shape[1], hidden, solver)
+        network = self._build_network(X.shape[1], Y.shape[1], hidden, solver, X.shape[0])
         if warm:
             previous = self.network_
             if previous.layer_sizes != network.layer_sizes:
@@ -286,7 +299,9 @@ class _BaseLiftedMLP(BaseEstimator):
     def _partial_fit_rows(self, X: FloatArray, Y: FloatArray, hidden: tuple[int, ...]) -> None:
         """One mini-batch epoch over ``(X, Y)``, from the current fit or a new network."""
         first = not hasattr(self, "network_")
-        network = self._build_network(X.shape[1], Y.shape[1], hidden, "minibatch")
+        # rho="auto" follows the first call's rows; later calls keep the network's rho
+        rho = None if first else self.network_.rho
+        network = self._build_network(X.shape[1], Y.shape[1], hidden, "minibatch", X.shape[0], rho)
         if not first:
             if self.network_.layer_sizes != network.layer_sizes:
                 raise ValueError(

@@ -104,8 +104,9 @@ DEFAULT_ACTIVATION: str = defaults.ACTIVATION
 DEFAULT_LAM: str = "auto"
 r"""Weight :math:`\lambda` of the layers' divergences: ``"auto"`` follows the solver
 (:func:`cvx_lifted.defaults.auto_lam`)."""
-DEFAULT_RHO: float = defaults.RHO
-r"""Squared-Frobenius penalty :math:`\rho` on every weight matrix."""
+DEFAULT_RHO: str = "auto"
+r"""Squared-Frobenius penalty :math:`\rho` on every weight matrix: ``"auto"`` follows the solver
+and the number of training rows (:func:`cvx_lifted.defaults.auto_rho`)."""
 DEFAULT_MAX_ITER: int = defaults.SWEEPS
 """Maximum number of BCD sweeps (:data:`cvx_lifted.defaults.SWEEPS`)."""
 DEFAULT_TOL: float = defaults.TOL
@@ -145,7 +146,7 @@ _PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
     "activation": [str, Activation, "array-like"],
     "lam": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither"), "array-like"],
-    "rho": [Interval(Real, 0, None, closed="left"), "array-like"],
+    "rho": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left"), "array-like"],
     "max_iter": [Interval(Integral, 1, None, closed="left")],
     "tol": [Interval(Real, 0, None, closed="left")],
     "backend": [StrOptions(set(BACKENDS))],
@@ -197,8 +198,10 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
         layer, ``len(hidden_layer_sizes) + 1``). ``"auto"``: 1 for every layer when full-batch
         BCD trains; 3 for the hidden layers and 1 for the output layer with mini-batch BCD
         (:func:`cvx_lifted.defaults.auto_lam`, measured on six data sets).
-    rho : float or sequence of float, default=1e-3
-        :math:`\rho \ge 0`, squared-Frobenius penalty on each weight matrix.
+    rho : float, sequence of float or "auto", default="auto"
+        :math:`\rho \ge 0`, squared-Frobenius penalty on each weight matrix. ``"auto"``: 1e-3,
+        except with mini-batch BCD on more than 15,000 training rows, where it shrinks like
+        1/rows (2.5e-4 on 60,000; :func:`cvx_lifted.defaults.auto_rho`).
     max_iter : int, default=20
         Maximum number of BCD sweeps (epochs when mini-batch BCD trains).
     tol : float, default=1e-4
@@ -328,7 +331,7 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
         hidden_layer_sizes: int | Sequence[int] = DEFAULT_HIDDEN_LAYER_SIZES,
         activation: ActivationSpec = DEFAULT_ACTIVATION,
         lam: float | Sequence[float] | str = DEFAULT_LAM,
-        rho: float | Sequence[float] = DEFAULT_RHO,
+        rho: float | Sequence[float] | str = DEFAULT_RHO,
         max_iter: int = DEFAULT_MAX_ITER,
         tol: float = DEFAULT_TOL,
         backend: str = DEFAULT_BACKEND,
@@ -551,8 +554,10 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
         layer, ``len(hidden_layer_sizes) + 1``). ``"auto"``: 1 for every layer when full-batch
         BCD trains; 3 for the hidden layers and 1 for the output layer with mini-batch BCD
         (:func:`cvx_lifted.defaults.auto_lam`, measured on six data sets).
-    rho : float or sequence of float, default=1e-3
-        :math:`\rho \ge 0`, squared-Frobenius penalty on each weight matrix.
+    rho : float, sequence of float or "auto", default="auto"
+        :math:`\rho \ge 0`, squared-Frobenius penalty on each weight matrix. ``"auto"``: 1e-3,
+        except with mini-batch BCD on more than 15,000 training rows, where it shrinks like
+        1/rows (2.5e-4 on 60,000; :func:`cvx_lifted.defaults.auto_rho`).
     max_iter : int, default=20
         Maximum number of BCD sweeps (epochs when mini-batch BCD trains).
     tol : float, default=1e-4
@@ -681,7 +686,7 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
         hidden_layer_sizes: int | Sequence[int] = DEFAULT_HIDDEN_LAYER_SIZES,
         activation: ActivationSpec = DEFAULT_ACTIVATION,
         lam: float | Sequence[float] | str = DEFAULT_LAM,
-        rho: float | Sequence[float] = DEFAULT_RHO,
+        rho: float | Sequence[float] | str = DEFAULT_RHO,
         max_iter: int = DEFAULT_MAX_ITER,
         tol: float = DEFAULT_TOL,
         backend: str = DEFAULT_BACKEND,

@@ -285,6 +285,22 @@ def test_train_with_the_minibatch_solver_reports_every_epoch(tmp_path, capsys):
     assert network.lam.tolist() == [3.0, 1.0]  # --lam auto (the default) follows --solver
 
 
+def test_train_rho_auto_follows_the_training_rows(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cl.defaults, "MINIBATCH_RHO_ROWS", 30)  # 15,000 by default
+    X, y = _blobs(["b", "a", "c"], m_per=40, seed=6)
+    data = _write_csv(tmp_path / "d.csv", X, y)
+    argv = ["train", str(data), "--hidden", "8", "--sweeps", "1", "--solver", "minibatch"]
+    argv += ["--batch-size", "30", "--validation-fraction", "0.25", "--progress", "none"]
+    assert cli.main([*argv, "-o", str(tmp_path / "auto")]) == 0
+    rho = load_model(tmp_path / "auto.cvxl").network.rho
+    assert rho.tolist() == pytest.approx([cl.defaults.RHO * 30 / 90] * 2)  # 90 training rows
+    assert cli.main([*argv, "-o", str(tmp_path / "fixed"), "--rho", "0.01"]) == 0
+    assert load_model(tmp_path / "fixed.cvxl").network.rho.tolist() == [0.01, 0.01]
+    capsys.readouterr()
+    assert cli.main([*argv, "-o", str(tmp_path / "bad"), "--rho", "-1"]) == 2
+    assert "argument --rho: expected a non-negative number" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("rows_from", "unit"), [(100, "epoch"), (10_000, "sweep")])
 def test_train_solver_auto_says_which_solver_trains(tmp_path, capsys, monkeypatch, rows_from, unit):
     monkeypatch.setattr(cl.defaults, "MINIBATCH_ROWS", rows_from)  # 5,000 by default

@@ -28,10 +28,11 @@ def test_the_default_hidden_activation_is_the_same_everywhere():
     demo = parser.parse_args(["demo"])
     for args in (train, demo):
         assert args.activation == defaults.ACTIVATION
-        assert (args.rho, args.sweeps) == (defaults.RHO, defaults.SWEEPS)
+        assert args.sweeps == defaults.SWEEPS
         assert tuple(args.hidden) == defaults.HIDDEN and args.backend == defaults.BACKEND
     assert train.tol == defaults.TOL and train.seed == demo.seed == defaults.SEED
     assert train.lam == "auto" and demo.lam == defaults.LAM  # as the estimators / LiftedNetwork
+    assert train.rho == "auto" and demo.rho == defaults.RHO
     assert demo.output == defaults.CLASSIFIER_HEAD
 
 
@@ -43,7 +44,7 @@ def test_numbers_and_heads_come_from_the_defaults_module():
     clf, reg = LiftedMLPClassifier(), LiftedMLPRegressor()
     for model in (clf, reg):
         assert (model.lam, model.rho, model.max_iter, model.tol) == (
-            "auto", defaults.RHO, defaults.SWEEPS, defaults.TOL,
+            "auto", "auto", defaults.SWEEPS, defaults.TOL,
         )  # fmt: skip
         assert tuple(model.hidden_layer_sizes) == defaults.HIDDEN
         assert model.backend == defaults.BACKEND and model.prediction == defaults.PREDICTION

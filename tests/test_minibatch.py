@@ -317,6 +317,32 @@ def test_auto_trains_mini_batch_on_many_rows_as_solver_minibatch(digits, auto_fr
         LiftedMLPClassifier(**kw).fit(X_train[:300], y_train[:300])
 
 
+def test_rho_auto_rule():
+    rows = defaults.MINIBATCH_RHO_ROWS
+    assert defaults.auto_rho("minibatch", rows) == defaults.RHO
+    assert defaults.auto_rho("minibatch", 6 * rows) == pytest.approx(defaults.RHO / 6)
+    assert defaults.auto_rho("bcd", 6 * rows) == defaults.RHO  # full-batch BCD keeps RHO
+
+
+def test_rho_auto_shrinks_with_the_rows_of_mini_batch_training(digits, monkeypatch):
+    """``rho="auto"``: RHO * MINIBATCH_RHO_ROWS / rows above the threshold (here 100 rows)."""
+    monkeypatch.setattr(defaults, "MINIBATCH_RHO_ROWS", 100)
+    X_train, _, y_train, _ = digits
+    kw = {"hidden_layer_sizes": (8,), "max_iter": 1, "random_state": 0, "batch_size": 100}
+    with pytest.warns(ConvergenceWarning):
+        mb = LiftedMLPClassifier(**kw, solver="minibatch").fit(X_train[:400], y_train[:400])
+        bcd = LiftedMLPClassifier(**kw, solver="bcd").fit(X_train[:400], y_train[:400])
+        fixed = LiftedMLPClassifier(**kw, solver="minibatch", rho=0.01).fit(X_train, y_train)
+    assert mb.network_.rho.tolist() == pytest.approx([defaults.RHO / 4] * 2)
+    assert bcd.network_.rho.tolist() == [defaults.RHO] * 2
+    assert fixed.network_.rho.tolist() == [0.01, 0.01]  # a number is used as given
+    # partial_fit: the first call's rows decide, later calls keep that rho
+    clf = LiftedMLPClassifier(**kw, solver="minibatch")
+    clf.partial_fit(X_train[:200], y_train[:200], classes=np.arange(10))
+    clf.partial_fit(X_train[200:250], y_train[200:250])
+    assert clf.network_.rho.tolist() == pytest.approx([defaults.RHO / 2] * 2)
+
+
 @pytest.mark.parametrize(
     "params",
     [{"activation": "leaky_relu"}, {"backend": "cvxpy"}],

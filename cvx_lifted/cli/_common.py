@@ -105,6 +105,11 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def rho_or_auto(text: str) -> float | str:
+    """Argument type: ``auto`` or a finite number >= 0 (the estimators' ``rho``)."""
+    return "auto" if text == "auto" else non_negative_float(text)
+
+
 def fraction(text: str) -> float:
     """Argument type: a number in [0, 1)."""
     value = non_negative_float(text)
@@ -144,7 +149,7 @@ def add_training_options(
     hidden: Sequence[int],
     activation: str,
     lam: float | str,
-    rho: float,
+    rho: float | str,
     sweeps: int,
     seed: int,
     threads: int,
@@ -173,9 +178,21 @@ def add_training_options(
         if auto
         else f"divergence weight lambda (default: {lam:g})",
     )
-    p.add_argument(
-        "--rho", type=non_negative_float, default=rho, help=f"weight decay rho (default: {rho:g})"
-    )
+    if rho == "auto":  # the estimators' rho="auto": it follows the solver and the rows
+        p.add_argument(
+            "--rho",
+            type=rho_or_auto,
+            default=rho,
+            help="weight decay rho, or auto: 1e-3, and 1e-3 * 15000 / rows when mini-batch BCD "
+            "trains on more than 15,000 rows (default: auto)",
+        )
+    else:
+        p.add_argument(
+            "--rho",
+            type=non_negative_float,
+            default=rho,
+            help=f"weight decay rho (default: {rho:g})",
+        )
     p.add_argument(
         "--sweeps",
         type=positive_int,

@@ -75,11 +75,12 @@ __all__ = [
 ]
 
 # Defaults of ``cvx-lifted train``: those of cvx_lifted.defaults, shared with LiftedNetwork, the
-# estimators and ``cvx-lifted demo``; lambda is the estimators' "auto" (it follows --solver).
+# estimators and ``cvx-lifted demo``; lambda and rho are the estimators' "auto" (they follow
+# --solver, and rho the number of training rows).
 TRAIN_HIDDEN: tuple[int, ...] = defaults.HIDDEN
 TRAIN_ACTIVATION = defaults.ACTIVATION
 TRAIN_LAM: float | str = "auto"
-TRAIN_RHO = defaults.RHO
+TRAIN_RHO: float | str = "auto"
 TRAIN_SWEEPS = defaults.SWEEPS
 TRAIN_TOL = defaults.TOL
 
@@ -280,10 +281,8 @@ def _fit_with_solver_options(
 
     build = estimator._build_network
 
-    def build_with_options(
-        n_features: int, n_outputs: int, hidden: tuple[int, ...], solver: str
-    ) -> Any:
-        network = build(n_features, n_outputs, hidden, solver)
+    def build_with_options(*args: Any, **kwargs: Any) -> Any:
+        network = build(*args, **kwargs)
         plain_fit = network.fit
 
         def fit(X: Any, Y: Any, **options: Any) -> Any:
