@@ -258,6 +258,17 @@ class MinibatchState:
     previous: list[FloatArray] = field(default_factory=list)
 
 
+@dataclass
+class _Rows:
+    """Validated training rows and what every epoch over them reuses."""
+
+    X: FloatArray
+    Y: FloatArray
+    #: the rows the objective is evaluated on after every epoch
+    X_objective: FloatArray
+    Y_objective: FloatArray
+
+
 class MinibatchBCDSolver:
     r"""Mini-batch block-coordinate descent on the lifted training problem (a stochastic method).
 
@@ -516,8 +527,19 @@ class MinibatchBCDSolver:
         return {"states": t1 - t0, "weights": time.perf_counter() - t1}
 
     # ------------------------------------------------------------------ driver
-    def _validate(self, X: ArrayLike, Y: ArrayLike) -> tuple[FloatArray, FloatArray]:
-        return check_training_data(self.network, X, Y)
+    def _rows(self, X: ArrayLike, Y: ArrayLike) -> _Rows:
+        """Validate ``(X, Y)`` once and pick the rows the objective is evaluated on.
+
+        The objective after every epoch is evaluated on ``objective_rows`` of the rows, the same
+        ones for the same number of rows, whatever the training order.
+        """
+        X0, Ymat = check_training_data(self.network, X, Y)
+        m = X0.shape[0]
+        X_obj, Y_obj = X0, Ymat
+        if self.objective_rows is not None and m > self.objective_rows:
+            rows = np.sort(np.random.default_rng(m).choice(m, self.objective_rows, replace=False))
+            X_obj, Y_obj = X0[rows], Ymat[rows]
+        return _Rows(X0, Ymat, X_obj, Y_obj)
 
     def init(
         self,
@@ -549,7 +571,11 @@ class MinibatchBCDSolver:
         -------
         MinibatchState
         """
-        X0, Ymat = self._validate(X, Y)
+        return self._start(self._rows(X, Y), random_state, warm_start)
+
+    def _start(
+        self, rows: _Rows, random_state: int | np.random.Generator | None, warm_start: bool
+    ) -> MinibatchState:
         net = self.network
         init: int | np.random.Generator
         if random_state is None or isinstance(random_state, np.random.Generator):
@@ -560,7 +586,7 @@ class MinibatchBCDSolver:
         if not (warm_start and net.is_fitted):
             net.initialize(init)
         state = MinibatchState(BCDHistory(paths=self._paths()), rng)
-        self._record(state, X0, Ymat, {})
+        self._record(state, rows, {})
         return state
 
     def _paths(self) -> dict[str, str]:
@@ -590,21 +616,25 @@ class MinibatchBCDSolver:
         -------
         MinibatchState
         """
-        X0, Ymat = self._validate(X, Y)
-        n_batches = -(-X0.shape[0] // self.batch_size)
+        return self._epoch(state, self._rows(X, Y))
+
+    def _epoch(self, state: MinibatchState, rows: _Rows) -> MinibatchState:
+        """One epoch over validated rows (:meth:`update` without the validation)."""
+        m = rows.X.shape[0]
+        n_batches = -(-m // self.batch_size)
         mu = self.prox_at(state.epoch) * n_batches
         t0 = time.perf_counter()
         seconds = {"states": 0.0, "weights": 0.0}
-        order = state.rng.permutation(X0.shape[0])
-        for start in range(0, X0.shape[0], self.batch_size):
-            rows = order[start : start + self.batch_size]
+        order = state.rng.permutation(m)
+        for start in range(0, m, self.batch_size):
+            batch = order[start : start + self.batch_size]
             self._look_ahead(state)
-            spent = self.batch_step(X0[rows], Ymat[rows], mu)
+            spent = self.batch_step(rows.X[batch], rows.Y[batch], mu)
             for key, value in spent.items():
                 seconds[key] += value
         state.epoch += 1
         seconds["epoch"] = time.perf_counter() - t0
-        self._record(state, X0, Ymat, seconds, mu)
+        self._record(state, rows, seconds, mu)
         return state
 
     def _look_ahead(self, state: MinibatchState) -> None:
@@ -621,21 +651,15 @@ class MinibatchBCDSolver:
     def _record(
         self,
         state: MinibatchState,
-        X0: FloatArray,
-        Y: FloatArray,
+        rows: _Rows,
         seconds: dict[str, float],
         mu: float | None = None,
     ) -> None:
         t0 = time.perf_counter()
         net = self.network
-        m = X0.shape[0]
-        if self.objective_rows is not None and m > self.objective_rows:
-            # the same rows after every epoch over the same data, whatever the training order
-            rows = np.sort(np.random.default_rng(m).choice(m, self.objective_rows, replace=False))
-            X0, Y = X0[rows], Y[rows]
         images: list[FloatArray] = []
-        state.states = self.forward_states(X0, Y, images)
-        terms = self._objective(state.states, images, Y)
+        state.states = self.forward_states(rows.X_objective, rows.Y_objective, images)
+        terms = self._objective(state.states, images, rows.Y_objective)
         if not np.isfinite(terms["total"]):
             raise SolverFailedError(f"the objective became {terms['total']} ({terms}).")
         seconds["objective"] = time.perf_counter() - t0
@@ -682,18 +706,19 @@ class MinibatchBCDSolver:
         """
         n_rows = np.shape(X)[0] if np.ndim(X) else 0
         with blas_limits(self.blas_threads, n_rows, self.network.layer_sizes):
-            state = self.init(X, Y, random_state=random_state, warm_start=warm_start)
+            rows = self._rows(X, Y)  # validated once for every epoch
+            state = self._start(rows, random_state, warm_start)
             self.last_state = state
-            return self._loop(state, X, Y)
+            return self._loop(state, rows)
 
-    def _loop(self, state: MinibatchState, X: ArrayLike, Y: ArrayLike) -> BCDResult:
+    def _loop(self, state: MinibatchState, rows: _Rows) -> BCDResult:
         net, history = self.network, state.history
         t_start = time.perf_counter()
         stop_reason, converged = "max_iter", False
         bar = _progress(self.max_iter, self.verbose)
         try:
             while state.epoch < self.max_iter:
-                self.update(state, X, Y)
+                self._epoch(state, rows)
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix({"objective": f"{history.objective[-1]:.6g}"})

@@ -188,6 +188,28 @@ def test_the_objective_is_evaluated_on_objective_rows_of_the_data():
         MinibatchBCDSolver(net, objective_rows=0)
 
 
+def test_run_validates_the_data_once_and_update_like_run(monkeypatch):
+    """``run`` checks the rows once for all its epochs; ``update`` each time, to the same end."""
+    import cvx_lifted.minibatch as minibatch
+
+    calls = []
+    real = minibatch.check_training_data
+    monkeypatch.setattr(minibatch, "check_training_data", lambda *a: calls.append(1) or real(*a))
+    X, Y = _problem()
+    net = LiftedNetwork([5, 7, 3], output="simplex_xent")
+    result = MinibatchBCDSolver(net, max_iter=4, batch_size=30).run(X, Y, random_state=0)
+    assert len(calls) == 1 and result.n_iter == 4
+    by_update = LiftedNetwork([5, 7, 3], output="simplex_xent")
+    solver = MinibatchBCDSolver(by_update, batch_size=30)
+    state = solver.init(X, Y, random_state=0)
+    for _ in range(4):
+        solver.update(state, X, Y)
+    assert len(calls) == 1 + 5
+    assert state.history.objective == result.history.objective
+    for a, b in zip(by_update.weights, net.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_momentum_looks_ahead_from_the_weights_before_the_previous_batch():
     X, Y = _problem()
     runs = {}
