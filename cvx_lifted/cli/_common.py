@@ -179,12 +179,13 @@ def add_training_options(
         else f"divergence weight lambda (default: {lam:g})",
     )
     if rho == "auto":  # the estimators' rho="auto": it follows the solver and the rows
+        rows = defaults.MINIBATCH_RHO_ROWS
         p.add_argument(
             "--rho",
             type=rho_or_auto,
             default=rho,
-            help="weight decay rho, or auto: 1e-3, and 1e-3 * 15000 / rows when mini-batch BCD "
-            "trains on more than 15,000 rows (default: auto)",
+            help=f"weight decay rho, or auto: {defaults.RHO:g}, and {defaults.RHO:g} * {rows} / "
+            f"rows when mini-batch BCD trains on more than {rows:,} rows (default: auto)",
         )
     else:
         p.add_argument(
