@@ -240,6 +240,12 @@ def _task_and_target(data: _TrainData, args: argparse.Namespace) -> tuple[str, A
 
 
 # ---------------------------------------------------------------------------------- training
+def _per_layer_text(values: np.ndarray) -> str:
+    """``"3, 1"`` for per-layer values, ``"0.00025"`` when every layer has the same."""
+    distinct = {float(v) for v in values}
+    return f"{distinct.pop():g}" if len(distinct) == 1 else ", ".join(f"{v:g}" for v in values)
+
+
 def _estimator(task: str, args: argparse.Namespace) -> LiftedMLPClassifier | LiftedMLPRegressor:
     """Return the estimator ``train`` fits (the solver options it does not take come later)."""
     from cvx_lifted.estimator import LiftedMLPClassifier, LiftedMLPRegressor  # slow import
@@ -592,6 +598,8 @@ def _train(args: argparse.Namespace) -> int:
         f"{estimator.stop_reason_}, objective {history.objective[0]:.6g} -> "
         f"{history.objective[-1]:.6g}"
     )
+    network = estimator.network_  # what --lam and --rho (or their "auto") came to, per layer
+    print(f"  lam {_per_layer_text(network.lam)}, rho {_per_layer_text(network.rho)}")
     splits: list[tuple[str, Any, Any]] = [("train", X_tr, y_tr), ("validation", X_val, y_val)]
     if data.X_test is not None and data.y_test is not None:
         y_test = np.asarray(data.y_test)
