@@ -294,7 +294,9 @@ def test_train_rho_auto_follows_the_training_rows(tmp_path, capsys, monkeypatch)
     assert cli.main([*argv, "-o", str(tmp_path / "auto")]) == 0
     rho = load_model(tmp_path / "auto.cvxl").network.rho
     assert rho.tolist() == pytest.approx([cl.defaults.RHO * 30 / 90] * 2)  # 90 training rows
-    assert f"  lam 3, 1, rho {rho[0]:g}\n" in capsys.readouterr().out  # what "auto" came to
+    out = capsys.readouterr().out
+    assert f"  lam 3, 1, rho {rho[0]:g}\n" in out  # what "auto" came to
+    assert "up to 1 epoch of mini-batch BCD" in out and "s: 1 epoch, stopped" in out
     assert cli.main([*argv, "-o", str(tmp_path / "fixed"), "--rho", "0.01"]) == 0
     assert load_model(tmp_path / "fixed.cvxl").network.rho.tolist() == [0.01, 0.01]
     capsys.readouterr()

@@ -240,6 +240,11 @@ def _task_and_target(data: _TrainData, args: argparse.Namespace) -> tuple[str, A
 
 
 # ---------------------------------------------------------------------------------- training
+def _count(n: int, unit: str) -> str:
+    """``"1 epoch"``, ``"3 epochs"``."""
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
 def _per_layer_text(values: np.ndarray) -> str:
     """``"3, 1"`` for per-layer values, ``"0.00025"`` when every layer has the same."""
     distinct = {float(v) for v in values}
@@ -575,7 +580,7 @@ def _train(args: argparse.Namespace) -> int:
         f"training {sizes} ({args.activation}, output {estimator.output}) on {X_tr.shape[0]} "
         "rows"
         + (f", validating on {X_val.shape[0]}" if X_val is not None else "")
-        + f", up to {args.sweeps} {unit}s of "
+        + f", up to {_count(args.sweeps, unit)} of "
         + ("mini-batch BCD" if solver == "minibatch" else "full-batch BCD")
     )
     t0 = time.perf_counter()
@@ -594,7 +599,7 @@ def _train(args: argparse.Namespace) -> int:
     _fold_scalers(estimator, x_scaler, y_scaler)
     history = estimator.history_
     print(
-        f"trained in {seconds:.1f} s: {estimator.n_iter_} {unit}s, stopped by "
+        f"trained in {seconds:.1f} s: {_count(estimator.n_iter_, unit)}, stopped by "
         f"{estimator.stop_reason_}, objective {history.objective[0]:.6g} -> "
         f"{history.objective[-1]:.6g}"
     )
