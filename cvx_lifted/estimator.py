@@ -442,7 +442,8 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
         BCD). The first call (on an unfitted estimator) starts
         from a fresh initialisation and needs ``classes``, every label that any call will see;
         each later call continues from the weights and the prox schedule where the previous
-        ``fit`` or ``partial_fit`` left them (``warm_start`` plays no part).
+        ``fit`` or ``partial_fit`` left them (``warm_start`` plays no part), and with their
+        ``rho`` (``"auto"`` is resolved on the rows of the first call).
 
         Parameters
         ----------
@@ -791,7 +792,8 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
         Available with ``solver="minibatch"`` and ``"auto"`` (it always trains mini-batch
         BCD). The first call (on an unfitted estimator) starts
         from a fresh initialisation; each later call continues from the weights and the prox
-        schedule where the previous ``fit`` or ``partial_fit`` left them.
+        schedule where the previous ``fit`` or ``partial_fit`` left them, and with their
+        ``rho`` (``"auto"`` is resolved on the rows of the first call).
 
         Parameters
         ----------
