@@ -6,6 +6,7 @@
   can pin older kernels; they are removed for the benchmark process only, never for tests);
 * :func:`blas_kernel` -- the BLAS library, version, kernel (architecture) and threads in use;
 * :func:`thread_settings` -- ``"1"`` / ``"all"`` to (BLAS setting of the fit, torch threads);
+* :func:`default_network` -- the estimators' default classifier network for a solver and rows;
 * :func:`adam_epoch_seconds`, :func:`adam_to_accuracy` -- the PyTorch reference: Adam (lr 1e-3,
   batch 100) on 784-H-10 with ReLU and softmax cross-entropy.
 """
@@ -188,6 +189,31 @@ def time_to(curve: list[tuple[float, float]], target: float) -> float:
     return float("nan")
 
 
+def default_network(
+    sizes: list[int],
+    solver: str,
+    rows: int,
+    *,
+    activation: str | None = None,
+    dtype: Any = "float64",
+) -> Any:
+    """Return the network the estimators build to train ``solver`` on ``rows`` rows.
+
+    ``cvx_lifted.defaults``: ``relu_fenchel`` (or ``activation``), the ``simplex_xent`` head, and
+    the λ and ρ of the estimators' ``lam="auto"`` and ``rho="auto"``.
+    """
+    from cvx_lifted import LiftedNetwork, defaults
+
+    return LiftedNetwork(
+        sizes,
+        activation=activation or defaults.ACTIVATION,
+        output=defaults.CLASSIFIER_HEAD,
+        lam=defaults.auto_lam(solver, len(sizes) - 2),
+        rho=defaults.auto_rho(solver, rows),
+        dtype=dtype,
+    )
+
+
 def lifted_to_accuracy(
     X: np.ndarray,
     Y: np.ndarray,
@@ -210,17 +236,8 @@ def lifted_to_accuracy(
     of ``fit`` (objective evaluations included), minus the time of the accuracy evaluations,
     which a callback makes after every sweep.
     """
-    from cvx_lifted import LiftedNetwork, defaults
-
-    solver = (fit_kwargs or {}).get("solver", defaults.SOLVER)
-    net = LiftedNetwork(
-        [X.shape[1], hidden, Y.shape[1]],
-        activation=defaults.ACTIVATION,
-        output=defaults.CLASSIFIER_HEAD,
-        lam=defaults.auto_lam(solver, 1),  # the estimators' lam="auto" for this solver
-        rho=defaults.auto_rho(solver, X.shape[0]),  # and rho="auto"
-        dtype=dtype,
-    )
+    solver = (fit_kwargs or {}).get("solver", "bcd")  # LiftedNetwork.fit's default
+    net = default_network([X.shape[1], hidden, Y.shape[1]], solver, X.shape[0], dtype=dtype)
     Xv = np.asarray(X_test, dtype=dtype)
     curve: list[tuple[float, float]] = []
     excluded = [0.0]

@@ -39,7 +39,7 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402 - after the BLAS environment is settled
 from _common import fmt_table, machine_info, median, verdict, write_json  # noqa: E402
-from _speed import blas_kernel, blas_line, cores, scrub  # noqa: E402
+from _speed import blas_kernel, blas_line, cores, default_network, scrub  # noqa: E402
 
 TARGET = 1.5
 _SPIN = "while True:\n    pass\n"
@@ -50,15 +50,9 @@ _GEMM = (
 
 
 def fit_once(X: np.ndarray, Y: np.ndarray, blas: int | str, args: argparse.Namespace) -> Any:
-    from cvx_lifted import LiftedNetwork, defaults, threads
+    from cvx_lifted import threads
 
-    net = LiftedNetwork(
-        [X.shape[1], args.hidden, Y.shape[1]],
-        activation=defaults.ACTIVATION,
-        output=defaults.CLASSIFIER_HEAD,
-        lam=defaults.auto_lam(args.solver, 1),  # the estimators' lam="auto"
-        rho=defaults.auto_rho(args.solver, X.shape[0]),  # and rho="auto"
-    )
+    net = default_network([X.shape[1], args.hidden, Y.shape[1]], args.solver, X.shape[0])
     chosen: dict[str, Any] = {}
 
     def callback(sweep: int, result: Any) -> None:

@@ -2,7 +2,8 @@
 """One default BCD sweep on Fashion-MNIST vs a float32 PyTorch Adam epoch and the products it needs.
 
 The network is the default classifier's with one hidden layer of 300 units (784-300-10,
-``relu_fenchel``, ``simplex_xent``, lam 1, rho 1e-3, ``cvx_lifted.defaults``), trained with
+``relu_fenchel``, ``simplex_xent``, ``cvx_lifted.defaults``, the λ and ρ of the estimators'
+``lam="auto"`` and ``rho="auto"``: 1 and 1e-3 for full-batch BCD), trained with
 ``LiftedNetwork(...).fit(X, Y, max_iter=3, tol=0, blas_threads=...)`` on the 60,000 Fashion-MNIST
 training rows, in float64 (the default) and float32. Block times are the medians over the sweeps
 after the first in ``history.seconds`` (sweep 1 also factors the input Gram, makes the float32
@@ -69,6 +70,7 @@ from _speed import (  # noqa: E402
     blas_kernel,
     blas_line,
     cores,
+    default_network,
     scrub,
     thread_settings,
 )
@@ -94,15 +96,8 @@ def load_data(dtype: str, rows: int, data: str | None) -> tuple[np.ndarray, np.n
 def run_fit(
     X: np.ndarray, Y: np.ndarray, args: argparse.Namespace, blas: int | str, solver: str = "bcd"
 ) -> Any:
-    from cvx_lifted import LiftedNetwork, defaults
-
-    net = LiftedNetwork(
-        [X.shape[1], HIDDEN, 10],
-        activation=args.activation,
-        output=defaults.CLASSIFIER_HEAD,
-        lam=defaults.auto_lam(solver, 1),  # the estimators' lam="auto"
-        rho=defaults.auto_rho(solver, X.shape[0]),  # and rho="auto"
-        dtype=X.dtype,
+    net = default_network(
+        [X.shape[1], HIDDEN, 10], solver, X.shape[0], activation=args.activation, dtype=X.dtype
     )
     if solver == "minibatch":
         result = net.fit(

@@ -217,20 +217,31 @@ class _BaseLiftedMLP(BaseEstimator):
 
         ``lazy``: the data are a Dask array, which only full-batch BCD trains.
         """
+        return self._training_plan(shape, n_outputs, hidden, lazy)[0]
+
+    def _training_plan(
+        self, shape: tuple[int, ...], n_outputs: int, hidden: tuple[int, ...], lazy: bool
+    ) -> tuple[str, LiftedNetwork | None]:
+        """Return :meth:`_training_solver`'s answer and the mini-batch network built to reach it.
+
+        The network (``None`` when none was needed) is the one to train if mini-batch BCD won.
+        """
         if self.solver != "auto":
-            return str(self.solver)
+            return str(self.solver), None
         possible = not lazy and self.backend != "cvxpy"  # backend="cvxpy": compiled blocks only
+        network = None
         if possible and shape[0] >= defaults.MINIBATCH_ROWS:  # only then build one to ask
             network = self._build_network(shape[1], n_outputs, hidden, "minibatch", shape[0])
             possible = not unsupported_blocks(network)
-        return defaults.auto_solver(shape[0], minibatch_possible=possible)
+        return defaults.auto_solver(shape[0], minibatch_possible=possible), network
 
     def _fit_network(
         self, X: FloatArray, Y: FloatArray, hidden: tuple[int, ...], warm: bool
     ) -> None:
         """Build (or warm start) the network, train it on ``(X, Y)`` and set fitted attributes."""
-        solver = self._training_solver(X.shape, Y.shape[1], hidden, is_dask_array(X))
-        network = self._build_network(X.shape[1], Y.shape[1], hidden, solver, X.shape[0])
+        solver, network = self._training_plan(X.shape, Y.shape[1], hidden, is_dask_array(X))
+        if network is None or solver != "minibatch":
+            network = self._build_network(X.shape[1], Y.shape[1], hidden, solver, X.shape[0])
         if warm:
             previous = self.network_
             if previous.layer_sizes != network.layer_sizes:

@@ -178,22 +178,16 @@ def add_training_options(
         if auto
         else f"divergence weight lambda (default: {lam:g})",
     )
-    if rho == "auto":  # the estimators' rho="auto": it follows the solver and the rows
-        rows = defaults.MINIBATCH_RHO_ROWS
-        p.add_argument(
-            "--rho",
-            type=rho_or_auto,
-            default=rho,
-            help=f"weight decay rho, or auto: {defaults.RHO:g}, and {defaults.RHO:g} * {rows} / "
-            f"rows when mini-batch BCD trains on more than {rows:,} rows (default: auto)",
-        )
-    else:
-        p.add_argument(
-            "--rho",
-            type=non_negative_float,
-            default=rho,
-            help=f"weight decay rho (default: {rho:g})",
-        )
+    rows = defaults.MINIBATCH_RHO_ROWS  # the estimators' rho="auto": solver and rows decide
+    p.add_argument(
+        "--rho",
+        type=rho_or_auto if rho == "auto" else non_negative_float,
+        default=rho,
+        help=f"weight decay rho, or auto: {defaults.RHO:g}, and {defaults.RHO:g} * {rows} / rows "
+        f"when mini-batch BCD trains on more than {rows:,} rows (default: auto)"
+        if rho == "auto"
+        else f"weight decay rho (default: {rho:g})",
+    )
     p.add_argument(
         "--sweeps",
         type=positive_int,
