@@ -79,6 +79,37 @@ def test_every_block_of_a_batch_decreases_the_batch_proximal_objective(
         assert values[-1] < values[0]
 
 
+@pytest.mark.parametrize(("state_iter", "order"), [(1, "OSW"), (2, "OSOSW")])
+def test_a_batch_takes_the_output_step_then_the_states_then_the_weights(state_iter, order):
+    """The forward pass ends with the output step; no output step is repeated before the weights.
+
+    The batch's proximal objective falls from the forward pass to the states the weight steps
+    see, and again through the weight steps.
+    """
+    X, Y = _problem()
+    net = LiftedNetwork([5, 7, 3], output="simplex_xent").initialize(2)
+    solver = MinibatchBCDSolver(net, state_iter=state_iter)
+    mu = 0.05
+    centre = [W.copy() for W in net.weights]
+    taken: list[str] = []
+    values: list[float] = [_batch_objective(solver, solver.forward_states(X, Y), Y, mu, centre)]
+    for name, letter in (("_output_step", "O"), ("_state_steps", "S")):
+        real = getattr(solver, name)
+        setattr(solver, name, lambda *a, _r=real, _l=letter, **k: taken.append(_l) or _r(*a, **k))
+    real_weights = solver._weight_steps
+
+    def weight_steps(Xs, Y_, mu_, U0=None):
+        taken.append("W")
+        values.append(_batch_objective(solver, Xs, Y_, mu_, centre))
+        real_weights(Xs, Y_, mu_, U0)
+        values.append(_batch_objective(solver, Xs, Y_, mu_, centre))
+
+    solver._weight_steps = weight_steps
+    solver.batch_step(X, Y, mu)
+    assert "".join(taken) == order
+    assert values[2] < values[1] < values[0], values
+
+
 @pytest.mark.parametrize("rows", [40, 4])  # Ridge's normal equations; KernelRidge's (rows < 6)
 def test_prox_weight_step_is_exact_for_a_quadratic_divergence(rows):
     rng = np.random.default_rng(3)
