@@ -243,3 +243,28 @@ def test_map_tasks_keep_their_worker_restrictions(dask_active):
     for wanted, held in found.values():
         assert len(wanted) == 1 and held == wanted
     np.testing.assert_array_equal(out.compute(), -X)
+
+
+def _column_sums(X, *, scale):
+    return scale * X.sum(axis=0)
+
+
+def test_sums_over_held_chunks_equal_the_graph_path_and_the_in_memory_sum(dask_active, monkeypatch):
+    """Chunks in memory are summed by tasks submitted on their futures; lazy ones by a graph."""
+    from cvx_lifted.distributed import _ops
+
+    X, _ = _classification(m=400)
+    expected = 2.0 * X.sum(axis=0)
+    ops = _ops.DaskRowOps()
+    (held,) = ops.place(da.from_array(X, chunks=(50, 12)).persist())
+    assert _ops._chunk_futures((held,)) is not None
+    np.testing.assert_allclose(ops.sum(_column_sums, held, scale=2.0), expected, rtol=1e-12)
+    # the constants travel once per worker's task: 8 bytes to each of the two workers
+    assert ops.count.rounds == 1 and ops.count.bytes_sent == 16
+    monkeypatch.setattr(_ops, "GATHER_MAX", 1)  # the partial sums meet in a tree on the workers
+    np.testing.assert_allclose(ops.sum(_column_sums, held, scale=2.0), expected, rtol=1e-12)
+    lazy = da.from_array(X, chunks=(50, 12))
+    assert _ops._chunk_futures((lazy,)) is None
+    lazy_ops = _ops.DaskRowOps()
+    np.testing.assert_allclose(lazy_ops.sum(_column_sums, lazy, scale=2.0), expected, rtol=1e-12)
+    assert lazy_ops.count.rounds == 1
