@@ -244,7 +244,10 @@ class DaskRowOps(RowOps):
 
         Chunk ``i`` is computed on the worker that holds chunk ``i`` of the inputs (when known),
         so that rows never move between workers (Dask would otherwise balance the load by moving
-        chunks).
+        chunks). When the inputs are held in memory the chunks' tasks are submitted at once
+        (``keep`` or not, unless :attr:`persist_inputs` is off) and their results are released
+        with the array; otherwise a result that is not kept is computed as part of whatever uses
+        it.
         """
         import dask
         import dask.array as da
@@ -255,7 +258,8 @@ class DaskRowOps(RowOps):
         where = self._where if self._where is not None else _locate(arrays)
         rows = arrays[0].chunks[0]
         placed = where is not None and len(where) == len(rows)
-        held = _chunk_futures(arrays) if keep and placed else None
+        # out of core, a result that is not kept stays lazy: held, it could fill the workers
+        held = _chunk_futures(arrays) if placed and (keep or self.persist_inputs) else None
         if held is not None:
             assert where is not None
             self._where = where
