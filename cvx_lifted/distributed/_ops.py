@@ -385,12 +385,7 @@ class DaskRowOps(RowOps):
                 for i in range(0, len(parts) - 1, 2)
             ]
             parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
-        result = functools.reduce(_add, dask.compute(*parts, optimize_graph=False))
-        self.count.rounds += 1
-        received = _nbytes(result)
-        self.count.bytes_received += received
-        self._record("sum", fn, received)
-        return result
+        return self._summed(fn, dask.compute(*parts, optimize_graph=False))
 
     def _sum_held(
         self, fn: Callable[..., Any], arrays: tuple[Any, ...], held: list[list[Any]], consts: Any
@@ -423,7 +418,11 @@ class DaskRowOps(RowOps):
                 for i in range(0, len(parts) - 1, 2)
             ]
             parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
-        result = functools.reduce(_add, client.gather(parts))
+        return self._summed(fn, client.gather(parts))
+
+    def _summed(self, fn: Callable[..., Any], partial_sums: Any) -> Any:
+        """Add the partial sums a round brought back, and count the round and its bytes."""
+        result = functools.reduce(_add, partial_sums)
         self.count.rounds += 1
         received = _nbytes(result)
         self.count.bytes_received += received
