@@ -171,6 +171,17 @@ def _locate(arrays: tuple[Any, ...]) -> list[str] | None:
     return None
 
 
+def _tree(parts: list[Any], add: Callable[[Any, Any], Any]) -> list[Any]:
+    """Pair up partial sums with ``add`` (a task) until at most :data:`GATHER_MAX` are left.
+
+    A binary tree: the partial sums meet on the workers, each travelling once.
+    """
+    while len(parts) > GATHER_MAX:
+        pairs = [add(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+        parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
+    return parts
+
+
 def _chunk_futures(arrays: tuple[Any, ...]) -> list[list[Any]] | None:
     """Return the futures of every row chunk of every array in row order (None: not all held)."""
     from distributed import futures_of
@@ -263,7 +274,7 @@ class DaskRowOps(RowOps):
         if held is not None:
             assert where is not None
             self._where = where
-            return self._map_held(fn, held, where, (rows, (cols,)), dtype, consts)
+            return self._map_held(fn, held, where, rows, cols, dtype, consts)
         c = self._consts(consts)
         self._record("map", consts.get("inplace", fn), 0)
         if where is None or len(where) != len(rows):
@@ -299,7 +310,8 @@ class DaskRowOps(RowOps):
         fn: Callable[..., Any],
         held: list[list[Any]],
         where: list[Any],
-        chunks: tuple[Any, ...],
+        rows: tuple[int, ...],
+        cols: int,
         dtype: Any,
         consts: dict[str, Any],
     ) -> Any:
@@ -334,8 +346,7 @@ class DaskRowOps(RowOps):
             for i, worker in enumerate(where)
         ]  # fmt: skip
         graph = HighLevelGraph.from_collections(name, {f.key: f for f in parts}, dependencies=())
-        cols = chunks[1][0]
-        return da.Array(graph, name, chunks, meta=np.empty((0, cols), dtype=dtype))
+        return da.Array(graph, name, (rows, (cols,)), meta=np.empty((0, cols), dtype=dtype))
 
     def update(self, fn: Callable[..., Any], target: Any, *arrays: Any, **consts: Any) -> Any:
         """Return ``target`` after the in-place chunk function ``fn`` (a new persisted array)."""
@@ -379,12 +390,7 @@ class DaskRowOps(RowOps):
                         term = dask.delayed(_apply, pure=True)(*chunks[i], fn=fn, consts=c)
                         part = term if part is None else dask.delayed(_add, pure=True)(part, term)
                 parts.append(part)
-        while len(parts) > GATHER_MAX:  # a binary tree: the partial sums meet on the workers
-            pairs = [
-                dask.delayed(_add, pure=True)(parts[i], parts[i + 1])
-                for i in range(0, len(parts) - 1, 2)
-            ]
-            parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
+        parts = _tree(parts, dask.delayed(_add, pure=True))
         return self._summed(fn, dask.compute(*parts, optimize_graph=False))
 
     def _sum_held(
@@ -412,12 +418,7 @@ class DaskRowOps(RowOps):
         # the constants travel with each worker's task
         self._sent = _nbytes(consts) * len(parts)
         self.count.bytes_sent += self._sent
-        while len(parts) > GATHER_MAX:  # a binary tree: the partial sums meet on the workers
-            pairs = [
-                client.submit(_add, parts[i], parts[i + 1], pure=False)
-                for i in range(0, len(parts) - 1, 2)
-            ]
-            parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
+        parts = _tree(parts, functools.partial(client.submit, _add, pure=False))
         return self._summed(fn, client.gather(parts))
 
     def _summed(self, fn: Callable[..., Any], partial_sums: Any) -> Any:
