@@ -248,6 +248,27 @@ def test_kernel_ridge_float64_factor_when_ill_conditioned():
     assert KernelRidge(X, 50.0, products="exact").factor[0].dtype == np.float64
 
 
+@pytest.mark.parametrize("products", ["exact", "float32"])
+def test_kernel_ridge_reuses_a_kept_kernel_for_another_alpha(products):
+    from cvx_lifted.kernels import centred_kernel
+
+    X, T = _data(30, 80, 4, 1.0, seed=9)
+    K = centred_kernel(X, products=products)
+    first = KernelRidge(X, 2.0, products=products)
+    np.testing.assert_array_equal(first.kernel, K)
+    for alpha in (0.5, 2.0, 40.0):
+        kept = KernelRidge(X, alpha, products=products, kernel=K)
+        W, b = kept.solve(T)
+        W_ref, b_ref = KernelRidge(X, alpha, products=products).solve(T)
+        np.testing.assert_array_equal(W, W_ref)
+        np.testing.assert_array_equal(b, b_ref)
+    np.testing.assert_array_equal(K, centred_kernel(X, products=products))  # not modified
+    with pytest.raises(ValueError, match=r"kernel must be .* shape \(30, 30\)"):
+        KernelRidge(X, 1.0, products=products, kernel=K[:-1, :-1])
+    with pytest.raises(ValueError, match="kernel must be .* dtype"):
+        KernelRidge(X, 1.0, products=products, kernel=K.astype(np.float16))
+
+
 def test_kernel_ridge_bad_input():
     with pytest.raises(ValueError, match="alpha"):
         KernelRidge(np.ones((3, 5)), 0.0)

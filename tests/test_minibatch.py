@@ -98,10 +98,10 @@ def test_a_batch_takes_the_output_step_then_the_states_then_the_weights(state_it
         setattr(solver, name, lambda *a, _r=real, _l=letter, **k: taken.append(_l) or _r(*a, **k))
     real_weights = solver._weight_steps
 
-    def weight_steps(Xs, Y_, mu_, U0=None):
+    def weight_steps(Xs, Y_, mu_, *rest):
         taken.append("W")
         values.append(_batch_objective(solver, Xs, Y_, mu_, centre))
-        real_weights(Xs, Y_, mu_, U0)
+        real_weights(Xs, Y_, mu_, *rest)
         values.append(_batch_objective(solver, Xs, Y_, mu_, centre))
 
     solver._weight_steps = weight_steps
@@ -239,6 +239,58 @@ def test_run_validates_the_data_once_and_update_like_run(monkeypatch):
     assert state.history.objective == result.history.objective
     for a, b in zip(by_update.weights, net.weights, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_batches_are_cut_once_and_visited_in_a_new_order_every_epoch(monkeypatch):
+    X, Y = _problem(m=100, sizes=(5, 7, 3))
+    solver = MinibatchBCDSolver(LiftedNetwork([5, 7, 3], output="simplex_xent"), batch_size=30)
+    seen = []
+    real = solver.batch_step
+    monkeypatch.setattr(
+        solver, "batch_step", lambda X0, *a, **k: seen.append(X0[:, 0].copy()) or real(X0, *a, **k)
+    )
+    state = solver.init(X, Y, random_state=0)
+    for _ in range(3):
+        solver.update(state, X, Y)
+    epochs = [seen[4 * e : 4 * e + 4] for e in range(3)]
+    assert len(seen) == 12 and sorted(len(b) for b in epochs[0]) == [10, 30, 30, 30]
+    for batches in epochs:  # every row once per epoch
+        np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.sort(X[:, 0]))
+    as_sets = [sorted(tuple(sorted(b)) for b in batches) for batches in epochs]
+    assert as_sets[0] == as_sets[1] == as_sets[2]  # the same batches
+    orders = [[tuple(sorted(b)) for b in batches] for batches in epochs]
+    assert len({tuple(o) for o in orders}) > 1  # visited in other orders
+    # another number of rows: the rows are cut anew
+    solver.update(state, X[:60], Y[:60])
+    assert len(state.batches) == 2 and sum(map(len, state.batches)) == 60
+
+
+def test_run_forms_the_kernel_of_each_batch_of_the_data_once(monkeypatch):
+    """Layer 0's kernel matrices are kept across the epochs of run, to the same weights."""
+    import cvx_lifted.minibatch as minibatch
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((90, 40))  # 30 rows per batch < 40 inputs: the kernel form
+    Y = np.eye(3)[rng.integers(0, 3, 90)]
+    calls = []
+    real = kernels.centred_kernel
+    monkeypatch.setattr(
+        minibatch.kernels, "centred_kernel", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+
+    def train(kept):
+        if not kept:  # every weight step forms its kernel itself
+            monkeypatch.setattr(minibatch, "batch_kernel", lambda X0: None)
+        net = LiftedNetwork([40, 7, 3], output="simplex_xent")
+        MinibatchBCDSolver(net, batch_size=30, max_iter=4).run(X, Y, random_state=0)
+        return net.weights + net.biases
+
+    kept = train(True)
+    assert len(calls) == 3  # three batches, four epochs
+    fresh = train(False)
+    assert len(calls) == 3
+    for a, b in zip(kept, fresh, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
 def test_momentum_looks_ahead_from_the_weights_before_the_previous_batch():

@@ -41,7 +41,7 @@ from .fenchel_young import (
 )
 from .glm import fy_step, fy_wstep, relu_fenchel_step, relu_fenchel_wstep
 from .multinomial import softmax_step, softmax_wstep
-from .ridge import KernelRidge, Ridge
+from .ridge import KernelRidge, Ridge, centred_kernel
 from .simplex import (
     AppendixABounds,
     appendix_a_bounds,
@@ -66,6 +66,7 @@ __all__ = [
     "SoftmaxCoupling",
     "StepResult",
     "appendix_a_bounds",
+    "centred_kernel",
     "fy_state_step",
     "fy_step",
     "fy_wstep",

@@ -31,7 +31,13 @@ from cvx_lifted import threads
 from ._rowops import MEMORY, RowOps
 from ._validation import as_float_array, float_dtype, positive_scalar
 
-__all__ = ["FLOAT32_SOLVE_MAX_COND", "MIXED_MIN_ENTRIES", "KernelRidge", "Ridge"]
+__all__ = [
+    "FLOAT32_SOLVE_MAX_COND",
+    "MIXED_MIN_ENTRIES",
+    "KernelRidge",
+    "Ridge",
+    "centred_kernel",
+]
 
 #: Float64 data with at least this many entries is multiplied in float32 (``products="auto"``).
 MIXED_MIN_ENTRIES = 1_000_000
@@ -465,6 +471,48 @@ class Ridge:
         return 0.5 * float(sq) + 0.5 * self.alpha * float(np.vdot(W_arr, W_arr))
 
 
+def _centred(
+    X: NDArray[np.floating], products: str
+) -> tuple[NDArray[np.float64], NDArray[np.floating]]:
+    """Return the column means of ``X`` (float64) and ``X`` less them, in the product dtype."""
+    if products not in _PRODUCTS:
+        raise ValueError(f"products must be one of {_PRODUCTS}, got {products!r}")
+    if products == "auto":
+        products = "float32" if X.size >= MIXED_MIN_ENTRIES else "exact"
+    dt = np.dtype(np.float32) if products == "float32" else X.dtype
+    mean = X.mean(axis=0, dtype=np.float64)
+    return mean, np.subtract(X, mean.astype(dt), dtype=dt)
+
+
+def centred_kernel(X: ArrayLike, *, products: str = "auto") -> NDArray[np.floating]:
+    r"""Return the kernel matrix :math:`K = X_c X_c^\top` that :class:`KernelRidge` factors.
+
+    :math:`X_c` is ``X`` less its column means, in the product dtype of ``products`` (see
+    :class:`KernelRidge`); pass the result as ``KernelRidge(X, alpha, products=products,
+    kernel=K)`` to factor :math:`K + \alpha I` for another ``alpha`` without the SYRK.
+
+    Parameters
+    ----------
+    X : array_like, shape (m, p)
+        Inputs, one sample per row.
+    products : {"auto", "exact", "float32"}, default "auto"
+        As for :class:`KernelRidge`.
+
+    Returns
+    -------
+    ndarray, shape (m, m)
+        :math:`K`, in the product dtype.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not a finite 2-D array or ``products`` is not one of ``"auto"``,
+        ``"exact"``, ``"float32"``.
+    """
+    _, Xc = _centred(as_float_array(X, "X", ndim=2), products)
+    return np.asarray(threads.matmul(Xc, Xc.T))  # SYRK
+
+
 class KernelRidge:
     r"""Ridge regression through the :math:`m \times m` kernel matrix, for fewer rows than columns.
 
@@ -505,11 +553,18 @@ class KernelRidge:
     products : {"auto", "exact", "float32"}, default "auto"
         Precision of :math:`K` and of :math:`X_c^\top Z` (as for :class:`Ridge`), and of the
         factor and the solves when the system is well conditioned (above).
+    kernel : ndarray, shape (m, m), optional
+        :math:`K`, when the caller kept it: the :attr:`kernel` of an earlier
+        :class:`KernelRidge` of the same ``X`` and ``products``, with any ``alpha`` (saves the
+        SYRK, :math:`m^2 p`, the largest product of the constructor). It is not checked beyond
+        its shape and dtype.
 
     Attributes
     ----------
     alpha : float
         The penalty.
+    kernel : ndarray, shape (m, m)
+        :math:`K = X_c X_c^\top` in the product dtype, without :math:`\alpha` (not modified).
     mean : ndarray, shape (p,)
         :math:`\bar x` (float64).
     product_dtype : numpy.dtype
@@ -519,10 +574,18 @@ class KernelRidge:
     ------
     ValueError
         If ``X`` is not a finite 2-D array with at least one row and column, ``alpha`` is not a
-        finite number > 0, or ``products`` is not one of ``"auto"``, ``"exact"``, ``"float32"``.
+        finite number > 0, ``products`` is not one of ``"auto"``, ``"exact"``, ``"float32"``,
+        or ``kernel`` has not the shape ``(m, m)`` and the product dtype.
     """
 
-    def __init__(self, X: ArrayLike, alpha: float, *, products: str = "auto") -> None:
+    def __init__(
+        self,
+        X: ArrayLike,
+        alpha: float,
+        *,
+        products: str = "auto",
+        kernel: NDArray[np.floating] | None = None,
+    ) -> None:
         X_arr = as_float_array(X, "X", ndim=2)
         m, p = X_arr.shape
         if m < 1 or p < 1:
@@ -530,24 +593,30 @@ class KernelRidge:
                 f"X must have at least one row and one column, got shape {X_arr.shape}"
             )
         self.alpha = positive_scalar(alpha, "alpha")
-        if products not in _PRODUCTS:
-            raise ValueError(f"products must be one of {_PRODUCTS}, got {products!r}")
-        if products == "auto":
-            products = "float32" if X_arr.size >= MIXED_MIN_ENTRIES else "exact"
-        self.product_dtype = np.dtype(np.float32) if products == "float32" else X_arr.dtype
-        self.mean = X_arr.mean(axis=0, dtype=np.float64)
-        dt = self.product_dtype
-        self._Xc = np.subtract(X_arr, self.mean.astype(dt), dtype=dt)
-        K = np.asarray(threads.matmul(self._Xc, self._Xc.T))  # SYRK
+        self.mean, self._Xc = _centred(X_arr, products)
+        dt = self.product_dtype = self._Xc.dtype
+        if kernel is None:
+            kernel = np.asarray(threads.matmul(self._Xc, self._Xc.T))  # SYRK
+        elif np.shape(kernel) != (m, m) or np.asarray(kernel).dtype != dt:
+            raise ValueError(
+                f"kernel must be the centred kernel matrix of X in the product dtype: an array "
+                f"of shape {(m, m)} and dtype {dt}, got shape {np.shape(kernel)} and dtype "
+                f"{np.asarray(kernel).dtype}; pass the kernel attribute of a KernelRidge of the "
+                f"same X and products, or None."
+            )
+        self.kernel = kernel
         # float32 products: a float32 factor too when K + alpha I is well conditioned
         # (condition number at most 1 + trace(K) / alpha)
         single = dt == np.float32 and (
-            1.0 + float(np.trace(K, dtype=np.float64)) / self.alpha <= FLOAT32_SOLVE_MAX_COND
+            1.0 + float(np.trace(kernel, dtype=np.float64)) / self.alpha <= FLOAT32_SOLVE_MAX_COND
         )
-        K = K.astype(np.float32 if single else np.float64, copy=False)
+        # a copy: the kernel is kept
+        K: NDArray[np.floating] = np.array(kernel, dtype=np.float32 if single else np.float64)
         K[np.arange(m), np.arange(m)] += self.alpha
         try:
-            self.factor = scipy.linalg.cho_factor(K, lower=False, check_finite=False)
+            self.factor = scipy.linalg.cho_factor(
+                K, lower=False, overwrite_a=True, check_finite=False
+            )
         except np.linalg.LinAlgError as exc:  # only through rounding: K + alpha I is PD
             raise ValueError(
                 "the ridge system is numerically singular: increase alpha or rescale X"
