@@ -664,7 +664,7 @@ class MinibatchBCDSolver:
         return dict.fromkeys(names, "minibatch")
 
     def update(self, state: MinibatchState, X: ArrayLike, Y: ArrayLike) -> MinibatchState:
-        """Run one epoch over ``(X, Y)``: shuffled batches, each :meth:`batch_step`.
+        """Run one epoch over ``(X, Y)``: its batches in a new order, each :meth:`batch_step`.
 
         The prox weight is :meth:`prox_at(state.epoch) <prox_at>`; the objective on ``(X, Y)``
         after the epoch (on ``objective_rows`` of its rows), its seconds and the validation

@@ -182,6 +182,32 @@ def test_xent_kkt_closed_form():
     assert (info["n_iter"] <= 12).all()
 
 
+@pytest.mark.parametrize("lam", [1e-4, 0.7, 1e4])
+@pytest.mark.parametrize("scale", [0.0, 0.1, 10.0, 1e4])
+def test_xent_one_label_rows_in_closed_form_match_newton(monkeypatch, lam, scale):
+    """One-hot rows take the closed-form shift; they agree with Newton's answer to rounding."""
+    import cvx_lifted.kernels.simplex as simplex
+
+    rng = np.random.default_rng(11)
+    m, p = 300, 10
+    U = scale * rng.normal(size=(m, p)) + scale * rng.normal()
+    Y = np.eye(p)[rng.integers(0, p, m)]
+    Y[:40] = rng.dirichlet(np.ones(p), size=40)  # soft rows: Newton's
+    Y[40:50] = 0.0  # no label: the projection
+    Y[50:60] *= 0.3  # one label of weight 0.3: closed form too
+    closed = simplex_xent_prox(U, Y, lam)
+    nan_shift = lambda u, c: np.full(u.shape[0], np.nan)  # noqa: E731
+    monkeypatch.setattr(simplex, "_one_label_shift", nan_shift)
+    newton = simplex_xent_prox(U, Y, lam)
+    assert closed.info["converged"].all() and newton.info["converged"].all()
+    assert (closed.info["residual"] <= 1e-14).all()
+    np.testing.assert_allclose(closed.value, newton.value, rtol=0, atol=1e-13)
+    in_closed_form = closed.info["n_iter"][50:] == 0
+    if scale <= 10.0:  # moderate scales: (nearly) every one-label row in closed form
+        assert in_closed_form.mean() > 0.95
+    assert (closed.info["n_iter"][:40] > 0).all()
+
+
 def test_xent_zero_labels_is_projection():
     rng = np.random.default_rng(4)
     U = rng.normal(size=(7, 5))
