@@ -70,11 +70,11 @@ Measured (``benchmarks/bench_accuracy.py``, 784-300-10, ``relu_fenchel``, ``simp
 estimators' ``lam="auto"`` (3 on the hidden layer) and ``rho="auto"`` (1e-3 up to 15,000 rows,
 then shrinking like 1/rows: 2.5e-4 on 60,000), the defaults: batch 500, prox 0.006, momentum
 0.9, one MM iteration; one BLAS thread): on MNIST-10k (8,000 rows, pixels in [0, 1]) test
-accuracy 0.925, 0.950, 0.951 after epochs 1-3 and 0.959-0.965 after 5-20, about 0.3 s per
-epoch, where full-batch BCD ends at 0.942 after 20 sweeps and float32 Adam at 0.956. On
-Fashion-MNIST (60,000 rows, about 1.8-1.9 s per epoch) 0.863, 0.869, 0.876 after epochs 1-3 and
-0.885 at best on the raw pixels; on standardised inputs 0.845, 0.864, 0.873 and 0.889 at best,
-where Adam reaches 0.892 on either (full-batch BCD: 0.853 and 0.837).
+accuracy 0.924, 0.940, 0.950 after epochs 1-3 and 0.957-0.961 after 5-20, where full-batch BCD
+ends at 0.942 after 20 sweeps and float32 Adam at 0.956. On Fashion-MNIST (60,000 rows)
+0.865, 0.868, 0.872 after epochs 1-3 and 0.884 at best on the raw pixels; on standardised
+inputs 0.889 at best, where Adam reaches 0.890-0.891 (full-batch BCD: 0.853 and 0.837). An
+epoch on Fashion-MNIST takes 1.6-1.9x a float32 Adam epoch (``benchmarks/bench_sweep.py``).
 """
 
 from __future__ import annotations
