@@ -208,6 +208,16 @@ def test_xent_one_label_rows_in_closed_form_match_newton(monkeypatch, lam, scale
     assert (closed.info["n_iter"][:40] > 0).all()
 
 
+@pytest.mark.parametrize("lam", [1e-300, 1.0, 1e300])
+def test_xent_one_label_closed_form_overflows_quietly_to_newton(lam):
+    U = np.array([[1e300, -1e300, 0.0], [1e200, 1e-300, -5.0], [0.0, 0.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = simplex_xent_prox(U, np.eye(3), lam)
+    assert result.info["converged"].all()
+    np.testing.assert_allclose(result.value.sum(axis=1), 1.0, atol=1e-14)
+
+
 def test_xent_zero_labels_is_projection():
     rng = np.random.default_rng(4)
     U = rng.normal(size=(7, 5))

@@ -457,8 +457,9 @@ def simplex_xent_prox(
         newton = np.ones(idx.size, dtype=bool)
         if single.size:
             t_one = _one_label_shift(u_s[single], c_s[single])
-            exact = np.abs(_root(u_s[single] + t_one[:, None], c_s[single])[0].sum(1) - 1.0)
-            kept = exact <= tol_f
+            with np.errstate(all="ignore"):
+                exact = np.abs(_root(u_s[single] + t_one[:, None], c_s[single])[0].sum(1) - 1.0)
+            kept = exact <= tol_f  # False where the closed form overflowed (NaN)
             t[single[kept]] = t_one[kept]
             newton[single[kept]] = False
         rows = np.flatnonzero(newton)
@@ -503,15 +504,16 @@ def _one_label_shift(u: NDArray[np.float64], c: NDArray[np.float64]) -> NDArray[
     k = np.arange(p, dtype=np.float64)  # others active: 0 .. p-1
     S = np.zeros((m, p))
     np.cumsum(top[:, : p - 1], axis=1, out=S[:, 1:])
-    B = 1.0 - S + k * u_j[:, None]
-    kc = k * c_j[:, None]
-    disc = np.sqrt(B * B + 4.0 * (1.0 + k) * kc)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # an overflow makes a non-finite shift, whose residual check sends the row to Newton
+    with np.errstate(all="ignore"):
+        B = 1.0 - S + k * u_j[:, None]
+        kc = k * c_j[:, None]
+        disc = np.sqrt(B * B + 4.0 * (1.0 + k) * kc)
         # the positive root without cancellation: 2kc / (disc - B) when B < 0
         z_j = np.where(B >= 0.0, (B + disc) / (2.0 * (1.0 + k)), 2.0 * kc / (disc - B))
         t = z_j - c_j[:, None] / z_j - u_j[:, None]
-    # top[:, k] is the (k+1)-th largest other coordinate (-inf past the others)
-    first = np.argmax(top + t <= 0.0, axis=1)
+        # top[:, k] is the (k+1)-th largest other coordinate (-inf past the others)
+        first = np.argmax(top + t <= 0.0, axis=1)
     shift: NDArray[np.float64] = t[rows, first]
     return shift
 
