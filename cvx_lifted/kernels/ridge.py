@@ -49,6 +49,15 @@ _PRODUCTS = ("auto", "exact", "float32")
 _COPY_MIN_COLUMNS = 32
 
 
+def _product_dtype(X: Any, products: str) -> np.dtype[Any]:
+    """Return the dtype of the products over ``X`` for a ``products`` setting (checked)."""
+    if products not in _PRODUCTS:
+        raise ValueError(f"products must be one of {_PRODUCTS}, got {products!r}")
+    if products == "auto":
+        products = "float32" if X.size >= MIXED_MIN_ENTRIES else "exact"
+    return np.dtype(np.float32) if products == "float32" else np.dtype(X.dtype)
+
+
 def _centred_gram32(X: NDArray[np.floating], rows: int = 8192) -> NDArray[np.float64]:
     r"""Return :math:`X^\top X` (float64) of float32 ``X`` from float32 products, a chunk at a time.
 
@@ -195,13 +204,9 @@ class Ridge:
             )
         self.alpha = positive_scalar(alpha, "alpha")
         self.fit_intercept = bool(fit_intercept)
-        if products not in _PRODUCTS:
-            raise ValueError(f"products must be one of {_PRODUCTS}, got {products!r}")
+        self.product_dtype = _product_dtype(X_arr, products)
         self.X = X_arr
         self.ops = ops
-        if products == "auto":
-            products = "float32" if X_arr.size >= MIXED_MIN_ENTRIES else "exact"
-        self.product_dtype = np.dtype(np.float32) if products == "float32" else X_arr.dtype
         self._Xp: Any = X_arr if self.product_dtype == X_arr.dtype else None
         self._image: tuple[NDArray[Any], NDArray[Any], Any] | None = None
         self.workspace: dict[str, Any] = {}
@@ -475,11 +480,7 @@ def _centred(
     X: NDArray[np.floating], products: str
 ) -> tuple[NDArray[np.float64], NDArray[np.floating]]:
     """Return the column means of ``X`` (float64) and ``X`` less them, in the product dtype."""
-    if products not in _PRODUCTS:
-        raise ValueError(f"products must be one of {_PRODUCTS}, got {products!r}")
-    if products == "auto":
-        products = "float32" if X.size >= MIXED_MIN_ENTRIES else "exact"
-    dt = np.dtype(np.float32) if products == "float32" else X.dtype
+    dt = _product_dtype(X, products)
     mean = X.mean(axis=0, dtype=np.float64)
     return mean, np.subtract(X, mean.astype(dt), dtype=dt)
 

@@ -454,20 +454,23 @@ def simplex_xent_prox(
         # rows with one label (one-hot, the usual case): the shift in closed form, kept where
         # its residual meets tol; the other rows take the safeguarded Newton method
         single = np.flatnonzero(np.count_nonzero(c_s > 0, axis=1) == 1)
+        z_s = np.empty_like(u_s)
         newton = np.ones(idx.size, dtype=bool)
         if single.size:
             t_one = _one_label_shift(u_s[single], c_s[single])
             with np.errstate(all="ignore"):
-                exact = np.abs(_root(u_s[single] + t_one[:, None], c_s[single])[0].sum(1) - 1.0)
-            kept = exact <= tol_f  # False where the closed form overflowed (NaN)
+                z_one = _root(u_s[single] + t_one[:, None], c_s[single])[0]
+                kept = np.abs(z_one.sum(axis=1) - 1.0) <= tol_f  # False where it overflowed
             t[single[kept]] = t_one[kept]
+            z_s[single[kept]] = z_one[kept]
             newton[single[kept]] = False
         rows = np.flatnonzero(newton)
         if rows.size:
             t[rows], it[rows], conv[rows] = _solve_shift(
                 u_s[rows], y[idx[rows]], c_s[rows], lam_f, tol_f, max_iter
             )
-        z[idx] = _root(u_s + t[:, None], c_s)[0]
+            z_s[rows] = _root(u_s[rows] + t[rows, None], c_s[rows])[0]
+        z[idx] = z_s
         shift[idx] = t - u_max
         n_iter[idx] = it
         converged[idx] = conv
