@@ -36,11 +36,13 @@ term only adds :math:`\mu W_l^{-}` to its moments: one :class:`~cvx_lifted.kerne
 factor of the batch input (:class:`~cvx_lifted.kernels.KernelRidge`, through the
 :math:`|B| \times |B|` kernel matrix, when the batch has fewer rows than the layer has inputs)
 and one solve per iteration. The batches being the same rows in every epoch, the kernel matrix
-of layer 0's input (the data) is formed once per batch and kept for the later epochs of
-:meth:`~MinibatchBCDSolver.run` (at most
-the data's size: :math:`|B|` entries per row of a batch that uses it; the SYRK it saves was an
-eighth of an epoch on Fashion-MNIST, with the same test accuracy as batches drawn anew every
-epoch). Products over a batch of 65,536 entries or more run in float32,
+of layer 0's input (the data) and the centred copy of the batch it is made from
+(:class:`~cvx_lifted.kernels.CentredRows`) are formed once per batch and kept for the later
+epochs of :meth:`~MinibatchBCDSolver.run`, which then read the batch only through them (the
+forward image too); that is :math:`|B|` entries per row of a batch that uses it, plus a copy of
+the data in the product dtype. The SYRK saved was an eighth of an epoch on Fashion-MNIST, with
+the same test accuracy as batches drawn anew every epoch, and the gather, cast and centring of
+the rows another 8 %. Products over a batch of 65,536 entries or more run in float32,
 the factors and solves in float64 (the kernel system's in float32 when it is well
 conditioned). For a quadratic divergence (ReLU, the
 sparsemax and squared heads) the majoriser is the function, so one solve is the exact step.
@@ -117,7 +119,7 @@ FLOAT32_MIN_ENTRIES = 1 << 16
 
 
 def prox_weight_step(
-    X: FloatArray,
+    X: FloatArray | kernels.CentredRows,
     coupling: Any,
     W: FloatArray,
     b: FloatArray,
@@ -127,7 +129,6 @@ def prox_weight_step(
     mu: float,
     n_iter: int = 1,
     U: FloatArray | None = None,
-    kernel: FloatArray | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     r"""Majorisation-minimisation on a proximal weight step of one layer.
 
@@ -156,8 +157,10 @@ def prox_weight_step(
 
     Parameters
     ----------
-    X : ndarray, shape (m, p)
-        The layer's input on the batch.
+    X : ndarray, shape (m, p), or kernels.CentredRows
+        The layer's input on the batch; or, for a batch with fewer rows than inputs, its
+        :class:`~cvx_lifted.kernels.CentredRows` when the caller keeps them (:func:`batch_kernel`;
+        saves the centring and the largest product of the step, the kernel matrix).
     coupling : kernels coupling
         :math:`g` with its targets (:data:`cvx_lifted.paths.COUPLING` makes it).
     W : ndarray, shape (q, p)
@@ -174,10 +177,6 @@ def prox_weight_step(
         MM iterations (one is used for a quadratic ``coupling``).
     U : ndarray, shape (m, q), optional
         :math:`XW^\top + \mathbf 1 b^\top` when the caller has it (saves a product).
-    kernel : ndarray, shape (m, m), optional
-        For a batch with fewer rows than inputs, the centred kernel matrix of ``X`` when the
-        caller kept it (:func:`batch_kernel`; saves the largest product of the step). Ignored
-        otherwise.
 
     Returns
     -------
@@ -187,31 +186,34 @@ def prox_weight_step(
     m, p = X.shape
     lip = float(coupling.lipschitz)
     scale = weight * lip / m  # curvature of the majoriser per unit of ||U - U_k||^2
-    products = _products(X)
+    kept = isinstance(X, kernels.CentredRows)
+    products = "auto" if isinstance(X, kernels.CentredRows) else _products(X)
     W_k = np.asarray(W, dtype=np.float64)
     b_k = np.asarray(b, dtype=np.float64)
     if isinstance(coupling, kernels.L2Coupling):
         n_iter = 1
-    dual = m < p  # fewer rows than inputs: solve through the m x m kernel matrix
+    dual = kept or m < p  # fewer rows than inputs: solve through the m x m kernel matrix
     if dual:
         # rho/2 |W|^2 + mu/2 |W - W_0|^2 = (rho + mu)/2 |W - kappa W_0|^2 + const: a ridge
         # regression on W - kappa W_0 with targets less X (kappa W_0)^T
         kappa = mu / (rho + mu)
-        solver: Any = kernels.KernelRidge(X, (rho + mu) / scale, products=products, kernel=kernel)
+        solver: Any = kernels.KernelRidge(X, (rho + mu) / scale, products=products)
     else:
+        assert not isinstance(X, kernels.CentredRows)
         solver = kernels.Ridge(X, (rho + mu) / scale, products=products)
         centre = (mu / scale) * W_k.T
     shift: Any = None
     for _ in range(n_iter):
         if U is None:
-            U = X @ W_k.T.astype(X.dtype) + b_k.astype(X.dtype)
+            U = _image_of(X, W_k, b_k)
         _, grad = coupling.value_grad(U)
         targets = U - grad / lip
         if dual:
             if shift is None:  # X (kappa W_0)^T from the image at the start
                 shift = kappa * (U - b_k.astype(U.dtype))
             V, b_k = solver.solve(targets - shift)
-            W_k = V + kappa * np.asarray(W, dtype=np.float64)
+            W_k = np.multiply(W, kappa, dtype=np.float64)  # kappa W_0 + V, one new array
+            W_k += V
         else:
             XtT, col_sums = solver.moments(targets)
             W_k, b_k = solver.solve_moments(XtT + centre, col_sums)
@@ -219,8 +221,8 @@ def prox_weight_step(
     return W_k, b_k
 
 
-def batch_kernel(X: FloatArray) -> FloatArray | None:
-    """Return the kernel matrix :func:`prox_weight_step` factors for the batch input ``X``.
+def batch_kernel(X: FloatArray) -> kernels.CentredRows | None:
+    """Return what :func:`prox_weight_step` keeps of the batch input ``X`` across epochs.
 
     ``None`` when ``X`` has as many rows as columns or more (the step then factors the Gram
     matrix of the columns instead, and keeps nothing).
@@ -232,12 +234,21 @@ def batch_kernel(X: FloatArray) -> FloatArray | None:
 
     Returns
     -------
-    ndarray, shape (m, m), or None
-        :func:`cvx_lifted.kernels.centred_kernel` of ``X`` with the step's product precision.
+    kernels.CentredRows or None
+        ``X`` less its column means and its kernel matrix, with the step's product precision;
+        :meth:`~cvx_lifted.kernels.CentredRows.image` gives the batch's pre-activations from them,
+        so the rows themselves are not needed again.
     """
     if X.shape[0] >= X.shape[1]:
         return None
-    return kernels.centred_kernel(X, products=_products(X))
+    return kernels.CentredRows(X, products=_products(X))
+
+
+def _image_of(X: FloatArray | kernels.CentredRows, W: FloatArray, b: FloatArray) -> FloatArray:
+    """Return ``X W^T + b`` of a batch input (in its dtype) or of its kept centred rows."""
+    if isinstance(X, kernels.CentredRows):
+        return X.image(W, b)
+    return np.asarray(X @ W.T.astype(X.dtype) + b.astype(X.dtype))
 
 
 def _products(X: FloatArray) -> str:
@@ -315,8 +326,9 @@ class _Rows:
     #: the rows the objective is evaluated on after every epoch
     X_objective: FloatArray
     Y_objective: FloatArray
-    #: the kernel matrix of layer 0's input on each batch (batch_kernel), kept for every epoch
-    kernels: dict[int, FloatArray | None] = field(default_factory=dict)
+    #: layer 0's input on each batch, centred, with its kernel matrix (batch_kernel), kept for
+    #: every epoch; None for a batch with as many rows as inputs or more
+    kernels: dict[int, kernels.CentredRows | None] = field(default_factory=dict)
 
 
 class MinibatchBCDSolver:
@@ -501,14 +513,17 @@ class MinibatchBCDSolver:
         Xs[L + 1] = _finite(np.asarray(result.value, dtype=net.dtype), "output")
 
     def forward_states(
-        self, X0: FloatArray, Y: FloatArray, images: list[FloatArray] | None = None
-    ) -> list[FloatArray]:
+        self,
+        X0: FloatArray | kernels.CentredRows,
+        Y: FloatArray,
+        images: list[FloatArray] | None = None,
+    ) -> list[Any]:
         """Return ``[X_0, X_1, ...]``: a forward pass, and the output state by an output step.
 
         The pre-activations of the hidden layers are appended to ``images`` when it is given.
         """
         net = self.network
-        Xs = [X0]
+        Xs: list[Any] = [X0]
         for layer, act in enumerate(net.activations):
             U = _image(net, layer, Xs[-1])
             if images is not None:
@@ -532,9 +547,8 @@ class MinibatchBCDSolver:
         Y: FloatArray,
         mu: float,
         U0: FloatArray | None = None,
-        kernel: FloatArray | None = None,
     ) -> None:
-        """Take the proximal weight step of every layer (``U0``, ``kernel``: of layer 0)."""
+        """Take the proximal weight step of every layer (``U0``: the image of layer 0)."""
         net = self.network
         for layer in range(net.n_layers):
             act = net.divergence_of(layer)
@@ -545,15 +559,15 @@ class MinibatchBCDSolver:
                 Xs[layer], coupling, net.weights[layer], net.biases[layer],
                 weight=1.0 if act is None else float(net.lam[layer]),
                 rho=float(net.rho[layer]), mu=mu, n_iter=self.weight_iter,
-                U=U0 if layer == 0 else None, kernel=kernel if layer == 0 else None,
+                U=U0 if layer == 0 else None,
             )  # fmt: skip
             if act is None:  # softmax: pick the minimiser with zero-mean biases, as BCD does
                 b = b - b.mean()
-            net.weights[layer] = _finite(W.astype(net.dtype), f"W{layer} weight")
-            net.biases[layer] = _finite(b.astype(net.dtype), f"W{layer} bias")
+            net.weights[layer] = _finite(W.astype(net.dtype, copy=False), f"W{layer} weight")
+            net.biases[layer] = _finite(b.astype(net.dtype, copy=False), f"W{layer} bias")
 
     def batch_step(
-        self, X0: FloatArray, Y: FloatArray, mu: float, *, kernel: FloatArray | None = None
+        self, X0: FloatArray | kernels.CentredRows, Y: FloatArray, mu: float
     ) -> dict[str, float]:
         """Train on one batch: its states (forward, then exact steps), then the weight steps.
 
@@ -563,14 +577,13 @@ class MinibatchBCDSolver:
 
         Parameters
         ----------
-        X0 : ndarray, shape (rows, n_inputs)
-            The batch's inputs.
+        X0 : ndarray, shape (rows, n_inputs), or kernels.CentredRows
+            The batch's inputs, or their :func:`batch_kernel` when the caller keeps it for the
+            next epochs.
         Y : ndarray, shape (rows, n_outputs)
             Its targets.
         mu : float
             The prox weight of the weight steps.
-        kernel : ndarray, optional
-            :func:`batch_kernel` of ``X0``, when the caller keeps it for the next epoch.
 
         Returns
         -------
@@ -590,7 +603,7 @@ class MinibatchBCDSolver:
             self._state_steps(Xs, Y, U0)
         t1 = time.perf_counter()
         # the input and the weights of layer 0 have not changed since the forward pass
-        self._weight_steps(Xs, Y, mu, U0, kernel)
+        self._weight_steps(Xs, Y, mu, U0)
         return {"states": t1 - t0, "weights": time.perf_counter() - t1}
 
     # ------------------------------------------------------------------ driver
@@ -698,11 +711,11 @@ class MinibatchBCDSolver:
             rows.kernels.clear()
         for k in state.rng.permutation(n_batches):
             batch = state.batches[k]
-            X0 = rows.X[batch]
             if k not in rows.kernels:
-                rows.kernels[k] = batch_kernel(X0)
+                rows.kernels[k] = batch_kernel(rows.X[batch])
+            kept = rows.kernels[k]  # the rows themselves are then not read again
             self._look_ahead(state)
-            spent = self.batch_step(X0, rows.Y[batch], mu, kernel=rows.kernels[k])
+            spent = self.batch_step(rows.X[batch] if kept is None else kept, rows.Y[batch], mu)
             for key, value in spent.items():
                 seconds[key] += value
         state.epoch += 1
@@ -715,11 +728,15 @@ class MinibatchBCDSolver:
         net = self.network
         current = [*net.weights, *net.biases]
         if self.momentum > 0 and state.previous:
-            moved: list[FloatArray] = [
-                a + self.momentum * (a - p) for a, p in zip(current, state.previous, strict=True)
-            ]
+            moved: list[FloatArray] = []
+            for a, p in zip(current, state.previous, strict=True):
+                step = np.subtract(a, p)  # one new array per weight: W + beta (W - W_prev)
+                step *= self.momentum
+                step += a
+                moved.append(step)
             net.weights, net.biases = moved[: net.n_layers], moved[net.n_layers :]
-        state.previous = [a.copy() for a in current]
+        # the steps replace the network's arrays (never write into them): no copy is needed
+        state.previous = current
 
     def _record(
         self,
@@ -821,12 +838,17 @@ class MinibatchBCDSolver:
         return BCDResult(net, state.states[1:], history, state.epoch, converged, stop_reason)
 
 
-def _image(net: LiftedNetwork, layer: int, X: FloatArray) -> FloatArray:
+def _image(net: LiftedNetwork, layer: int, X: FloatArray | kernels.CentredRows) -> FloatArray:
     r"""Return :math:`XW_l^\top + \mathbf 1 b_l^\top`, a float32 product for a large float64 ``X``.
 
     As in the weight step, a batch input of ``FLOAT32_MIN_ENTRIES`` entries or more is multiplied
-    in float32 (half the time; relative error about 1e-7), and the image returned in float64.
+    in float32 (half the time; relative error about 1e-7), and the image returned in float64
+    (in the network's dtype for a float32 network). Kept centred rows (:func:`batch_kernel`)
+    are multiplied in their own precision, which follows the same rule.
     """
+    if isinstance(X, kernels.CentredRows):
+        W, b = net.weights[layer], net.biases[layer]
+        return X.image(W, b, dtype=np.float64 if net.dtype == np.float64 else net.dtype)
     if X.dtype != np.float64 or X.size < FLOAT32_MIN_ENTRIES:
         return net.preactivation(layer, X)
     W, b = net.weights[layer], net.biases[layer]

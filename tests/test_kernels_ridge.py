@@ -269,6 +269,38 @@ def test_kernel_ridge_reuses_a_kept_kernel_for_another_alpha(products):
         KernelRidge(X, 1.0, products=products, kernel=K.astype(np.float16))
 
 
+@pytest.mark.parametrize("products", ["exact", "float32"])
+def test_centred_rows_give_the_same_kernel_ridge_and_the_image(products):
+    from cvx_lifted.kernels import CentredRows, centred_kernel
+
+    X, T = _data(30, 80, 4, 1.0, seed=10)
+    X = X + 5.0  # far from centred: the image must add back W x_bar
+    rows = CentredRows(X, products=products)
+    assert rows.shape == (30, 80) and rows.mean.dtype == np.float64
+    np.testing.assert_allclose(rows.mean, X.mean(axis=0), rtol=1e-14)
+    np.testing.assert_array_equal(rows.kernel, centred_kernel(X, products=products))
+    assert not rows.centred.flags.writeable and not rows.kernel.flags.writeable
+    for alpha in (0.5, 40.0):
+        W, b = KernelRidge(rows, alpha).solve(T)
+        W_ref, b_ref = KernelRidge(X, alpha, products=products).solve(T)
+        np.testing.assert_array_equal(W, W_ref)
+        np.testing.assert_array_equal(b, b_ref)
+    rng = np.random.default_rng(11)
+    Wq, bq = rng.standard_normal((6, 80)), rng.standard_normal(6)
+    U = rows.image(Wq, bq)
+    tol = 1e-12 if products == "exact" else 2e-6
+    assert U.dtype == np.float64 and U.shape == (30, 6)
+    ref = X @ Wq.T + bq
+    assert np.max(np.abs(U - ref)) <= tol * np.max(np.abs(ref))
+    assert rows.image(Wq, bq, dtype=np.float32).dtype == np.float32
+    with pytest.raises(ValueError, match=r"W must have shape \(q, 80\)"):
+        rows.image(Wq[:, :-1], bq)
+    with pytest.raises(ValueError, match="X must be finite|finite"):
+        CentredRows(np.full((3, 5), np.nan))
+    with pytest.raises(ValueError, match="products"):
+        CentredRows(X, products="half")
+
+
 def test_kernel_ridge_bad_input():
     with pytest.raises(ValueError, match="alpha"):
         KernelRidge(np.ones((3, 5)), 0.0)

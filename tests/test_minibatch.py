@@ -266,29 +266,40 @@ def test_the_batches_are_cut_once_and_visited_in_a_new_order_every_epoch(monkeyp
 
 
 def test_run_forms_the_kernel_of_each_batch_of_the_data_once(monkeypatch):
-    """Layer 0's kernel matrices are kept across the epochs of run, to the same weights."""
+    """Layer 0's centred rows and kernel matrices are kept across the epochs of run, and the
+    rows themselves are not gathered again: the same weights as forming them every time."""
     import cvx_lifted.minibatch as minibatch
 
     rng = np.random.default_rng(3)
     X = rng.standard_normal((90, 40))  # 30 rows per batch < 40 inputs: the kernel form
     Y = np.eye(3)[rng.integers(0, 3, 90)]
-    calls = []
-    real = kernels.centred_kernel
-    monkeypatch.setattr(
-        minibatch.kernels, "centred_kernel", lambda *a, **k: calls.append(1) or real(*a, **k)
-    )
+    kept_rows = []
+    real = minibatch.batch_kernel
+    syrks = []
+    real_matmul = kernels.ridge.threads.matmul
+
+    def counting_matmul(A, B):
+        if A.shape[0] == B.shape[1] == 30 and A.shape[1] == 40:  # a 30 x 30 kernel matrix
+            syrks.append(1)
+        return real_matmul(A, B)
+
+    monkeypatch.setattr(kernels.ridge.threads, "matmul", counting_matmul)
 
     def train(kept):
-        if not kept:  # every weight step forms its kernel itself
-            monkeypatch.setattr(minibatch, "batch_kernel", lambda X0: None)
+        monkeypatch.setattr(
+            minibatch,
+            "batch_kernel",
+            (lambda X0: kept_rows.append(real(X0)) or kept_rows[-1]) if kept else (lambda X0: None),
+        )
         net = LiftedNetwork([40, 7, 3], output="simplex_xent")
         MinibatchBCDSolver(net, batch_size=30, max_iter=4).run(X, Y, random_state=0)
         return net.weights + net.biases
 
     kept = train(True)
-    assert len(calls) == 3  # three batches, four epochs
+    assert len(kept_rows) == 3 and len(syrks) == 3  # three batches, four epochs
+    assert all(isinstance(r, kernels.CentredRows) and r.shape == (30, 40) for r in kept_rows)
     fresh = train(False)
-    assert len(calls) == 3
+    assert len(syrks) == 3 + 12  # every weight step forms its kernel itself
     for a, b in zip(kept, fresh, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 

@@ -41,7 +41,7 @@ from .fenchel_young import (
 )
 from .glm import fy_step, fy_wstep, relu_fenchel_step, relu_fenchel_wstep
 from .multinomial import softmax_step, softmax_wstep
-from .ridge import KernelRidge, Ridge, centred_kernel
+from .ridge import CentredRows, KernelRidge, Ridge, centred_kernel
 from .simplex import (
     AppendixABounds,
     appendix_a_bounds,
@@ -56,6 +56,7 @@ __all__ = [
     "TANH_FY",
     "MEMORY",
     "AppendixABounds",
+    "CentredRows",
     "FYCoupling",
     "L2Coupling",
     "ReluFenchelCoupling",

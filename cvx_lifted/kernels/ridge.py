@@ -34,6 +34,7 @@ from ._validation import as_float_array, float_dtype, positive_scalar
 __all__ = [
     "FLOAT32_SOLVE_MAX_COND",
     "MIXED_MIN_ENTRIES",
+    "CentredRows",
     "KernelRidge",
     "Ridge",
     "centred_kernel",
@@ -514,6 +515,81 @@ def centred_kernel(X: ArrayLike, *, products: str = "auto") -> NDArray[np.floati
     return np.asarray(threads.matmul(Xc, Xc.T))  # SYRK
 
 
+class CentredRows:
+    r"""Rows less their column means, with their kernel matrix: what :class:`KernelRidge` factors.
+
+    Made once for rows that are regressed on again and again with other penalties and targets
+    (the batches of :class:`~cvx_lifted.minibatch.MinibatchBCDSolver`, the same in every epoch):
+    ``KernelRidge(rows, alpha)`` then takes the centred copy and :math:`K = X_cX_c^\top` from
+    here instead of forming them, and :meth:`image` gives :math:`XW^\top + \mathbf 1 b^\top`
+    without the rows themselves.
+
+    Parameters
+    ----------
+    X : array_like, shape (m, p)
+        Inputs, one sample per row (finite).
+    products : {"auto", "exact", "float32"}, default "auto"
+        Precision of the centred copy and of its products, as for :class:`KernelRidge`.
+
+    Attributes
+    ----------
+    mean : ndarray, shape (p,)
+        :math:`\bar x`, the column means (float64).
+    centred : ndarray, shape (m, p)
+        :math:`X_c = X - \mathbf 1\bar x^\top` in the product dtype (read only).
+    kernel : ndarray, shape (m, m)
+        :math:`K = X_cX_c^\top` in the product dtype (:func:`centred_kernel`; read only).
+    shape : tuple of int
+        ``(m, p)``.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not a finite 2-D array with at least one row and column, or ``products`` is
+        not one of ``"auto"``, ``"exact"``, ``"float32"``.
+    """
+
+    def __init__(self, X: ArrayLike, *, products: str = "auto") -> None:
+        X_arr = as_float_array(X, "X", ndim=2)
+        if X_arr.shape[0] < 1 or X_arr.shape[1] < 1:
+            raise ValueError(
+                f"X must have at least one row and one column, got shape {X_arr.shape}"
+            )
+        self.mean, self.centred = _centred(X_arr, products)
+        self.kernel: NDArray[np.floating] = np.asarray(
+            threads.matmul(self.centred, self.centred.T)
+        )  # SYRK
+        self.centred.flags.writeable = False
+        self.kernel.flags.writeable = False
+        self.shape: tuple[int, int] = (int(X_arr.shape[0]), int(X_arr.shape[1]))
+
+    def image(self, W: ArrayLike, b: ArrayLike, *, dtype: Any = np.float64) -> NDArray[np.floating]:
+        r"""Return :math:`XW^\top + \mathbf 1 b^\top` from the centred rows.
+
+        :math:`X_cW^\top + \mathbf 1(b + W\bar x)^\top`: one product in the product dtype.
+
+        Parameters
+        ----------
+        W : array_like, shape (q, p)
+            Weights.
+        b : array_like, shape (q,)
+            Intercepts.
+        dtype : dtype, default float64
+            Floating type of the result.
+
+        Returns
+        -------
+        ndarray, shape (m, q)
+        """
+        W_arr = np.asarray(W, dtype=np.float64)
+        if W_arr.ndim != 2 or W_arr.shape[1] != self.shape[1]:
+            raise ValueError(f"W must have shape (q, {self.shape[1]}), got {W_arr.shape}")
+        shift = np.asarray(b, dtype=np.float64) + W_arr @ self.mean
+        U = self.centred @ W_arr.T.astype(self.centred.dtype)
+        out: NDArray[np.floating] = np.add(U, shift, dtype=dtype)
+        return out
+
+
 class KernelRidge:
     r"""Ridge regression through the :math:`m \times m` kernel matrix, for fewer rows than columns.
 
@@ -547,8 +623,10 @@ class KernelRidge:
 
     Parameters
     ----------
-    X : array_like, shape (m, p)
-        Inputs, one sample per row.
+    X : array_like, shape (m, p), or CentredRows
+        Inputs, one sample per row; or their :class:`CentredRows`, made once for many
+        penalties (its centred copy and kernel matrix are used as they are: ``products`` and
+        ``kernel`` are then ignored).
     alpha : float
         Ridge penalty :math:`\alpha > 0`.
     products : {"auto", "exact", "float32"}, default "auto"
@@ -581,21 +659,26 @@ class KernelRidge:
 
     def __init__(
         self,
-        X: ArrayLike,
+        X: ArrayLike | CentredRows,
         alpha: float,
         *,
         products: str = "auto",
         kernel: NDArray[np.floating] | None = None,
     ) -> None:
-        X_arr = as_float_array(X, "X", ndim=2)
-        m, p = X_arr.shape
-        if m < 1 or p < 1:
-            raise ValueError(
-                f"X must have at least one row and one column, got shape {X_arr.shape}"
-            )
         self.alpha = positive_scalar(alpha, "alpha")
-        self.mean, self._Xc = _centred(X_arr, products)
-        dt = self.product_dtype = self._Xc.dtype
+        if isinstance(X, CentredRows):
+            m = X.shape[0]
+            self.mean, self._Xc, kernel = X.mean, X.centred, X.kernel
+            dt = self.product_dtype = self._Xc.dtype
+        else:
+            X_arr = as_float_array(X, "X", ndim=2)
+            m, p = X_arr.shape
+            if m < 1 or p < 1:
+                raise ValueError(
+                    f"X must have at least one row and one column, got shape {X_arr.shape}"
+                )
+            self.mean, self._Xc = _centred(X_arr, products)
+            dt = self.product_dtype = self._Xc.dtype
         if kernel is None:
             kernel = np.asarray(threads.matmul(self._Xc, self._Xc.T))  # SYRK
         elif np.shape(kernel) != (m, m) or np.asarray(kernel).dtype != dt:
