@@ -186,13 +186,14 @@ def prox_weight_step(
     m, p = X.shape
     lip = float(coupling.lipschitz)
     scale = weight * lip / m  # curvature of the majoriser per unit of ||U - U_k||^2
-    kept = isinstance(X, kernels.CentredRows)
-    products = "auto" if isinstance(X, kernels.CentredRows) else _products(X)
+    if isinstance(X, kernels.CentredRows):  # kept for a batch with fewer rows than inputs
+        dual, products = True, "auto"
+    else:  # fewer rows than inputs: solve through the m x m kernel matrix
+        dual, products = m < p, _products(X)
     W_k = np.asarray(W, dtype=np.float64)
     b_k = np.asarray(b, dtype=np.float64)
     if isinstance(coupling, kernels.L2Coupling):
         n_iter = 1
-    dual = kept or m < p  # fewer rows than inputs: solve through the m x m kernel matrix
     if dual:
         # rho/2 |W|^2 + mu/2 |W - W_0|^2 = (rho + mu)/2 |W - kappa W_0|^2 + const: a ridge
         # regression on W - kappa W_0 with targets less X (kappa W_0)^T
