@@ -327,6 +327,8 @@ class _Rows:
     #: the rows the objective is evaluated on after every epoch
     X_objective: FloatArray
     Y_objective: FloatArray
+    #: the solver's validation data, checked once (None: none)
+    validation: tuple[FloatArray, Any] | None = None
     #: layer 0's input on each batch, centred, with its kernel matrix (batch_kernel), kept for
     #: every epoch; None for a batch with as many rows as inputs or more
     kernels: dict[int, kernels.CentredRows | None] = field(default_factory=dict)
@@ -620,7 +622,15 @@ class MinibatchBCDSolver:
         if self.objective_rows is not None and m > self.objective_rows:
             rows = np.sort(np.random.default_rng(m).choice(m, self.objective_rows, replace=False))
             X_obj, Y_obj = X0[rows], Ymat[rows]
-        return _Rows(X0, Ymat, X_obj, Y_obj)
+        validation = None
+        if self.validation is not None:  # checked once here, scored after every epoch
+            Xv, Yv = self.validation
+            net = self.network
+            validation = (
+                check_array(Xv, "X_val", n_features=net.layer_sizes[0], dtype=net.dtype),
+                Yv,
+            )
+        return _Rows(X0, Ymat, X_obj, Y_obj, validation)
 
     def init(
         self,
@@ -759,9 +769,8 @@ class MinibatchBCDSolver:
         history.objective.append(terms["total"])
         history.seconds.append(seconds)
         history.residuals.append({} if mu is None else {"mu": mu})
-        if self.validation is not None:
-            Xv, Yv = self.validation
-            Xv = check_array(Xv, "X_val", n_features=net.layer_sizes[0], dtype=net.dtype)
+        if rows.validation is not None:
+            Xv, Yv = rows.validation
             history.validation.append(float((self.metric or default_metric)(net, Xv, Yv)))
 
     def run(

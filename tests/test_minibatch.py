@@ -204,6 +204,25 @@ def test_history_per_epoch_validation_and_stops():
     assert stopped.run(X, Y, random_state=0).stop_reason == "tol"
 
 
+def test_validation_data_is_checked_once_before_the_first_epoch(monkeypatch):
+    import cvx_lifted.minibatch as minibatch
+
+    X, Y = _problem()
+    checked = []
+    real = minibatch.check_array
+    monkeypatch.setattr(
+        minibatch, "check_array", lambda A, name, **k: checked.append(name) or real(A, name, **k)
+    )
+    net = LiftedNetwork([5, 7, 3], output="simplex_xent")
+    result = MinibatchBCDSolver(
+        net, batch_size=50, max_iter=3, validation=(X, Y.argmax(axis=1))
+    ).run(X, Y, random_state=0)
+    assert checked.count("X_val") == 1 and len(result.history.validation) == 4
+    bad = MinibatchBCDSolver(net, max_iter=3, validation=(X[:, :4], Y.argmax(axis=1)))
+    with pytest.raises(ValueError, match="X_val"):
+        bad.init(X, Y, random_state=0)  # before any epoch is spent
+
+
 def test_the_objective_is_evaluated_on_objective_rows_of_the_data():
     X, Y = _problem()
     net = LiftedNetwork([5, 7, 3], output="simplex_xent")
