@@ -284,7 +284,8 @@ def test_the_batches_are_cut_once_and_visited_in_a_new_order_every_epoch(monkeyp
     assert len(state.batches) == 2 and sum(map(len, state.batches)) == 60
 
 
-def test_run_forms_the_kernel_of_each_batch_of_the_data_once(monkeypatch):
+@pytest.mark.parametrize("sizes", [(40, 7, 3), (40, 9, 6, 3)])
+def test_run_forms_the_kernel_of_each_batch_of_the_data_once(monkeypatch, sizes):
     """Layer 0's centred rows and kernel matrices are kept across the epochs of run, and the
     rows themselves are not gathered again: the same weights as forming them every time."""
     import cvx_lifted.minibatch as minibatch
@@ -310,7 +311,7 @@ def test_run_forms_the_kernel_of_each_batch_of_the_data_once(monkeypatch):
             "batch_kernel",
             (lambda X0: kept_rows.append(real(X0)) or kept_rows[-1]) if kept else (lambda X0: None),
         )
-        net = LiftedNetwork([40, 7, 3], output="simplex_xent")
+        net = LiftedNetwork(list(sizes), output="simplex_xent")
         MinibatchBCDSolver(net, batch_size=30, max_iter=4).run(X, Y, random_state=0)
         return net.weights + net.biases
 
