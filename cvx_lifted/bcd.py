@@ -607,7 +607,7 @@ class BCDSolver(GuardedBlocks):
         if not (warm_start and net.is_fitted):
             net.initialize(random_state)
         self._ridge0 = None
-        self._val = self._validation_data()
+        self._val = check_validation_data(self.network, self.validation)
         Xs = self.initial_states(X0)
         if net.head.has_state:
             self._output_step(Xs, Ymat)
@@ -790,14 +790,6 @@ class BCDSolver(GuardedBlocks):
         if self.track_blocks:
             history.blocks.append((sweep, block, self._objective(Xs, Y)["total"]))
 
-    def _validation_data(self) -> tuple[FloatArray, FloatArray] | None:
-        if self.validation is None:
-            return None
-        Xv, Yv = self.validation
-        net = self.network
-        Xv = check_array(Xv, "X_val", n_features=net.layer_sizes[0], dtype=net.dtype)
-        return Xv, np.asarray(Yv)
-
     def _record(
         self,
         history: BCDHistory,
@@ -844,6 +836,17 @@ def check_training_data(
             f"{network.head.name!r}."
         )
     return X0, Ymat
+
+
+def check_validation_data(
+    network: LiftedNetwork, validation: tuple[ArrayLike, ArrayLike] | None
+) -> tuple[FloatArray, FloatArray] | None:
+    """Return ``(X_val, Y_val)`` checked against the network (``X_val`` in its dtype), or None."""
+    if validation is None:
+        return None
+    Xv, Yv = validation
+    Xv = check_array(Xv, "X_val", n_features=network.layer_sizes[0], dtype=network.dtype)
+    return Xv, np.asarray(Yv)
 
 
 def blas_limits(setting: int | str | None, n_rows: int, layer_sizes: Any) -> Any:

@@ -91,13 +91,17 @@ from numpy.typing import ArrayLike, NDArray
 
 from cvx_lifted import defaults, kernels, paths
 from cvx_lifted._validation import (
-    check_array,
     check_non_negative_float,
     check_positive_float,
     check_positive_int,
     check_thread_setting,
 )
-from cvx_lifted.bcd import blas_limits, check_training_data, default_metric
+from cvx_lifted.bcd import (
+    blas_limits,
+    check_training_data,
+    check_validation_data,
+    default_metric,
+)
 from cvx_lifted.exceptions import SolverFailedError
 from cvx_lifted.history import BCDHistory, BCDResult
 
@@ -622,14 +626,8 @@ class MinibatchBCDSolver:
         if self.objective_rows is not None and m > self.objective_rows:
             rows = np.sort(np.random.default_rng(m).choice(m, self.objective_rows, replace=False))
             X_obj, Y_obj = X0[rows], Ymat[rows]
-        validation = None
-        if self.validation is not None:  # checked once here, scored after every epoch
-            Xv, Yv = self.validation
-            net = self.network
-            validation = (
-                check_array(Xv, "X_val", n_features=net.layer_sizes[0], dtype=net.dtype),
-                Yv,
-            )
+        # the validation data is checked once here and scored after every epoch
+        validation = check_validation_data(self.network, self.validation)
         return _Rows(X0, Ymat, X_obj, Y_obj, validation)
 
     def init(
@@ -858,7 +856,7 @@ def _image(net: LiftedNetwork, layer: int, X: FloatArray | kernels.CentredRows) 
     """
     if isinstance(X, kernels.CentredRows):
         W, b = net.weights[layer], net.biases[layer]
-        return X.image(W, b, dtype=np.float64 if net.dtype == np.float64 else net.dtype)
+        return X.image(W, b, dtype=net.dtype)
     if X.dtype != np.float64 or X.size < FLOAT32_MIN_ENTRIES:
         return net.preactivation(layer, X)
     W, b = net.weights[layer], net.biases[layer]

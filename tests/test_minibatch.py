@@ -205,13 +205,13 @@ def test_history_per_epoch_validation_and_stops():
 
 
 def test_validation_data_is_checked_once_before_the_first_epoch(monkeypatch):
-    import cvx_lifted.minibatch as minibatch
+    import cvx_lifted.bcd as bcd
 
     X, Y = _problem()
     checked = []
-    real = minibatch.check_array
+    real = bcd.check_array
     monkeypatch.setattr(
-        minibatch, "check_array", lambda A, name, **k: checked.append(name) or real(A, name, **k)
+        bcd, "check_array", lambda A, name, **k: checked.append(name) or real(A, name, **k)
     )
     net = LiftedNetwork([5, 7, 3], output="simplex_xent")
     result = MinibatchBCDSolver(

@@ -477,13 +477,17 @@ class Ridge:
         return 0.5 * float(sq) + 0.5 * self.alpha * float(np.vdot(W_arr, W_arr))
 
 
-def _centred(
-    X: NDArray[np.floating], products: str
-) -> tuple[NDArray[np.float64], NDArray[np.floating]]:
-    """Return the column means of ``X`` (float64) and ``X`` less them, in the product dtype."""
-    dt = _product_dtype(X, products)
-    mean = X.mean(axis=0, dtype=np.float64)
-    return mean, np.subtract(X, mean.astype(dt), dtype=dt)
+def _centred(X: ArrayLike, products: str) -> tuple[NDArray[np.float64], NDArray[np.floating]]:
+    """Return the column means of ``X`` (float64) and ``X`` less them, in the product dtype.
+
+    ``X`` is checked: a finite 2-D array with at least one row and one column.
+    """
+    X_arr = as_float_array(X, "X", ndim=2)
+    if X_arr.shape[0] < 1 or X_arr.shape[1] < 1:
+        raise ValueError(f"X must have at least one row and one column, got shape {X_arr.shape}")
+    dt = _product_dtype(X_arr, products)
+    mean = X_arr.mean(axis=0, dtype=np.float64)
+    return mean, np.subtract(X_arr, mean.astype(dt), dtype=dt)
 
 
 def centred_kernel(X: ArrayLike, *, products: str = "auto") -> NDArray[np.floating]:
@@ -511,7 +515,7 @@ def centred_kernel(X: ArrayLike, *, products: str = "auto") -> NDArray[np.floati
         If ``X`` is not a finite 2-D array or ``products`` is not one of ``"auto"``,
         ``"exact"``, ``"float32"``.
     """
-    _, Xc = _centred(as_float_array(X, "X", ndim=2), products)
+    _, Xc = _centred(X, products)
     return np.asarray(threads.matmul(Xc, Xc.T))  # SYRK
 
 
@@ -550,18 +554,14 @@ class CentredRows:
     """
 
     def __init__(self, X: ArrayLike, *, products: str = "auto") -> None:
-        X_arr = as_float_array(X, "X", ndim=2)
-        if X_arr.shape[0] < 1 or X_arr.shape[1] < 1:
-            raise ValueError(
-                f"X must have at least one row and one column, got shape {X_arr.shape}"
-            )
-        self.mean, self.centred = _centred(X_arr, products)
+        self.mean, self.centred = _centred(X, products)
         self.kernel: NDArray[np.floating] = np.asarray(
             threads.matmul(self.centred, self.centred.T)
         )  # SYRK
         self.centred.flags.writeable = False
         self.kernel.flags.writeable = False
-        self.shape: tuple[int, int] = (int(X_arr.shape[0]), int(X_arr.shape[1]))
+        m, p = self.centred.shape
+        self.shape: tuple[int, int] = (int(m), int(p))
 
     def image(self, W: ArrayLike, b: ArrayLike, *, dtype: Any = np.float64) -> NDArray[np.floating]:
         r"""Return :math:`XW^\top + \mathbf 1 b^\top` from the centred rows.
@@ -667,18 +667,11 @@ class KernelRidge:
     ) -> None:
         self.alpha = positive_scalar(alpha, "alpha")
         if isinstance(X, CentredRows):
-            m = X.shape[0]
             self.mean, self._Xc, kernel = X.mean, X.centred, X.kernel
-            dt = self.product_dtype = self._Xc.dtype
         else:
-            X_arr = as_float_array(X, "X", ndim=2)
-            m, p = X_arr.shape
-            if m < 1 or p < 1:
-                raise ValueError(
-                    f"X must have at least one row and one column, got shape {X_arr.shape}"
-                )
-            self.mean, self._Xc = _centred(X_arr, products)
-            dt = self.product_dtype = self._Xc.dtype
+            self.mean, self._Xc = _centred(X, products)
+        m = self._Xc.shape[0]
+        dt = self.product_dtype = self._Xc.dtype
         if kernel is None:
             kernel = np.asarray(threads.matmul(self._Xc, self._Xc.T))  # SYRK
         elif np.shape(kernel) != (m, m) or np.asarray(kernel).dtype != dt:
