@@ -58,7 +58,7 @@ from _speed import (  # noqa: E402
 
 TARGETS = {"mnist-10k": (0.90, 0.93, 0.95), "fashion-mnist": (0.80, 0.84, 0.86)}
 METHODS = ("lifted", "minibatch", "adam")
-ADAM_EPOCHS = 17  # the reference: the wall time to Adam's accuracy after 17 epochs
+ADAM_EPOCHS = 17  # the reference: the wall time to Adam's accuracy after 17 epochs
 
 
 def load(name: str, rows: int | None, data: str | None, scale: str) -> tuple[np.ndarray, ...]:

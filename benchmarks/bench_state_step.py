@@ -19,7 +19,7 @@ with :math:`p` = ``--width`` (100) hidden units and :math:`q` = ``--next-width``
   apart).
 
 Interleaved rounds (order rotated); reported: µs per row (medians), the ratio CVXPY / kernel
-per row (median of per-round ratios; issue target >= 100), the max absolute difference between
+per row (median of per-round ratios; target >= 100), the max absolute difference between
 the two answers on the shared rows and the objective gap (positive: the kernel is lower).
 
 Run from the repository root::

@@ -13,8 +13,9 @@ One *sweep* is
    :math:`\min_Z \lambda_l D_{l-1}(U_{l-1}, Z) + \lambda_{l+1} D_l(Z W_l^\top + 1b_l^\top,
    X_{l+1})` -- a box-constrained QP with the shared Hessian
    :math:`\lambda_l I + \lambda_{l+1} W_l^\top W_l` for the ReLU family;
-3. the **output step**: analytic for the squared loss, Appendix A's bisection for the
-   cross-entropy on the simplex.
+3. the **output step**: analytic for the squared loss; for the cross-entropy on the simplex,
+   Appendix A's scalar equation in the shift, solved in closed form for one-hot rows and by
+   safeguarded Newton in a verified bracket otherwise (:mod:`cvx_lifted.kernels.simplex`).
 
 Each block is minimised exactly (to a tolerance), so the objective never increases.
 

@@ -154,11 +154,12 @@ r"""Training rows from which ``solver="auto"`` trains with mini-batch BCD (10 ba
 
 Measured (``docs/design.md``, 784-300-10 or the sets' own widths, the estimators' defaults
 otherwise): on MNIST-10k (8,000 training rows) mini-batch BCD reached test accuracy 0.95 in
-0.35-0.67x the time float32 Adam took and 0.961-0.965 at best, where full-batch BCD stopped at
-0.942; on Fashion-MNIST (60,000 rows) 0.884-0.885 against 0.853. On sets of 150-1,797 rows
-(iris, wine, breast cancer, digits; 5-fold) neither was better on all of them (full-batch BCD 0.960,
-0.983, 0.979, 0.967; mini-batch 0.967, 0.983, 0.968, 0.975), and full-batch BCD keeps its
-guarantee that no sweep raises the objective, which a stochastic method does not have.
+0.35-0.78x the time float32 Adam took (on two machines) and 0.961-0.965 at best, where
+full-batch BCD stopped at 0.942; on Fashion-MNIST (60,000 rows) 0.884-0.885 against 0.853.
+On sets of 150-1,797 rows (iris, wine, breast cancer, digits; 5-fold) neither was better on
+all of them (full-batch BCD 0.960, 0.983, 0.979, 0.967; mini-batch 0.967, 0.983, 0.968,
+0.975), and full-batch BCD keeps its guarantee that no sweep raises the objective, which a
+stochastic method does not have.
 """
 
 BATCH_SIZE: int = 500

@@ -396,7 +396,7 @@ class MinibatchBCDSolver:
         on 60,000 Fashion-MNIST rows (batch 500, 2 cores) an epoch took the same time with
         :class:`~cvx_lifted.bcd.BCDSolver`'s measured thread choice as with one thread on a
         quiet machine, and 1.44x its quiet time next to a CPU-bound process (one thread:
-        0.98x); two threads everywhere made it 4x slower
+        0.98-1.04x across runs); two threads everywhere made it 3.5-4x slower
         (``benchmarks/bench_load.py``, ``docs/design.md``).
 
     Raises

@@ -20,10 +20,11 @@ single-threaded work that follows on a busy machine. The chunks of rows of the s
 same way on one or several Python threads (:func:`map_chunks`; NumPy releases the GIL inside its
 array operations).
 
-Measured with a default Fashion-MNIST fit on the busy 2-core machine
-(``benchmarks/bench_load.py``): next to one CPU-bound process the fit took 1.17x its time alone
-with ``"auto"``, 2.07x with OpenBLAS on 2 threads everywhere (which was the fastest alone: 8.4 s
-against 10.2 s).
+Measured with a full-batch BCD fit of Fashion-MNIST on a busy 2-core machine
+(``benchmarks/bench_load.py --solver bcd``): next to one CPU-bound process the fit took 1.17x
+its time alone with ``"auto"``, 2.07x with OpenBLAS on 2 threads everywhere (which was the
+fastest alone: 8.4 s against 10.2 s). Mini-batch BCD, whose products are smaller, runs on one
+thread under ``"auto"`` (:class:`~cvx_lifted.minibatch.MinibatchBCDSolver`).
 
 This module imports nothing from :mod:`cvx_lifted` (it sits with the validation helpers at the
 bottom of the package's layers; the kernels use it).

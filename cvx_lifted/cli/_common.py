@@ -207,8 +207,8 @@ def add_training_options(
         type=int,
         default=threads,
         metavar="N",
-        help="BLAS threads (0: automatic, one thread for small problems, which run fastest "
-        f"that way) (default: {threads})",
+        help="BLAS threads (0: automatic: one thread, and for full-batch BCD a thread count "
+        f"measured per kind of large product) (default: {threads})",
     )
     p.add_argument(
         "--progress",
