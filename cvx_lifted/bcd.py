@@ -157,11 +157,12 @@ class BCDSolver(GuardedBlocks):
     blas_threads : int, "auto" or None, default="auto"
         BLAS threads during training (threadpoolctl, :func:`cvx_lifted.threads.training_threads`).
         ``"auto"`` runs every BLAS call on one thread except the large products over the data
-        that the kernels send through :func:`cvx_lifted.threads.matmul`: for those a
-        :class:`~cvx_lifted.threads.ThreadChooser` picks, per kind of product, one thread or as
-        many as this process's cores (at most the BLAS library's own count) from their measured
-        rates (probing the other count on a slice of every eighth product, and taking more
-        threads only when measured at least 1.25x faster); the chunks of rows of the state step
+        that the kernels send through :func:`cvx_lifted.threads.matmul`: those are cut into as
+        many fixed pieces as this process has cores (at most the BLAS library's own thread
+        count), which a :class:`~cvx_lifted.threads.ThreadChooser` computes on one worker thread
+        or on that many, per kind of product, from their measured rates (running every eighth
+        product with the other count, and taking more workers only when measured at least 1.25x
+        faster; the results do not depend on the choice); the chunks of rows of the state step
         run on one or several Python threads the same way. No size threshold decides: on a busy
         2-core machine multithreaded BLAS was 5-20x slower on small and medium products, on a
         quiet one it halves a large product. An integer: that many threads for everything, no

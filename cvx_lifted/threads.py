@@ -7,23 +7,26 @@ than with one on small and medium products and on Cholesky factorisations, and a
 MNIST-10k sweep went from 0.76 s to 4.2 s; on a quiet machine the same 2 threads halve the time
 of a 60,000 x 784 x 300 product. No size threshold separates the two cases: the load decides.
 
-So training (``blas_threads="auto"``, :func:`training_threads`) runs everything on one BLAS
-thread, except the products over the data that dominate a sweep, which the kernels send through
-:func:`matmul`. A :class:`ThreadChooser` times every such product and picks, per kind of product,
-the thread count with the best measured rate (flops per second); it keeps measuring the other
-count on a slice of the rows of every few products (``probe_fraction`` of the rows, every
-``reprobe_every`` products), so a change of load is noticed within a few products and a wrong
-choice costs a fraction of one product. Slices of a product are products of the same kind and
-shape class, so their rates compare. More threads are chosen only when measured clearly faster
-(``margin``): after a multithreaded call OpenBLAS' idle threads spin for a while, which slows the
-single-threaded work that follows on a busy machine. The chunks of rows of the state step run the
-same way on one or several Python threads (:func:`map_chunks`; NumPy releases the GIL inside its
-array operations).
+So training (``blas_threads="auto"``, :func:`training_threads`) runs every BLAS call on one
+thread, and the products over the data that dominate a sweep, which the kernels send through
+:func:`matmul`, are cut into as many pieces as there are candidate workers (along the rows of
+``A`` or the columns of ``B``, never the shared inner dimension) and computed one piece per
+single-threaded BLAS call: one after the other, or at once on that many Python threads (NumPy
+releases the GIL inside ``matmul``). A :class:`ThreadChooser` times every such product and
+picks, per kind of product, the number of workers with the best measured rate (flops per
+second); it runs every ``reprobe_every``-th product of a kind on the other count, so a change
+of load is noticed within a few products. The pieces are the same whatever the choice, so the
+choice never changes a result, not even in its last bit: training under ``"auto"`` is
+deterministic for a given seed and machine (OpenBLAS' own threads, or a piece computed on
+several of them, would change the rounding of float32 products). More workers are chosen only
+when measured clearly faster (``margin``). The chunks of rows of the state step run the same
+way on one or several Python threads (:func:`map_chunks`).
 
 Measured with a full-batch BCD fit of Fashion-MNIST on a busy 2-core machine
-(``benchmarks/bench_load.py --solver bcd``): next to one CPU-bound process the fit took 1.17x
-its time alone with ``"auto"``, 2.07x with OpenBLAS on 2 threads everywhere (which was the
-fastest alone: 8.4 s against 10.2 s). Mini-batch BCD, whose products are smaller, runs on one
+(``benchmarks/bench_load.py --solver bcd``, when the chooser still picked OpenBLAS threads for
+the large products): next to one CPU-bound process the fit took 1.17x its time alone with
+``"auto"``, 2.07x with OpenBLAS on 2 threads everywhere (which was the fastest alone: 8.4 s
+against 10.2 s). Mini-batch BCD, whose products are smaller, runs on one
 thread under ``"auto"`` (:class:`~cvx_lifted.minibatch.MinibatchBCDSolver`).
 
 This module imports nothing from :mod:`cvx_lifted` (it sits with the validation helpers at the
@@ -103,47 +106,46 @@ class _Rates:
 
 
 class ThreadChooser:
-    r"""Choose the BLAS thread count of large products from their own timings.
+    r"""Choose the number of worker threads of large products from their own timings.
 
-    For each kind of product (dtype and which operand is transposed) the chooser keeps, per
-    candidate thread count, a running estimate of the seconds per flop (the newest product weighs
-    half). A product runs on the candidate with the best estimate (more threads only when at
-    least ``1 / margin`` times faster); while a candidate has no
-    estimate, and then on every ``reprobe_every``-th product, a slice of ``probe_fraction`` of
-    its rows runs on another candidate first, which keeps the estimates current as the load
-    changes. A product is split along its largest dimension (the rows of ``A``, the shared inner
-    dimension, or the columns of ``B``), so the result is the same product up to the order of
-    the floating-point additions.
+    For each kind of product (dtype, which operand is transposed, the dimension it is cut along
+    and the size class of its thinnest dimension) the chooser keeps, per candidate count of
+    workers, a running estimate of the seconds per flop (the newest product weighs half). A
+    product runs with the candidate that has the best estimate (more workers only when at least
+    ``1 / margin`` times faster); while a candidate has no estimate, and then on every
+    ``reprobe_every``-th product of a kind, the product runs with another candidate instead,
+    which keeps the estimates current as the load changes. Every product of at least
+    ``min_flops`` is cut into ``max(candidates)`` pieces along the rows of ``A`` or the columns
+    of ``B`` (the larger), each computed by one single-threaded BLAS call, so its result does
+    not depend on the choice, bit for bit.
 
     Parameters
     ----------
     candidates : sequence of int
-        Thread counts to choose from (for example ``(1, 2)``); at least one, each >= 1.
-    probe_fraction : float, default 0.125
-        Share of a product's rows measured on another candidate when probing.
+        Worker counts to choose from (for example ``(1, 2)``); at least one, each >= 1.
     reprobe_every : int, default 8
         Probe on every ``reprobe_every``-th product of a kind once every candidate has a measure.
     min_flops : float, default :data:`MIN_TIMED_FLOPS`
-        Smaller products run unsplit on one thread and are not timed.
+        Smaller products run uncut on the calling thread and are not timed.
     margin : float, default 0.8
-        More threads must take at most ``margin`` times the seconds per flop of fewer threads.
+        More workers must take at most ``margin`` times the seconds per flop of fewer.
 
     Attributes
     ----------
     candidates : tuple of int
-        The thread counts, sorted.
+        The worker counts, sorted.
 
     Raises
     ------
     ValueError
-        If a candidate is not an integer >= 1, or ``probe_fraction`` is not in (0, 0.5].
+        If a candidate is not an integer >= 1, ``reprobe_every`` is not an integer >= 1, or
+        ``margin`` is not in (0, 1].
     """
 
     def __init__(
         self,
         candidates: Sequence[int],
         *,
-        probe_fraction: float = 0.125,
         reprobe_every: int = 8,
         min_flops: float = MIN_TIMED_FLOPS,
         margin: float = 0.8,
@@ -153,12 +155,9 @@ class ThreadChooser:
             raise ValueError(
                 f"candidates must be integers >= 1 (thread counts), got {list(candidates)!r}"
             )
-        if not 0.0 < probe_fraction <= 0.5:
-            raise ValueError(f"probe_fraction must be in (0, 0.5], got {probe_fraction!r}")
         if int(reprobe_every) != reprobe_every or reprobe_every < 1:
             raise ValueError(f"reprobe_every must be an integer >= 1, got {reprobe_every!r}")
         self.candidates: tuple[int, ...] = tuple(cands)
-        self.probe_fraction = float(probe_fraction)
         self.reprobe_every = int(reprobe_every)
         self.min_flops = float(min_flops)
         if not 0.0 < margin <= 1.0:
@@ -166,18 +165,16 @@ class ThreadChooser:
         self.margin = float(margin)
         self._rates: dict[tuple[str, str], _Rates] = {}
         self._lock = threading.Lock()
-        self._blas: Any = None
         self._pool: ThreadPoolExecutor | None = None
 
     # ----------------------------------------------------------------------------- choice
     def choice(self, key: tuple[str, str]) -> int:
-        """Return the thread count chosen for ``key`` from the measured rates.
+        """Return the number of workers chosen for ``key`` from the measured rates.
 
-        More threads are chosen only when measured at least ``1 / margin`` times faster than
-        the choice with fewer threads (the fewest when nothing is measured). The margin covers
-        what a measurement misses: after a multithreaded call OpenBLAS' idle threads keep
-        spinning for a while, which slows the single-threaded work that follows on a busy
-        machine.
+        More workers are chosen only when measured at least ``1 / margin`` times faster than the
+        choice with fewer (the fewest when nothing is measured). The margin covers what a
+        measurement misses: work on a second core slows the calling thread's own work that
+        follows it on a busy machine.
         """
         rates = self._rates.get(key)
         chosen = self.candidates[0]
@@ -189,7 +186,7 @@ class ThreadChooser:
         return chosen
 
     def _probe(self, key: tuple[str, str], best: int) -> int | None:
-        """Return the candidate to measure on a slice of this product, or ``None``."""
+        """Return the candidate to measure on this product instead of ``best``, or ``None``."""
         if len(self.candidates) == 1:
             return None
         rates = self._rates.setdefault(key, _Rates())
@@ -210,7 +207,7 @@ class ThreadChooser:
 
         The chunks run in rounds of two per worker; each round runs on the candidate count of
         workers with the best measured seconds per chunk (probing the others as for products,
-        half as often: a probe round costs whole chunks, not a slice).
+        half as often: a probe round costs whole chunks).
         ``work`` must be safe to run concurrently on different ``i`` (disjoint rows); NumPy
         releases the GIL inside its array operations, so the workers share the cores.
 
@@ -270,24 +267,13 @@ class ThreadChooser:
         return out
 
     # ----------------------------------------------------------------------------- running
-    def _limit(self, threads: int) -> Any:
-        if self._blas is None:
-            self._blas = _blas_controller()
-        return self._blas.limit(limits=threads)
-
-    def _timed(
-        self, key: tuple[str, str], threads: int, flops: float, fn: Any, *args: Any
-    ) -> NDArray[Any]:
-        with self._limit(threads):
-            t0 = time.perf_counter()
-            out = fn(*args)
-            seconds = time.perf_counter() - t0
-        with self._lock:
-            self._rates.setdefault(key, _Rates()).record(threads, seconds, flops)
-        return np.asarray(out)
+    def _workers(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max(self.candidates))
+        return self._pool
 
     def matmul(self, A: NDArray[Any], B: NDArray[Any]) -> NDArray[Any]:
-        """Return ``A @ B`` (2-D operands) computed with the chosen thread count.
+        """Return ``A @ B`` (2-D operands), its pieces computed by the chosen number of workers.
 
         Parameters
         ----------
@@ -297,45 +283,65 @@ class ThreadChooser:
         Returns
         -------
         ndarray, shape (m, n)
-            The product, in numpy's result dtype of ``A @ B``.
+            The product, in numpy's result dtype of ``A @ B``; the same, bit for bit, whatever
+            the number of workers.
         """
         if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[0]:
             return np.asarray(A @ B)
         m, k = A.shape
         n = B.shape[1]
         flops = 2.0 * m * k * n
-        if flops < self.min_flops:
-            with self._limit(1):
-                return np.asarray(A @ B)
+        parts = max(self.candidates)
+        by_rows = m >= n
+        size = m if by_rows else n
+        if flops < self.min_flops or parts == 1 or size < parts:
+            return np.asarray(A @ B)
         dtype = np.result_type(A, B)
-        # the kind of product: which operand BLAS reads transposed, and the split dimension
-        split = int(np.argmax([m, k, n]))
-        kind = ("T" if A.flags.f_contiguous and not A.flags.c_contiguous else "N") + "MKN"[split]
-        # thin products run far below the rate of square ones: a class per size of the thinnest
-        # dimension (up to 16, 64, 256, more)
+        # the kind of product: which operand BLAS reads transposed, the dimension it is cut along,
+        # and the size of its thinnest dimension (thin products run far below the rate of square
+        # ones: a class per size up to 16, 64, 256, more)
+        kind = ("T" if A.flags.f_contiguous and not A.flags.c_contiguous else "N") + (
+            "M" if by_rows else "N"
+        )
         thin = min(m, k, n)
         kind += ":" + next((f"<={b}" for b in (16, 64, 256) if thin <= b), ">256")
         key = (dtype.str, kind)
+        bounds = [i * size // parts for i in range(parts + 1)]
+        out = np.empty((m, n), dtype=dtype)
+
+        def piece(i: int) -> None:
+            lo, hi = bounds[i], bounds[i + 1]
+            if by_rows:
+                np.matmul(A[lo:hi], B, out=out[lo:hi])
+            else:
+                out[:, lo:hi] = A @ B[:, lo:hi]
+
+        if getattr(_WORKER, "busy", False):  # inside a worker already: its pieces in order
+            for i in range(parts):
+                piece(i)
+            return out
         with self._lock:
             best = self.choice(key)
             probe = self._probe(key, best)
-        size = (m, k, n)[split]
-        s = int(size * self.probe_fraction)
-        if probe is None or s < 1 or size - s < 1:
-            return self._timed(key, best, flops, np.matmul, A, B)
-        frac = s / size
-        if split == 0:  # rows of A
-            out = np.empty((m, n), dtype=dtype)
-            out[:s] = self._timed(key, probe, flops * frac, np.matmul, A[:s], B)
-            out[s:] = self._timed(key, best, flops * (1 - frac), np.matmul, A[s:], B)
-            return out
-        if split == 1:  # the inner dimension: two partial sums
-            out = self._timed(key, probe, flops * frac, np.matmul, A[:, :s], B[:s])
-            out += self._timed(key, best, flops * (1 - frac), np.matmul, A[:, s:], B[s:])
-            return out
-        out = np.empty((m, n), dtype=dtype)  # columns of B
-        out[:, :s] = self._timed(key, probe, flops * frac, np.matmul, A, B[:, :s])
-        out[:, s:] = self._timed(key, best, flops * (1 - frac), np.matmul, A, B[:, s:])
+        workers = probe if probe is not None else best
+        t0 = time.perf_counter()
+        if workers == 1:
+            for i in range(parts):
+                piece(i)
+        else:  # the pieces on this thread and workers - 1 others, a share each
+            share = [range(w, parts, workers) for w in range(workers)]
+
+            def pieces(ids: range) -> None:
+                for i in ids:
+                    piece(i)
+
+            pending = [self._workers().submit(pieces, ids) for ids in share[1:]]
+            pieces(share[0])
+            for future in pending:
+                future.result()
+        seconds = time.perf_counter() - t0
+        with self._lock:
+            self._rates.setdefault(key, _Rates()).record(workers, seconds, flops)
         return out
 
 
@@ -424,10 +430,12 @@ def map_row_parts(
 
 
 def matmul(A: NDArray[Any], B: NDArray[Any]) -> NDArray[Any]:
-    """Return ``A @ B``; inside :func:`training_threads` ``"auto"``, with measured thread counts.
+    """Return ``A @ B``; inside :func:`training_threads` ``"auto"``, on measured worker threads.
 
     The kernels send the products over a layer's data (``m x p`` by ``p x q`` and the transposed
-    ones) through this function; outside training it is ``A @ B``.
+    ones) through this function; outside training it is ``A @ B``. Inside, a large product is
+    cut into pieces that do not depend on the number of workers (:meth:`ThreadChooser.matmul`),
+    so the result does not either.
 
     Parameters
     ----------
@@ -453,11 +461,11 @@ def training_threads(
     Parameters
     ----------
     setting : int, "auto" or None
-        ``"auto"``: one BLAS thread for everything, except the large products sent through
-        :func:`matmul`, whose thread count a :class:`ThreadChooser` picks among 1 and
-        ``max_threads`` from measurements (with a single core the chooser is not used). An
-        integer: that many threads for everything, no measurements. ``None``: leave the
-        setting alone.
+        ``"auto"``: one BLAS thread for everything; the large products sent through
+        :func:`matmul` are cut into ``max_threads`` pieces which a :class:`ThreadChooser` runs
+        on 1 or ``max_threads`` Python threads, from measurements (with a single core the
+        chooser is not used). The results do not depend on the choices. An integer: that many
+        BLAS threads for everything, no measurements. ``None``: leave the setting alone.
     max_threads : int, optional
         The most threads ``"auto"`` may use; default: the cores this process may run on, at most
         the BLAS library's own thread count.
