@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import sys
+import types
 import warnings
 from collections.abc import Callable, Iterator
 from numbers import Integral, Real
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sklearn
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
@@ -87,6 +91,26 @@ def _is_auto(value: Any) -> bool:
 
 
 # ---------------------------------------------------------------------------------- base class
+
+
+def _caller_level() -> int:
+    """Return the ``stacklevel`` that points a warning at the first frame outside the libraries.
+
+    The estimators' ``fit`` reaches the warning through frames of this package and, for some
+    methods, scikit-learn's wrappers (``_fit_context``); the user wants the line that called it.
+    """
+    packages = (
+        str(Path(__file__).resolve().parent),
+        str(Path(sklearn.__file__).resolve().parent),
+    )
+    level = 1  # the caller of this function
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(packages):
+        level += 1
+        frame = frame.f_back
+    return level
+
+
 class _BaseLiftedMLP(BaseEstimator):
     """Shared machinery; subclasses define ``__init__`` (the public parameters) and targets."""
 
@@ -288,7 +312,7 @@ class _BaseLiftedMLP(BaseEstimator):
                 f"relative objective decrease fell below tol={self.tol}; increase max_iter or "
                 f"time_limit for a tighter fit.",
                 ConvergenceWarning,
-                stacklevel=5,  # fit -> _fit -> _fit_network -> here
+                stacklevel=_caller_level(),
             )
 
     def _seed(self) -> int:

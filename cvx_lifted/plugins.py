@@ -172,10 +172,15 @@ def import_modules(modules: Iterable[str]) -> list[ModuleType]:
             sys.path.append(cwd)
         try:
             out.append(importlib.import_module(name.strip()))
-        except Exception as exc:
+        except ModuleNotFoundError as exc:
             raise ValueError(
                 f"cannot import the module {name!r} ({type(exc).__name__}: {exc}); make it "
                 "importable (install its package, or add its folder to PYTHONPATH)."
+            ) from exc
+        except Exception as exc:  # found, but its code failed: the fix is in that module
+            raise ValueError(
+                f"the module {name!r} was found but raised {type(exc).__name__} while it was "
+                f"imported: {exc} (fix the module; run it with python to see the traceback)."
             ) from exc
     return out
 

@@ -31,8 +31,11 @@ from numpy.typing import NDArray
 from cvx_lifted._validation import max_magnitude
 
 __all__ = [
+    "MAX_CLASSES_ANY_SIZE",
+    "MAX_CLASSES_FRACTION",
     "MAX_EXACT_INTEGER",
     "Table",
+    "few_classes",
     "infer_task",
     "read_table",
     "train_validation_split",
@@ -41,6 +44,12 @@ __all__ = [
 MAX_EXACT_INTEGER = 2**53
 """Largest magnitude up to which a float target counts as an integer class label (float64 holds
 every integer up to here exactly; beyond it, integer-valued targets are regressed)."""
+
+MAX_CLASSES_ANY_SIZE = 20
+"""An integer-valued target with at most this many distinct values is taken for class labels."""
+
+MAX_CLASSES_FRACTION = 0.05
+"""... and so is one whose distinct values are at most this fraction of its rows."""
 
 Task = Literal["classify", "regress"]
 
@@ -177,7 +186,10 @@ def _read_csv(
     missing = [f for f in features if f not in names] if features and names else []
     if features is not None and names is not None and not missing:
         cols = [names.index(f) for f in features]
-    elif missing and len(names or ()) != len(features or ()) + (t_idx is not None):
+    elif missing and (
+        len(names or ()) != len(features or ()) + (t_idx is not None)
+        or len(missing) < len(features or ())  # some named: the others are misnamed or absent
+    ):
         raise ValueError(
             f"{path}: missing feature column(s) {', '.join(map(repr, missing))} (the header has "
             f"{', '.join(map(repr, names or ()))})."
@@ -307,8 +319,9 @@ def read_table(
         ``y``.
     features : sequence of str, optional
         CSV with a header: take exactly these columns, in this order, as features (e.g. the
-        feature names a model was trained on); other columns are ignored. When some are missing
-        but the file has exactly as many columns as expected, the columns are taken by position.
+        feature names a model was trained on); other columns are ignored. When the header names
+        none of them and the file has exactly as many columns as expected, the columns are taken
+        by position; when it names some but not all, that is an error.
     header : bool, optional
         Whether the first CSV row is a header. Default: detected (a header has a non-numeric
         cell above numeric cells).
@@ -344,11 +357,15 @@ def read_table(
 
 
 def infer_task(y: np.ndarray) -> Task:
-    """Guess the task from a target: strings or integer-valued numbers classify, else regress.
+    """Guess the task from a target: strings, booleans and a few distinct integers classify.
 
-    Float targets count as integer-valued only up to :data:`MAX_EXACT_INTEGER` (``2**53``) in
-    magnitude: larger values are not exact integers in float64 (and overflow int64 beyond
-    ``9.2e18``), so such targets are regressed.
+    A numeric target classifies when every value is an integer and it has few distinct values:
+    at most :data:`MAX_CLASSES_ANY_SIZE` (20), or at most a fraction
+    :data:`MAX_CLASSES_FRACTION` (5 %) of the rows; otherwise it is regressed (a count or a
+    measurement that happens to be recorded in whole units, such as scikit-learn's diabetes
+    target, 214 distinct values in 442 rows). Float targets count as integer-valued only up to
+    :data:`MAX_EXACT_INTEGER` (``2**53``) in magnitude: larger values are not exact integers in
+    float64 (and overflow int64 beyond ``9.2e18``), so such targets are regressed.
 
     Parameters
     ----------
@@ -364,11 +381,33 @@ def infer_task(y: np.ndarray) -> Task:
         return "regress"
     if y.dtype.kind in "OUSb":
         return "classify"
-    if y.dtype.kind in "iu":
-        return "classify"
-    if not np.all(np.isfinite(y)) or np.any(np.abs(y) > MAX_EXACT_INTEGER):
+    if y.dtype.kind not in "iu" and (
+        not np.all(np.isfinite(y)) or np.any(np.abs(y) > MAX_EXACT_INTEGER)
+    ):
         return "regress"
-    return "classify" if np.all(y == np.round(y)) else "regress"
+    if y.dtype.kind not in "iu" and not np.all(y == np.round(y)):
+        return "regress"
+    return "classify" if few_classes(np.unique(y).size, y.shape[0]) else "regress"
+
+
+def few_classes(n_distinct: int, n_rows: int) -> bool:
+    """Whether ``n_distinct`` integer values in ``n_rows`` rows look like class labels.
+
+    At most :data:`MAX_CLASSES_ANY_SIZE`, or at most :data:`MAX_CLASSES_FRACTION` of the rows
+    (:func:`infer_task`).
+
+    Parameters
+    ----------
+    n_distinct : int
+        Distinct values of the target.
+    n_rows : int
+        Rows of the target.
+
+    Returns
+    -------
+    bool
+    """
+    return n_distinct <= max(MAX_CLASSES_ANY_SIZE, MAX_CLASSES_FRACTION * n_rows)
 
 
 def train_validation_split(

@@ -177,6 +177,21 @@ def test_train_predict_string_labels_round_trip(tmp_path, capsys):
     np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-9)
     assert [["blue", "green", "red"][k] for k in P.argmax(axis=1)] == y[:5]
 
+    # a header that names some of the features but not all: an error, not columns by position
+    renamed = tmp_path / "renamed.csv"
+    rows = ["age,height,mass"] + [f"{r[2]},{r[0]},{r[1]}" for r in X[:5].tolist()]
+    renamed.write_text("\n".join(rows) + "\n")
+    assert cli.main(["predict", str(model), str(renamed)]) == 2
+    assert "missing feature column(s) 'weight'" in capsys.readouterr().err
+    # a header that names none of them: by position, and said so
+    generic = tmp_path / "generic.csv"
+    rows = ["x0,x1,x2"] + [",".join(map(str, r)) for r in X[:5].tolist()]
+    generic.write_text("\n".join(rows) + "\n")
+    assert cli.main(["predict", str(model), str(generic)]) == 0
+    captured = capsys.readouterr()
+    assert "names none of the model's features" in captured.err
+    assert _predicted(captured.out) == ("kind", y[:5])
+
 
 def test_train_predict_integer_labels_without_header(tmp_path, capsys):
     X, y = _blobs([3, 7, 11], seed=1)
@@ -361,6 +376,10 @@ def files(tmp_path):
     (tmp_path / "ragged.csv").write_text("a,b,c\n1,2,3\n4,5\n")
     (tmp_path / "two.csv").write_text("1,2\n3,4\n")
     (tmp_path / "junk.cvxl").write_bytes(model.read_bytes()[:100])
+    np.savez(tmp_path / "d.npz", X=X, y=np.arange(len(X)) % 2)
+    (tmp_path / "const.csv").write_text("a,b,y\n1,2,1.5\n3,4,1.5\n5,6,1.5\n")
+    (tmp_path / "one.csv").write_text("a,b,y\n1,2,x\n3,4,x\n")
+    (tmp_path / "broken_module.py").write_text("raise RuntimeError('not today')\n")
     return tmp_path
 
 
@@ -381,6 +400,21 @@ BAD = [
     (["predict", "m.cvxl", "ragged.csv"], "line 3 has 2 columns"),
     (["predict", "m.cvxl", "missing.csv"], "no such data file"),
     (["verify", "nosuch"], "unknown activation 'nosuch'"),
+    (["train", "d.csv", "--out", "m", "--threads", "-1"], "expected 0 (automatic) or a thread"),
+    (["train", "d.csv", "--out", "m", "--threads", "1000"], "core(s) this process may use"),
+    (["train", "d.csv", "--out", "m", "--seed", "-3"], "expected a seed in [0, 2**32)"),
+    (["demo", "--seed", "4294967296"], "expected a seed in [0, 2**32)"),
+    (["train", "d.csv", "--out", "m", "--plot", "p.xyz"], "matplotlib cannot write .xyz files"),
+    (["train", "digits", "--out", "m", "--target", "3"], "comes with its labels"),
+    (["train", "d.npz", "--out", "m", "--target", "3"], "holds its target as the array y"),
+    (["train", "const.csv", "--out", "m"], "the target is constant ([1.5]); nothing to learn"),
+    (["train", "one.csv", "--out", "m"], "the target has a single class ('x'); nothing to learn"),
+    (["train", "d.csv", "--out", "m", "--activation", "nosuch"], "--import MODULE"),
+    (
+        ["train", "d.csv", "--out", "m", "--activation", "sign", "--solver", "minibatch"],
+        "train it with --solver bcd",
+    ),
+    (["train", "d.csv", "--out", "m", "--import", "broken_module"], "raised RuntimeError"),
 ]
 
 
@@ -515,6 +549,36 @@ def test_train_refuses_what_it_cannot_read_faithfully(tmp_path, capsys, text, me
     captured = capsys.readouterr()
     assert message in one_line_error(captured.err)
     assert "training" not in captured.out and not (tmp_path / "m.cvxl").exists()
+
+
+def test_plot_name_without_suffix_and_classes_only_in_validation(tmp_path, capsys):
+    X, y = _blobs(["a", "b"], m_per=20)
+    X = np.vstack([X, X[:1] + 10.0])
+    data = _write_csv(tmp_path / "d.csv", X, [*y, "rare"])
+    argv = ["train", str(data), "-o", str(tmp_path / "m"), *FAST, "--plot", str(tmp_path / "p")]
+    # the one "rare" row falls in the validation rows with this seed
+    assert cli.main([*argv, "--validation-fraction", "0.5", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"plot saved to {tmp_path / 'p.png'}" in out and (tmp_path / "p.png").is_file()
+    assert "3 classes" in out
+    assert "note: 1 class(es) occur only in the validation rows (rare)" in out
+    assert load_model(tmp_path / "m.cvxl").extra["classes"] == ["a", "b"]
+
+
+def test_many_distinct_whole_number_targets_are_regressed(tmp_path, capsys):
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    lines = ["a,b,c,y"] + [
+        f"{r[0]:.17g},{r[1]:.17g},{r[2]:.17g},{t:g}" for r, t in zip(X, y, strict=True)
+    ]
+    data = _csv(tmp_path / "diabetes.csv", "\n".join(lines[:301]) + "\n")
+    assert cli.main(["train", str(data), "-o", str(tmp_path / "m"), *FAST]) == 0
+    out = capsys.readouterr().out
+    distinct = np.unique(y[:300]).size
+    assert f"task: regress (detected: {distinct} distinct whole numbers in 300 rows" in out
+    assert "--task classify" in out
+    assert load_model(tmp_path / "m.cvxl").extra["task"] == "regress"
 
 
 def test_integer_targets_beyond_int64_are_regressed(tmp_path, capsys):

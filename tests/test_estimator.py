@@ -385,6 +385,15 @@ def test_convergence_warning_and_time_limit():
     assert clf.n_iter_ == 1 and clf.stop_reason_ == "time_limit"
 
 
+@pytest.mark.parametrize("estimator", [LiftedMLPClassifier, LiftedMLPRegressor])
+@pytest.mark.parametrize("solver", ["bcd", "minibatch"])
+def test_convergence_warning_points_at_the_callers_line(estimator, solver):
+    X, y = _iris()
+    with pytest.warns(ConvergenceWarning) as caught:
+        estimator(hidden_layer_sizes=(4,), max_iter=1, tol=0, solver=solver).fit(X, y)
+    assert [w.filename for w in caught] == [__file__]  # not a frame of cvx_lifted or sklearn
+
+
 # ------------------------------------------------------------------ bad input
 BAD_PARAMS = [
     ({"lam": 0.0}, "lam"),

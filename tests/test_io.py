@@ -758,6 +758,18 @@ def test_overflow_prone_magnitudes_are_refused(tmp_path, text, message):
     assert "Rescale that column" in str(info.value)
 
 
+def test_many_distinct_whole_numbers_are_regressed():
+    """A quantity recorded in whole units (diabetes: 214 values in 442 rows) is not 214 classes."""
+    from sklearn.datasets import load_diabetes
+
+    _, y = load_diabetes(return_X_y=True)
+    assert np.all(y == np.round(y)) and clio.infer_task(y) == "regress"
+    assert clio.infer_task(y.astype(np.int64)) == "regress"
+    assert clio.infer_task(np.arange(30) % 20) == "classify"  # 20 labels: classes at any size
+    assert clio.infer_task(np.arange(1000) % 50) == "classify"  # 50 labels, 5 % of the rows
+    assert clio.infer_task(np.arange(1000) % 51) == "regress"
+
+
 def test_task_inference_does_not_overflow():
     assert clio.infer_task(np.array([9.3e18, 1e19, 2e19])) == "regress"
     assert clio.infer_task(np.array([2.0**53, 3.0, 4.0])) == "classify"

@@ -87,6 +87,7 @@ def test_plot_objective_accepts_every_holder(trained, holder):
     np.testing.assert_allclose(ax.lines[0].get_ydata(), result.history.objective)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 3 sweeps on purpose
 def test_plot_objective_of_a_fitted_estimator():
     rng = np.random.default_rng(2)
     X = rng.standard_normal((40, 3))

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -162,6 +163,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the Python names of parameters that errors raised by the library mention, as options
+_FLAGS = {
+    "solver": "--solver",
+    "backend": "--backend",
+    "output": "--output",
+    "activation": "--activation",
+    "lam": "--lam",
+    "rho": "--rho",
+    "batch_size": "--batch-size",
+    "max_iter": "--sweeps",
+    "random_state": "--seed",
+}
+_PARAMETER = re.compile(r"\b(" + "|".join(_FLAGS) + r")=(['\"]?)([\w.+\-]+)\2")
+
+
+def in_cli_words(message: str) -> str:
+    """Say a library error's fix with the command line's options.
+
+    ``solver='bcd'`` becomes ``--solver bcd`` (and so on for the parameters that have an
+    option), and the advice to register an activation in Python gains the ``--import`` option.
+    """
+    message = _PARAMETER.sub(lambda m: f"{_FLAGS[m[1]]} {m[3]}", message)
+    if "cvx_lifted.custom_activation" in message and "--import" not in message:
+        message = message.rstrip()
+        message += "" if message.endswith(".") else "."
+        message += (
+            " On the command line, define it in a module and load that module with --import MODULE."
+        )
+    return message
+
+
 # errors that mean bad input: missing or malformed files, unknown names, bad values
 _BAD_INPUT: tuple[type[BaseException], ...] = (
     UsageError,
@@ -207,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SolverFailedError as exc:
         if args.traceback:
             raise
-        print(f"{prefix} {one_line(exc)}", file=sys.stderr)
+        print(f"{prefix} {in_cli_words(one_line(exc))}", file=sys.stderr)
         return EXIT_FAILED
     except _BAD_INPUT as exc:
         if args.traceback:
@@ -215,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = one_line(exc) or type(exc).__name__
         if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in message:
             message = f"{exc.filename}: {message}"
-        print(f"{prefix} {message}", file=sys.stderr)
+        print(f"{prefix} {in_cli_words(message)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"cvx-lifted {args.command}: interrupted", file=sys.stderr)

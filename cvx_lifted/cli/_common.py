@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import numpy as np
 
 from cvx_lifted import defaults
+from cvx_lifted.threads import available_cores
 
 if TYPE_CHECKING:
     from cvx_lifted.network import LiftedNetwork
@@ -75,6 +76,32 @@ def non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def random_seed(text: str) -> int:
+    """Argument type: a random seed, an integer in [0, 2**32) (what NumPy and scikit-learn take)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**32), got {text!r}")
+    return value
+
+
+def thread_count(text: str) -> int:
+    """Argument type: 0 (automatic) or a number of threads up to this process's cores."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    cores = available_cores()
+    if not 0 <= value <= cores:
+        raise argparse.ArgumentTypeError(
+            f"expected 0 (automatic) or a thread count up to the {cores} core(s) this process "
+            f"may use, got {text!r}"
+        )
     return value
 
 
@@ -194,7 +221,7 @@ def add_training_options(
         default=sweeps,
         help=f"maximum number of BCD sweeps (default: {sweeps})",
     )
-    p.add_argument("--seed", type=int, default=seed, help=f"random seed (default: {seed})")
+    p.add_argument("--seed", type=random_seed, default=seed, help=f"random seed (default: {seed})")
     p.add_argument(
         "--backend",
         choices=("auto", "numpy", "cvxpy"),
@@ -204,7 +231,7 @@ def add_training_options(
     )
     p.add_argument(
         "--threads",
-        type=int,
+        type=thread_count,
         default=threads,
         metavar="N",
         help="BLAS threads (0: automatic: one thread, and for full-batch BCD a thread count "
@@ -392,6 +419,26 @@ def check_output_path(path: str | os.PathLike[str], flag: str) -> Path:
     if out.exists() and not os.access(out, os.W_OK):
         raise UsageError(f"cannot write {flag} {path}: the file exists and is read-only.")
     return out
+
+
+def check_plot_path(path: str | os.PathLike[str], flag: str) -> Path:
+    """:func:`check_output_path` for a figure; return the file that will be written.
+
+    A name without a suffix gets ``.png`` (as matplotlib would add, so the name printed is the
+    file's); a suffix must be a format matplotlib writes.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase  # slow import
+
+    out = Path(path).expanduser()
+    if not out.suffix:
+        out = out.with_name(out.name + ".png")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if out.suffix[1:].lower() not in formats:
+        raise UsageError(
+            f"{flag} {path}: matplotlib cannot write {out.suffix} files; end the name with one of "
+            f"{', '.join('.' + f for f in sorted(formats))} (for example {out.stem}.png)."
+        )
+    return check_output_path(out, flag)
 
 
 def check_output_folder(folder: Path, flag: str) -> None:

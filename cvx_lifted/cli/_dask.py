@@ -24,7 +24,7 @@ import numpy as np
 from cvx_lifted.cli._common import UsageError
 from cvx_lifted.distributed import cluster_client, is_dask_array, rows_from_npy, task_bytes
 from cvx_lifted.distributed.cluster import require_dask, workers
-from cvx_lifted.tables import MAX_EXACT_INTEGER
+from cvx_lifted.tables import MAX_EXACT_INTEGER, few_classes
 
 __all__ = [
     "TASK_BUDGET",
@@ -180,8 +180,10 @@ def integer_valued(y: Any) -> bool:
 
 
 def infer_task(y: Any) -> str:
-    """:func:`cvx_lifted.tables.infer_task` for a Dask array: classify integer-valued labels."""
-    return "classify" if y.ndim == 1 and integer_valued(y) else "regress"
+    """:func:`cvx_lifted.tables.infer_task` for a Dask array: classify a few distinct integers."""
+    if y.ndim != 1 or not integer_valued(y):
+        return "regress"
+    return "classify" if few_classes(unique(y).size, int(y.shape[0])) else "regress"
 
 
 def unique(y: Any) -> np.ndarray:

@@ -48,7 +48,7 @@ __all__ = [
 # Defaults of ``cvx-lifted demo``: those of cvx_lifted.defaults, shared with LiftedNetwork, the
 # estimators and ``cvx-lifted train``. Measured on digits (seed 0, hidden 100, lam=1, rho=1e-3,
 # simplex_xent, 1 BLAS thread; CPU seconds of training on a busy 2-core machine): relu_fenchel
-# 0.978 test accuracy after 10 sweeps (0.7 s), 0.982 after 20 (1.2 s), 0.984 after 40 (2.8 s);
+# 0.978 test accuracy after 10 sweeps (0.7 s), 0.982-0.984 after 20 (1.2 s), 0.984 after 40;
 # softmax_xent head 0.976 after 20 (2.1 s); relu 0.940 after 10 (0.5 s), no better later.
 DEMO_HIDDEN: tuple[int, ...] = defaults.HIDDEN
 DEMO_ACTIVATION = defaults.ACTIVATION

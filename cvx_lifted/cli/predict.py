@@ -81,6 +81,14 @@ def run_predict(args: argparse.Namespace) -> int:
         features=names if isinstance(names, list) and len(names) == n_in else None,
         header=header_flag(args.header),
     )
+    named = table.feature_names
+    if isinstance(names, list) and named is not None and not set(names) & set(named):
+        print(
+            f"note: the header of {args.data} names none of the model's features "
+            f"({', '.join(map(str, names[:3]))}{', ...' if len(names) > 3 else ''}); its "
+            "columns are taken in the order of the model's features.",
+            file=sys.stderr,
+        )
     if table.X.shape[1] != n_in:
         hint = " (drop the target column?)" if table.X.shape[1] == n_in + 1 else ""
         raise UsageError(

@@ -37,6 +37,7 @@ from cvx_lifted.cli._common import (
     UsageError,
     add_training_options,
     check_output_path,
+    check_plot_path,
     fraction,
     header_flag,
     maybe_plot,
@@ -46,7 +47,7 @@ from cvx_lifted.cli._common import (
     positive_int,
     progress_mode,
 )
-from cvx_lifted.datasets import DATASETS, load_dataset
+from cvx_lifted.datasets import DATASETS, find_data_dir, load_dataset
 from cvx_lifted.distributed import cluster, is_dask_array
 from cvx_lifted.io import (
     MAX_EXACT_INTEGER,
@@ -174,16 +175,30 @@ def _training_data(args: argparse.Namespace) -> _TrainData:
         X, y = dask_rows.npy_rows(args.data, args.target, args.chunk_rows, args.hidden)
         return _TrainData(X, y, None, None, None, None, args.data, False)
     if _is_dataset_name(args.data):
+        if args.target is not None:
+            raise UsageError(
+                f"--target picks the target column of a data file; the data set {args.data} "
+                "comes with its labels (drop --target)."
+            )
         kw: dict[str, Any] = {}
         if args.data_dir is not None:
             kw["path"] = args.data_dir
         X, y, X_test, y_test = load_dataset(args.data, **kw)
+        name = args.data.strip().lower().replace("_", "-")
+        if name != "digits":
+            folder = find_data_dir(name, args.data_dir)
+            print(f"data set {name}: {X.shape[0]} training rows from {folder}")
         return _TrainData(X, y, X_test, y_test, None, None, args.data, True)
     path = Path(args.data)
     if not path.exists():
         raise UsageError(
             f"{args.data!r} is neither a data file nor a dataset name "
             f"(datasets: {', '.join(DATASETS)})."
+        )
+    if args.target is not None and path.suffix.lower() == ".npz":
+        raise UsageError(
+            f"--target picks a column of a CSV or .npy file; {path.name} holds its target as the "
+            "array y (drop --target)."
         )
     target: str | int = -1 if args.target is None else args.target
     table = read_table(path, target=target, header=header_flag(args.header))
@@ -213,11 +228,22 @@ def _task_and_target(data: _TrainData, args: argparse.Namespace) -> tuple[str, A
     whole = args.task != "regress" and _whole_numbers(y)
     if args.task != "auto":
         task = args.task
-    elif lazy:  # numeric, one column: classify integers, as infer_task does
-        task = "classify" if y.dtype.kind in "iu" or whole else "regress"
+    elif lazy:  # numeric, one column: reductions on the cluster
+        task = dask_rows.infer_task(y)
     else:
         task = infer_task(y)
     how = "" if args.task != "auto" else " (detected; override with --task)"
+    if (
+        args.task == "auto"
+        and task == "regress"
+        and y.ndim == 1
+        and (whole or y.dtype.kind in "iu")
+    ):
+        distinct = dask_rows.unique(y).size
+        how = (
+            f" (detected: {distinct} distinct whole numbers in {y.shape[0]} rows read as a "
+            "quantity, not as class labels; override with --task classify)"
+        )
     if task == "classify":
         if y.ndim != 1:
             raise UsageError(f"classification needs a 1-D target, got shape {y.shape}.")
@@ -225,7 +251,10 @@ def _task_and_target(data: _TrainData, args: argparse.Namespace) -> tuple[str, A
             y = y.astype(np.int64)  # exact: |y| <= 2**53
         labels = dask_rows.unique(y)
         if labels.size < 2:
-            raise UsageError(f"the target has a single class ({labels[0]!r}); nothing to learn.")
+            raise UsageError(
+                f"the target has a single class ({np.asarray(labels[0]).item()!r}); nothing to "
+                "learn."
+            )
         print(f"task: classify{how}, {labels.size} classes")
         return task, y, labels
     if y.dtype.kind not in "biuf":
@@ -235,6 +264,10 @@ def _task_and_target(data: _TrainData, args: argparse.Namespace) -> tuple[str, A
     if (args.output or "squared") != "squared":
         raise UsageError(f"--output {args.output} is for classification; regression uses squared.")
     y = y.astype(np.float64)
+    if not lazy and y.size and bool(np.all(y == y.reshape(len(y), -1)[0])):
+        raise UsageError(
+            f"the target is constant ({y.reshape(len(y), -1)[0].tolist()}); nothing to learn."
+        )
     print(f"task: regress{how}, {1 if y.ndim == 1 else y.shape[1]} target(s)")
     return task, y, None
 
@@ -385,7 +418,11 @@ def _scores(
         else:
             pred, ys = estimator.predict(Xs), ys if is_dask_array(ys) else np.asarray(ys)
             metrics[name] = _regression_scores(ys, pred.reshape(len(Xs), -1))
-            print(f"{name} R^2: {metrics[name]['r2']:.4f}, RMSE: {metrics[name]['rmse']:.6g}")
+            r2 = metrics[name]["r2"]
+            r2_text = (
+                f"{r2:.4f}" if math.isfinite(r2) else "undefined (the target is constant here)"
+            )
+            print(f"{name} R^2: {r2_text}, RMSE: {metrics[name]['rmse']:.6g}")
     return metrics
 
 
@@ -521,7 +558,7 @@ def run_train(args: argparse.Namespace) -> int:
         model_path = model_path.with_name(model_path.name + DEFAULT_SUFFIX)
     check_output_path(model_path, "--out")
     if args.plot:
-        check_output_path(args.plot, "--plot")
+        args.plot = str(check_plot_path(args.plot, "--plot"))
     resolve_activation(args.activation)
     if args.scheduler is None:
         if args.chunk_rows is not None:
@@ -569,6 +606,14 @@ def _train(args: argparse.Namespace) -> int:
     estimator = _estimator(task, args)
     # the estimator's classes_ will be these: the sorted distinct training labels
     classes = None if task != "classify" else labels if X_val is None else np.unique(y_tr)
+    if classes is not None and labels is not None and classes.size < labels.size:
+        unseen = np.setdiff1d(labels, classes)
+        print(
+            f"note: {unseen.size} class(es) occur only in the validation rows "
+            f"({', '.join(map(str, unseen.tolist()[:5]))}{', ...' if unseen.size > 5 else ''}): "
+            f"the model learns {classes.size} classes and cannot predict those; use a smaller "
+            "--validation-fraction or more rows of them."
+        )
     n_out = classes.size if classes is not None else (1 if y.ndim == 1 else y.shape[1])
     distributed = lazy or args.scheduler is not None
     solver = estimator._training_solver(X_tr.shape, n_out, tuple(args.hidden), distributed)

@@ -228,7 +228,10 @@ class Ridge:
             self.factor = scipy.linalg.cho_factor(A, lower=False, check_finite=False)
         except np.linalg.LinAlgError as exc:  # only through rounding: A is PD in exact arithmetic
             raise ValueError(
-                "the ridge system is numerically singular: increase alpha or rescale X"
+                "the ridge system is numerically singular: increase alpha (in training: rho, "
+                "the weight penalty) or rescale X (standardise the features, e.g. with "
+                "sklearn.preprocessing.StandardScaler; cvx-lifted train does so unless "
+                "--no-standardize)"
             ) from exc
         self.factor_seconds = time.perf_counter() - t0
 
@@ -696,7 +699,10 @@ class KernelRidge:
             )
         except np.linalg.LinAlgError as exc:  # only through rounding: K + alpha I is PD
             raise ValueError(
-                "the ridge system is numerically singular: increase alpha or rescale X"
+                "the ridge system is numerically singular: increase alpha (in training: rho, "
+                "the weight penalty) or rescale X (standardise the features, e.g. with "
+                "sklearn.preprocessing.StandardScaler; cvx-lifted train does so unless "
+                "--no-standardize)"
             ) from exc
 
     def solve(self, T: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
