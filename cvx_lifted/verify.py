@@ -209,7 +209,11 @@ def verify(
     U : array_like, shape (m, n), optional
         Inputs; by default :func:`default_inputs`.
     batch_size : int, default=1
-        Rows per compiled problem (one compile, then one re-solve per batch).
+        Rows per compiled problem (one compile, then one re-solve per batch); at most the rows
+        of the largest group of inputs, since a short batch is padded with copies of its last
+        row, which would make a problem of many rows out of a few (the default inputs: at most
+        28 rows; with more, copies of a grid row of 1e3 set the scale of the solvers'
+        tolerances, and OSQP misreports the problem as unbounded).
     accuracy : {"tight", "default"}, default="tight"
         Solver tolerances.
     solvers : sequence of str, optional
@@ -246,7 +250,8 @@ def verify(
         groups = [U]
     groups = [G.astype(np.float64, copy=False) for G in groups]
     U = np.vstack(groups)
-    argmin = CompiledArgmin(act, U.shape[1], batch_size, accuracy=accuracy, solvers=solvers)
+    rows = min(int(batch_size), max(G.shape[0] for G in groups))
+    argmin = CompiledArgmin(act, U.shape[1], rows, accuracy=accuracy, solvers=solvers)
     t0 = time.perf_counter()
     Z = np.vstack([argmin(G) for G in groups])
     solve_seconds = time.perf_counter() - t0

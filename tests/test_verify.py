@@ -26,6 +26,14 @@ def test_every_activation_verifies_tight(name):
     assert report.compile_seconds > 0 and report.solve_seconds > 0
 
 
+@pytest.mark.parametrize("name", ["relu", "hard_tanh"])
+def test_verify_with_a_batch_larger_than_the_inputs(name):
+    """A 1,000-row batch for 43 default inputs: compiled for the rows there are, and it passes."""
+    report = cl.verify(name, batch_size=1000)
+    assert report.passed, str(report)
+    assert report.n_solves == 2  # one per group of inputs (28 and 15 rows)
+
+
 @pytest.mark.parametrize("name", ["relu", "sigmoid", "sparsemax", "sign"])
 def test_verify_default_accuracy_uses_looser_tolerances(name):
     report = cl.verify(name, accuracy="default", batch_size=4)

@@ -12,7 +12,14 @@ import json
 import sys
 
 from cvx_lifted.activations import ACTIVATIONS
-from cvx_lifted.cli._common import EXIT_FAILED, EXIT_OK, SubParsers, UsageError, one_line
+from cvx_lifted.cli._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    SubParsers,
+    UsageError,
+    one_line,
+    positive_int,
+)
 from cvx_lifted.network import resolve_activation
 from cvx_lifted.plugins import load_activation_plugins
 from cvx_lifted.verify import format_reports, verify_all
@@ -89,7 +96,7 @@ def add_verify(sub: SubParsers) -> None:
         default="tight",
         help="solver tolerances (default: tight)",
     )
-    p.add_argument("--batch-size", type=int, default=1, help="rows per compiled problem")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="rows per compiled problem")
     p.add_argument("--json", action="store_true", help="print the reports as JSON")
 
 
