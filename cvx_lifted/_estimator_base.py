@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import sys
 import types
 import warnings
@@ -39,6 +40,7 @@ from cvx_lifted.distributed import is_dask_array
 from cvx_lifted.exceptions import NotRepresentableError
 from cvx_lifted.history import BCDResult
 from cvx_lifted.minibatch import MinibatchBCDSolver, MinibatchState, unsupported_blocks
+from cvx_lifted.modelfile import save_network
 from cvx_lifted.network import LiftedNetwork, resolve_activation
 
 __all__: list[str] = []
@@ -91,6 +93,17 @@ def _is_auto(value: Any) -> bool:
 
 
 # ---------------------------------------------------------------------------------- base class
+
+
+def _json_value(value: Any) -> Any:
+    """Return ``value`` if JSON holds it as it is (numbers, text, lists of them), else its repr."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)) and all(
+        v is None or isinstance(v, (bool, int, float, str)) for v in value
+    ):
+        return list(value)
+    return repr(value)
 
 
 def _caller_level() -> int:
@@ -371,6 +384,49 @@ class _BaseLiftedMLP(BaseEstimator):
         self.stop_reason_ = result.stop_reason
         self.n_layers_ = len(network.layer_sizes)
         self.n_outputs_ = n_outputs
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save the fitted model to a model file, with what the estimator adds to its network.
+
+        The file holds :attr:`network_` (as :meth:`LiftedNetwork.save
+        <cvx_lifted.network.LiftedNetwork.save>` writes it) and, as metadata, the task, the class
+        labels of a classifier (``classes_``), the feature names when the estimator was fitted
+        on a table with column names, and the estimator's parameters (those JSON can hold; the
+        others as their ``repr``). ``cvx-lifted predict`` then prints the original labels;
+        :func:`cvx_lifted.io.load_model` gives the network and this metadata back (``.network``,
+        ``.extra``), :func:`cvx_lifted.load` the network alone.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination; ``.cvxl`` is appended when the name has no extension.
+
+        Returns
+        -------
+        pathlib.Path
+            The file written.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            If the estimator has not been fitted.
+        """
+        check_is_fitted(self, "network_")
+        classes = getattr(self, "classes_", None)
+        extra: dict[str, Any] = {
+            "task": "regress" if classes is None else "classify",
+            "estimator": {
+                "class": type(self).__name__,
+                "params": {k: _json_value(v) for k, v in self.get_params().items()},
+            },
+            "n_features": int(self.n_features_in_),
+        }
+        if classes is not None:
+            extra["classes"] = np.asarray(classes).tolist()
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            extra["feature_names"] = [str(n) for n in names]
+        return save_network(self.network_, path, extra=extra)
 
     def _forward(self, X: ArrayLike) -> Any:
         """Validate ``X`` against the fit and return the network's output (2-D)."""

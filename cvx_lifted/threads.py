@@ -22,12 +22,13 @@ several of them, would change the rounding of float32 products). More workers ar
 when measured clearly faster (``margin``). The chunks of rows of the state step run the same
 way on one or several Python threads (:func:`map_chunks`).
 
-Measured with a full-batch BCD fit of Fashion-MNIST on a busy 2-core machine
-(``benchmarks/bench_load.py --solver bcd``, when the chooser still picked OpenBLAS threads for
-the large products): next to one CPU-bound process the fit took 1.17x its time alone with
-``"auto"``, 2.07x with OpenBLAS on 2 threads everywhere (which was the fastest alone: 8.4 s
-against 10.2 s). Mini-batch BCD, whose products are smaller, runs on one
-thread under ``"auto"`` (:class:`~cvx_lifted.minibatch.MinibatchBCDSolver`).
+Measured with a full-batch BCD fit of Fashion-MNIST on a 2-core machine
+(``benchmarks/bench_load.py --solver bcd``, ``benchmarks/results/bench_load_bcd.json``): alone,
+``"auto"`` took 10.4 s and one thread 11.1 s; next to one CPU-bound process 12.2 s (1.17x its
+time alone) and 12.8 s, the chooser having moved every product to one worker. OpenBLAS on 2
+threads everywhere took 2.07x its time alone next to the same process (an earlier run, with
+OpenBLAS threads for the chooser's large products). Mini-batch BCD, whose products are
+smaller, runs on one thread under ``"auto"`` (:class:`~cvx_lifted.minibatch.MinibatchBCDSolver`).
 
 This module imports nothing from :mod:`cvx_lifted` (it sits with the validation helpers at the
 bottom of the package's layers; the kernels use it).

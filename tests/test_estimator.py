@@ -394,6 +394,32 @@ def test_convergence_warning_points_at_the_callers_line(estimator, solver):
     assert [w.filename for w in caught] == [__file__]  # not a frame of cvx_lifted or sklearn
 
 
+def test_save_keeps_the_labels_and_the_command_line_predicts_them(tmp_path, capsys):
+    from cvx_lifted import cli
+    from cvx_lifted.io import load_model as load
+
+    X, y = _iris()
+    labels = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = LiftedMLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(X, labels)
+    with pytest.raises(NotFittedError):
+        LiftedMLPClassifier().save(tmp_path / "unfitted")
+    path = clf.save(tmp_path / "iris")
+    assert path == tmp_path / "iris.cvxl"
+    saved = load(path)
+    assert saved.extra["task"] == "classify"
+    assert saved.extra["classes"] == ["setosa", "versicolor", "virginica"]
+    assert saved.extra["estimator"]["class"] == "LiftedMLPClassifier"
+    assert saved.extra["estimator"]["params"]["hidden_layer_sizes"] == [4]
+    np.testing.assert_array_equal(saved.network.predict(X), clf.network_.predict(X))
+    np.save(tmp_path / "X.npy", X[:5])
+    np.savez(tmp_path / "X.npz", X=X[:5])
+    assert cli.main(["predict", str(path), str(tmp_path / "X.npz")]) == 0
+    out = capsys.readouterr().out.split()
+    assert out == ["label", *clf.predict(X[:5]).tolist()]
+    reg = LiftedMLPRegressor(hidden_layer_sizes=(4,), max_iter=2).fit(X, X[:, 0])
+    assert load(reg.save(tmp_path / "reg.cvxl")).extra["task"] == "regress"
+
+
 # ------------------------------------------------------------------ bad input
 BAD_PARAMS = [
     ({"lam": 0.0}, "lam"),
