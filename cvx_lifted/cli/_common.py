@@ -57,52 +57,37 @@ def one_line(message: object) -> str:
     return out
 
 
-def positive_int(text: str) -> int:
-    """Argument type: an integer >= 1."""
+def _integer_in(text: str, lo: int, hi: int | None, expected: str) -> int:
+    """Parse ``text`` as an integer in ``[lo, hi]`` (``hi=None``: no upper end), or fail."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < lo or (hi is not None and value > hi):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """Argument type: an integer >= 1."""
+    return _integer_in(text, 1, None, "a positive integer")
 
 
 def non_negative_int(text: str) -> int:
     """Argument type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+    return _integer_in(text, 0, None, "an integer >= 0")
 
 
 def random_seed(text: str) -> int:
     """Argument type: a random seed, an integer in [0, 2**32) (what NumPy and scikit-learn take)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected a seed in [0, 2**32), got {text!r}")
-    return value
+    return _integer_in(text, 0, 2**32 - 1, "a seed in [0, 2**32)")
 
 
 def thread_count(text: str) -> int:
     """Argument type: 0 (automatic) or a number of threads up to this process's cores."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
     cores = available_cores()
-    if not 0 <= value <= cores:
-        raise argparse.ArgumentTypeError(
-            f"expected 0 (automatic) or a thread count up to the {cores} core(s) this process "
-            f"may use, got {text!r}"
-        )
-    return value
+    expected = f"0 (automatic) or a thread count up to the {cores} core(s) this process may use"
+    return _integer_in(text, 0, cores, expected)
 
 
 def positive_float(text: str) -> float:
