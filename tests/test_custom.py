@@ -115,9 +115,20 @@ def test_bad_definitions_are_clear_errors(registered):
             name="x_bad3", divergence=lambda u, z: cp.square(z - u), closed_form=lambda u: u
         )
     registered.append("test_dup")
-    _soft_threshold("test_dup")
+    first = _soft_threshold("test_dup")
+    # the same code run again (a notebook cell): the new definition replaces the old one
+    again = _soft_threshold("test_dup")
+    assert type(cl.get_activation("test_dup")) is type(again) is not type(first)
+
+    def elsewhere(u):  # a closed form from another module: a clash, not a redefinition
+        return np.sign(u) * np.maximum(np.abs(u) - 0.1, 0.0)
+
+    elsewhere.__module__ = "another_package.activations"
     with pytest.raises(ValueError, match="already registered"):
-        _soft_threshold("test_dup")
+        cl.custom_activation(
+            name="test_dup", closed_form=elsewhere,
+            divergence=lambda u, z: 0.5 * cp.sum_squares(z - u) + 0.1 * cp.norm1(z),
+        )  # fmt: skip
     _soft_threshold("test_dup", overwrite=True)
     with pytest.raises(ValueError, match="built-in"):
         _soft_threshold("relu", register=True, overwrite=True)

@@ -291,7 +291,9 @@ def custom_activation(
         Add it to :data:`cvx_lifted.ACTIVATIONS` so that ``get_activation(name)`` and saved
         models can find it.
     overwrite : bool, default=False
-        Replace an earlier registration under the same name.
+        Replace an earlier registration under the same name. Not needed to replace an
+        activation that ``custom_activation`` made from the same module (the defining code run
+        again, as a notebook cell is).
     probe_features : int, default=3
         Width of the probe used to check convexity now.
 
@@ -337,9 +339,11 @@ def custom_activation(
     if domain is not None and not callable(domain):
         raise ValueError(f"domain must be callable or None, got {type(domain).__name__}.")
     if register and name in ACTIVATIONS and not overwrite:
-        raise ValueError(
-            f"an activation named {name!r} is already registered; pass overwrite=True."
-        )
+        if not _redefinition(ACTIVATIONS[name], closed_form):
+            raise ValueError(
+                f"an activation named {name!r} is already registered; pass overwrite=True."
+            )
+        overwrite = True  # the same code run again (a notebook cell): the new definition wins
     attrs: dict[str, Any] = {
         "name": name,
         "_divergence_fn": staticmethod(divergence),
@@ -367,6 +371,18 @@ def custom_activation(
     if register:
         register_activation(cls, name, overwrite=overwrite)
     return probe
+
+
+def _redefinition(existing: type[Activation], closed_form: Any) -> bool:
+    """Whether ``existing`` was made by :func:`custom_activation` in the module defining now.
+
+    Running the code that defines an activation again (a notebook cell, a module reloaded)
+    replaces it; an activation of the catalogue or of another module needs ``overwrite=True``.
+    """
+    if not issubclass(existing, CustomActivation):
+        return False
+    before = getattr(existing, "_closed_form_fn", None)
+    return getattr(before, "__module__", None) == getattr(closed_form, "__module__", object())
 
 
 def _is_elementwise(act: Activation) -> bool:
