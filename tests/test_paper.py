@@ -441,3 +441,13 @@ def test_figure_1_legend_does_not_cover_the_curves(tmp_path, monkeypatch):
         assert not box.overlaps(ax.get_window_extent(renderer))
     monkeypatch.undo()
     plt.close(fig)
+
+
+def test_one_seed_reports_no_spread():
+    from cvx_lifted.paper import report
+    from cvx_lifted.paper.results import mean_std
+
+    mean, std = mean_std([0.9])
+    assert mean == 0.9 and np.isnan(std)  # undefined with one seed, not 0
+    assert report._fmt((mean, std)) == "0.900"
+    assert report._fmt(mean_std([0.9, 0.8])) == "0.850 ± 0.071"

@@ -93,6 +93,8 @@ def _fmt(ms: tuple[float, float], digits: int = 3) -> str:
     mean, std = ms
     if not math.isfinite(mean):
         return "–"
+    if not math.isfinite(std):  # one seed: no spread to report
+        return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 

@@ -68,11 +68,11 @@ def select(
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
-    """Return the mean and the standard deviation (ddof=1; 0 for one value, NaN for none)."""
+    """Return the mean and the standard deviation (ddof=1; NaN, undefined, for fewer than two)."""
     arr = np.asarray(list(values), dtype=np.float64)
     if arr.size == 0:
         return float("nan"), float("nan")
-    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    std = float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
     return float(arr.mean()), std
 
 
