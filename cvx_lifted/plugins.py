@@ -188,9 +188,9 @@ def import_modules(modules: Iterable[str]) -> list[ModuleType]:
 def activation_module(activation: Any) -> str | None:
     """Return the module that defines a user activation, or ``None`` for a built-in.
 
-    For an activation made by :func:`cvx_lifted.custom_activation` this is the module of its
-    closed-form function (where the ``custom_activation`` call lives); for a registered class,
-    the class's module.
+    For an activation made by :func:`cvx_lifted.custom_activation` this is the module whose code
+    called it (recorded then; a closed form such as a NumPy or SciPy ufunc says nothing about
+    where the call lives); for a registered class, the class's module.
 
     Parameters
     ----------
@@ -203,8 +203,11 @@ def activation_module(activation: Any) -> str | None:
     """
     cls = type(activation)
     module = getattr(cls, "__module__", None) or ""
+    defined_in = getattr(cls, "_defined_in", None)
     fn = cls.__dict__.get("_closed_form_fn")
-    if fn is not None:
+    if isinstance(defined_in, str):
+        module = defined_in
+    elif fn is not None:
         module = getattr(getattr(fn, "__func__", fn), "__module__", None) or module
     if not module or module == "cvx_lifted" or module.startswith("cvx_lifted."):
         return None

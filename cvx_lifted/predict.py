@@ -66,7 +66,20 @@ def lifted_predict(
 def _lifted_predict(
     network: LiftedNetwork, X: FloatArray, backend: Backend, tol: float, max_iter: int
 ) -> tuple[FloatArray, list[FloatArray]]:
-    solver = BCDSolver(network, backend=backend, state_tol=min(1e-10, tol))
+    # lifted prediction takes state and output steps only: "numpy" needs fast paths for those
+    # (the weight blocks, which may lack one, e.g. with rho = 0, are never solved here)
+    solver = BCDSolver(
+        network, backend="auto" if backend == "numpy" else backend, state_tol=min(1e-10, tol)
+    )
+    if backend == "numpy":
+        missing = [b for b, path in solver.paths.items() if path != "numpy" and b[0] != "W"]
+        if missing:
+            raise ValueError(
+                f"backend='numpy' has no fast path for block(s) {missing} of this network "
+                f"(activations {[a.name for a in network.activations]}, output "
+                f"{network.head.name!r}); use backend='auto' to solve those blocks with compiled "
+                "CVXPY problems, or backend='cvxpy'."
+            )
     all_states = solver.initial_states(X)
     L = network.n_hidden
 

@@ -79,6 +79,9 @@ def rel_error(a: ArrayLike, b: ArrayLike) -> np.ndarray:
 def assert_allclose_rel(actual: ArrayLike, desired: ArrayLike, tol: float, what: str = "") -> None:
     """Assert that ``max |a-b|/(1+|b|) <= tol``, reporting the worst entry.
 
+    A NaN or an infinity fails unless the other array has the same value at that entry (NaN
+    against NaN, or the same infinity).
+
     Parameters
     ----------
     actual, desired : array_like
@@ -98,13 +101,19 @@ def assert_allclose_rel(actual: ArrayLike, desired: ArrayLike, tol: float, what:
         raise AssertionError(f"{what}: shape {a.shape} != {d.shape}")
     if a.size == 0:
         return
-    err = rel_error(a, d)
+    same = (a == d) | (np.isnan(a) & np.isnan(d))
+    bad = ~(np.isfinite(a) & np.isfinite(d)) & ~same  # a NaN or an infinity not matched
+    if np.any(bad):
+        idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), a.shape))
+        raise AssertionError(f"{what}: {float(a[idx])} vs {float(d[idx])} at {idx} (not finite)")
+    both = np.isfinite(a) & np.isfinite(d)  # equal infinities and NaN pairs agree
+    err = np.where(both, rel_error(np.where(both, a, 0.0), np.where(both, d, 0.0)), 0.0)
     worst = int(np.argmax(err))
     if err.flat[worst] > tol:
-        idx = np.unravel_index(worst, a.shape)
+        idx = tuple(int(i) for i in np.unravel_index(worst, a.shape))
         raise AssertionError(
             f"{what}: max relative error {err.flat[worst]:.3e} > {tol:.1e} at {idx}: "
-            f"{a[idx]!r} vs {d[idx]!r}"
+            f"{float(a[idx])!r} vs {float(d[idx])!r}"
         )
 
 

@@ -30,6 +30,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from cvx_lifted._validation import (
+    check_non_negative_float,
+    check_non_negative_int,
+    check_positive_int,
+)
 from cvx_lifted.activations import ACTIVATIONS, Activation
 from cvx_lifted.activations.base import as_float_array, require_program
 from cvx_lifted.argmin import CompiledArgmin
@@ -237,6 +242,15 @@ def verify(
     SolverFailedError
         If every solver fails.
     """
+    batch_size = check_positive_int(batch_size, "batch_size")
+    seed = check_non_negative_int(seed, "seed")
+    if tol is not None:
+        tol = check_non_negative_float(tol, "tol")
+    if isinstance(solvers, str):
+        raise ValueError(
+            f"solvers must be a sequence of solver names such as [{solvers!r}], got the string "
+            f"{solvers!r}."
+        )
     act = resolve_activation(activation)
     require_program(act)  # NotRepresentableError with the reason
     if U is None:

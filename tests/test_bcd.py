@@ -177,6 +177,19 @@ def test_lifted_rule_equals_feed_forward_for_fenchel_young_networks():
     np.testing.assert_allclose(net.predict_lifted(X), net.predict(X), atol=1e-8)
 
 
+@pytest.mark.parametrize("kwargs", [{"rho": 0.0}, {"penalty": "l1"}])
+def test_lifted_rule_on_numpy_needs_fast_state_steps_only(kwargs):
+    """Weight blocks without a fast path do not matter: lifted prediction never solves them."""
+    X, Y, _ = _data(m=25, q=2, seed=4)
+    net = LiftedNetwork([3, 5, 2], output="simplex_xent", **kwargs).initialize(0)
+    np.testing.assert_allclose(
+        net.predict_lifted(X, backend="numpy"), net.predict_lifted(X, backend="cvxpy"), atol=1e-4
+    )
+    sign = LiftedNetwork([3, 5, 2], activation="sign", output="simplex_xent").initialize(0)
+    with pytest.raises(ValueError, match=r"no fast path for block\(s\) \['X1'\]"):
+        sign.predict_lifted(X, backend="numpy")
+
+
 def test_lifted_rule_differs_and_agrees_between_paths_for_deep_l2_relu():
     """With two l2-ReLU layers the penalty of the second divergence feeds back into X1."""
     X, Y, _ = _data(m=25, q=2, seed=4)

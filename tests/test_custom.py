@@ -120,18 +120,30 @@ def test_bad_definitions_are_clear_errors(registered):
     again = _soft_threshold("test_dup")
     assert type(cl.get_activation("test_dup")) is type(again) is not type(first)
 
-    def elsewhere(u):  # a closed form from another module: a clash, not a redefinition
-        return np.sign(u) * np.maximum(np.abs(u) - 0.1, 0.0)
-
-    elsewhere.__module__ = "another_package.activations"
+    # the same name declared by another module's code: a clash, not a redefinition
+    other = {"__name__": "another_package.activations", "cl": cl, "cp": cp, "np": np}
+    code = (
+        "cl.custom_activation(name='test_dup', closed_form=np.positive, "
+        "divergence=lambda u, z: 0.5 * cp.sum_squares(z - u))"
+    )
     with pytest.raises(ValueError, match="already registered"):
-        cl.custom_activation(
-            name="test_dup", closed_form=elsewhere,
-            divergence=lambda u, z: 0.5 * cp.sum_squares(z - u) + 0.1 * cp.norm1(z),
-        )  # fmt: skip
+        exec(code, other)
     _soft_threshold("test_dup", overwrite=True)
     with pytest.raises(ValueError, match="built-in"):
         _soft_threshold("relu", register=True, overwrite=True)
+    with pytest.raises(ValueError, match="is a built-in activation; choose another name"):
+        _soft_threshold("relu")  # said at once, not "pass overwrite=True" first
+
+
+def test_a_domain_of_one_constraint_is_a_list_of_one():
+    act = cl.custom_activation(
+        name="test_one_constraint",
+        closed_form=lambda u: np.maximum(u, 0.0),
+        divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
+        domain=lambda u, z: z >= 0,  # not [z >= 0]
+        register=False,
+    )
+    assert cl.verify(act).passed
 
 
 def test_closed_form_with_wrong_shape_is_reported():
@@ -281,3 +293,16 @@ def test_a_domain_that_returns_python_booleans_is_rejected_when_declared():
             closed_form=lambda u: u,
             register=False,
         )
+
+
+def test_module_of_an_activation_is_where_it_was_declared(registered):
+    """A closed form without a module of its own (a NumPy ufunc) does not hide the caller."""
+    from cvx_lifted.plugins import activation_module
+
+    registered.append("test_ufunc_closed_form")
+    act = cl.custom_activation(
+        name="test_ufunc_closed_form",
+        closed_form=np.positive,
+        divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
+    )
+    assert activation_module(act) == __name__

@@ -159,3 +159,27 @@ def test_the_probe_grid_spans_1e_minus_6_to_1e3_with_both_signs():
     # starts at 1e-2
     rows = default_inputs("sign")[10:]  # the grid and edge rows, after the 10 random rows
     assert np.abs(rows[rows != 0]).min() == pytest.approx(1e-2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"tol": float("nan")}, "tol must be a finite number >= 0"),
+        ({"tol": -1.0}, "tol must be a finite number >= 0"),
+        ({"batch_size": 2.5}, "batch_size must be a positive integer"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"solvers": "OSQP"}, r"a sequence of solver names such as \['OSQP'\]"),
+    ],
+)
+def test_verify_checks_its_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cl.verify("relu", **kwargs)
+
+
+def test_relative_assertion_fails_on_unmatched_nan_and_infinity():
+    from cvx_lifted.testing import assert_allclose_rel
+
+    for actual, desired in [([1.0, np.nan], [1.0, 2.0]), ([1.0], [np.nan]), ([np.inf], [1.0])]:
+        with pytest.raises(AssertionError, match="not finite"):
+            assert_allclose_rel(actual, desired, 1e-6, "x")
+    assert_allclose_rel([np.inf, np.nan, 1.0], [np.inf, np.nan, 1.0 + 1e-9], 1e-6, "x")

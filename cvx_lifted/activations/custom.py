@@ -33,6 +33,7 @@ True
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
@@ -41,7 +42,7 @@ import cvxpy as cp
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cvx_lifted.activations import ACTIVATIONS, register_activation
+from cvx_lifted.activations import ACTIVATIONS, BUILTIN_ACTIVATIONS, register_activation
 from cvx_lifted.activations.base import Activation, Convexity, FloatArray
 from cvx_lifted.dcp import explain_not_dcp, problem_class
 from cvx_lifted.exceptions import NonConvexError, NotDPPError
@@ -156,6 +157,8 @@ class CustomActivation(Activation):
     _divergence_fn: ClassVar[DivergenceFn]
     _domain_fn: ClassVar[DomainFn | None] = None
     _closed_form_fn: ClassVar[ClosedFormFn]
+    #: The module whose code called :func:`custom_activation` (where to import it from).
+    _defined_in: ClassVar[str | None] = None
     convexity: ClassVar[Convexity] = "z-only"
     cone: ClassVar[str] = "?"
 
@@ -177,7 +180,16 @@ class CustomActivation(Activation):
 
     def domain(self, u: Any, z: Any) -> list[cp.Constraint]:  # noqa: D102
         fn = type(self)._domain_fn
-        cons = [] if fn is None else list(fn(u, z))
+        returned: Any = [] if fn is None else fn(u, z)
+        # one constraint on its own (z >= 0) is a list of one
+        single = isinstance(returned, cp.constraints.constraint.Constraint)
+        try:
+            cons: list[cp.Constraint] = [returned] if single else list(returned)
+        except TypeError:
+            raise TypeError(
+                f"the domain of {self.name!r} must return a list of CVXPY constraints (such as "
+                f"[z >= 0]), got {type(returned).__name__}."
+            ) from None
         bad = [c for c in cons if not isinstance(c, cp.constraints.constraint.Constraint)]
         if bad:
             raise TypeError(
@@ -338,8 +350,11 @@ def custom_activation(
             raise ValueError(f"{arg} must be callable, got {type(fn).__name__}.")
     if domain is not None and not callable(domain):
         raise ValueError(f"domain must be callable or None, got {type(domain).__name__}.")
+    defined_in = _caller_module()
+    if register and name in BUILTIN_ACTIVATIONS:
+        raise ValueError(f"{name!r} is a built-in activation; choose another name.")
     if register and name in ACTIVATIONS and not overwrite:
-        if not _redefinition(ACTIVATIONS[name], closed_form):
+        if not _redefinition(ACTIVATIONS[name], defined_in):
             raise ValueError(
                 f"an activation named {name!r} is already registered; pass overwrite=True."
             )
@@ -349,6 +364,7 @@ def custom_activation(
         "_divergence_fn": staticmethod(divergence),
         "_domain_fn": staticmethod(domain) if domain is not None else None,
         "_closed_form_fn": staticmethod(closed_form),
+        "_defined_in": defined_in,
         "_fy_form": fenchel_young,
         "kernel": "fenchel_young" if fenchel_young is not None else None,
         "formula": formula or "user closed form",
@@ -373,16 +389,25 @@ def custom_activation(
     return probe
 
 
-def _redefinition(existing: type[Activation], closed_form: Any) -> bool:
+def _caller_module() -> str | None:
+    """Return the module whose code called :func:`custom_activation` (a notebook: ``__main__``)."""
+    frame = sys._getframe(1)
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
+        "cvx_lifted.activations"
+    ):
+        frame = frame.f_back  # type: ignore[assignment]
+    return None if frame is None else frame.f_globals.get("__name__")
+
+
+def _redefinition(existing: type[Activation], defined_in: str | None) -> bool:
     """Whether ``existing`` was made by :func:`custom_activation` in the module defining now.
 
     Running the code that defines an activation again (a notebook cell, a module reloaded)
     replaces it; an activation of the catalogue or of another module needs ``overwrite=True``.
     """
-    if not issubclass(existing, CustomActivation):
+    if not issubclass(existing, CustomActivation) or defined_in is None:
         return False
-    before = getattr(existing, "_closed_form_fn", None)
-    return getattr(before, "__module__", None) == getattr(closed_form, "__module__", object())
+    return bool(getattr(existing, "_defined_in", None) == defined_in)
 
 
 def _is_elementwise(act: Activation) -> bool:
