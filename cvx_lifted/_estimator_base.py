@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import sys
-import types
 import warnings
 from collections.abc import Callable, Iterator
 from numbers import Integral, Real
@@ -20,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
@@ -30,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from cvx_lifted import defaults, distributed
 from cvx_lifted._validation import (
+    caller_stacklevel,
     check_non_negative_float,
     check_positive_float,
     check_positive_int,
@@ -104,24 +102,6 @@ def _json_value(value: Any) -> Any:
     ):
         return list(value)
     return repr(value)
-
-
-def _caller_level() -> int:
-    """Return the ``stacklevel`` that points a warning at the first frame outside the libraries.
-
-    The estimators' ``fit`` reaches the warning through frames of this package and, for some
-    methods, scikit-learn's wrappers (``_fit_context``); the user wants the line that called it.
-    """
-    packages = (
-        str(Path(__file__).resolve().parent),
-        str(Path(sklearn.__file__).resolve().parent),
-    )
-    level = 1  # the caller of this function
-    frame: types.FrameType | None = sys._getframe(1)
-    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(packages):
-        level += 1
-        frame = frame.f_back
-    return level
 
 
 class _BaseLiftedMLP(BaseEstimator):
@@ -325,7 +305,7 @@ class _BaseLiftedMLP(BaseEstimator):
                 f"relative objective decrease fell below tol={self.tol}; increase max_iter or "
                 f"time_limit for a tighter fit.",
                 ConvergenceWarning,
-                stacklevel=_caller_level(),
+                stacklevel=caller_stacklevel(),
             )
 
     def _seed(self) -> int:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
+import types
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -290,3 +293,24 @@ def check_array(
             "sklearn.preprocessing.StandardScaler or by dividing that column by its largest value."
         )
     return np.asarray(arr, dtype=dtype)
+
+
+def caller_stacklevel() -> int:
+    """Return the ``stacklevel`` that points a warning at the first frame outside the libraries.
+
+    A warning raised deep in this package (or reached through scikit-learn's wrappers, such as
+    ``_fit_context``) should name the user's line that led to it. Call this from the function
+    that calls :func:`warnings.warn`.
+    """
+    packages = [str(Path(__file__).resolve().parent)]
+    sklearn_file = getattr(sys.modules.get("sklearn"), "__file__", None)
+    if isinstance(sklearn_file, str):
+        packages.append(str(Path(sklearn_file).resolve().parent))
+    level = 1  # the caller of this function
+    frame: types.FrameType | None = sys._getframe(1)
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(
+        tuple(packages)
+    ):
+        level += 1
+        frame = frame.f_back
+    return level

@@ -352,6 +352,13 @@ def save_network(
     folder = target.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot save {target}: the folder {folder} does not exist.")
+    unnamed = [a.name for a in network.activations if a.name not in ACTIVATIONS]
+    if unnamed:  # the file would name an activation that no registry can give back
+        raise ValueError(
+            f"cannot save {target}: the activation(s) {unnamed} are not registered, so the file "
+            "could not be loaded; declare them with custom_activation(..., register=True) (the "
+            "default) or cvx_lifted.register_activation."
+        )
     data = model_bytes(network, extra)
     if target.exists():
         mode = target.stat().st_mode & 0o777

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import numbers
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from cvx_lifted import defaults, distributed, modelfile
 from cvx_lifted._modelschema import bad_file
-from cvx_lifted._validation import check_array, max_magnitude
+from cvx_lifted._validation import caller_stacklevel, check_array, max_magnitude
 from cvx_lifted.activations import ACTIVATIONS, Activation, get_activation
 from cvx_lifted.activations.base import require_program
 from cvx_lifted.bcd import BCDSolver
@@ -801,8 +802,17 @@ def _network_from(contents: modelfile.ModelContents) -> LiftedNetwork:
         acts = [get_activation(a["name"], **a["params"]) for a in arch["activations"]]
         head = get_output(arch["output"]["name"], **arch["output"]["params"])
         # a custom penalty callable is not stored (nothing executable is); it only matters for
-        # further training, so the loaded network falls back to the l2 penalty
+        # further training, so the loaded network falls back to the l2 penalty, and says so
         penalty = arch.get("penalty", "l2")
+        if penalty not in ("l2", "l1"):
+            warnings.warn(
+                f"{path}: the network was trained with a custom weight penalty, which model files "
+                "do not store (nothing executable is); the loaded network predicts as saved but "
+                "has the 'l2' penalty: set its penalty attribute to your callable before "
+                "training it further.",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
         net = LiftedNetwork(
             arch["layer_sizes"],
             activation=acts,

@@ -494,9 +494,33 @@ def test_penalty_round_trips(tmp_path):
     X = rng.standard_normal((20, 3))
     for penalty, expected in (("l1", "l1"), (lambda W: cp.sum_squares(W), "l2")):
         net = LiftedNetwork([3, 4, 1], penalty=penalty).initialize(0)
-        loaded = load(net.save(tmp_path / "p.cvxl"))
+        path = net.save(tmp_path / "p.cvxl")
+        if callable(penalty):  # not stored: the loaded network says it has the l2 penalty
+            with pytest.warns(UserWarning, match="custom weight penalty") as caught:
+                loaded = load(path)
+            assert caught[0].filename == __file__  # the line that loaded it
+        else:
+            loaded = load(path)
         assert loaded.penalty == expected
         np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+
+
+def test_an_unregistered_activation_is_not_saved(tmp_path):
+    import cvxpy as cp
+
+    from cvx_lifted import LiftedNetwork, custom_activation
+
+    act = custom_activation(
+        name="test_unregistered",
+        closed_form=lambda u: np.maximum(u, 0.0),
+        divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
+        domain=lambda u, z: [z >= 0],
+        register=False,
+    )
+    net = LiftedNetwork([3, 4, 1], activation=act).initialize(0)
+    with pytest.raises(ValueError, match=r"\['test_unregistered'\] are not registered"):
+        net.save(tmp_path / "u.cvxl")
+    assert not (tmp_path / "u.cvxl").exists()
 
 
 # ------------------------------------------------------------------ integrity of the metadata
