@@ -30,7 +30,9 @@ class BCDHistory:
     seconds : list of dict
         Wall time of each block (``W<l>``, ``X<l>``, ``output``), of the objective evaluated
         after the sweep (``objective``) and of the whole sweep (``sweep``, the objective
-        included).
+        included). A mini-batch epoch records the state and output steps of all its batches
+        (``states``), their weight steps (``weights``), the epoch without the objective
+        (``epoch``) and the objective after it (``objective``).
     residuals : list of dict
         Per block: iterations and final residual of the inner solver (fast path).
     validation : list of float
@@ -103,3 +105,13 @@ class BCDResult:
     n_iter: int
     converged: bool
     stop_reason: str
+
+    def __repr__(self) -> str:
+        """Summarise (a notebook cell ending in ``net.fit(...)`` shows this, not every array)."""
+        objective = self.history.objective
+        trend = f", objective {objective[0]:.6g} -> {objective[-1]:.6g}" if objective else ""
+        shapes = ", ".join(str(tuple(S.shape)) for S in self.states)
+        return (
+            f"BCDResult(n_iter={self.n_iter}, converged={self.converged}, "
+            f"stop_reason={self.stop_reason!r}{trend}, states [{shapes}], network={self.network!r})"
+        )

@@ -764,9 +764,11 @@ class LiftedNetwork:
 
     def __repr__(self) -> str:
         acts = ", ".join(repr(a) for a in self.activations) or "-"
+        penalty = self.penalty if isinstance(self.penalty, str) else "custom"
         return (
             f"LiftedNetwork({list(self.layer_sizes)}, activations=[{acts}], "
-            f"output={self.head!r}, lam={self.lam.tolist()}, rho={self.rho.tolist()})"
+            f"output={self.head!r}, lam={self.lam.tolist()}, rho={self.rho.tolist()}, "
+            f"penalty={penalty!r}, dtype={self.dtype.name!r})"
         )
 
 

@@ -155,6 +155,13 @@ def _use_log(total: ArrayLike, logy: bool | None) -> bool:
     return bool(flat.max() / flat.min() >= 10.0)
 
 
+def _step_label(history: Any) -> str:
+    """Return the x-axis label: epochs for a mini-batch history, sweeps otherwise."""
+    if "minibatch" in dict(getattr(history, "paths", None) or {}).values():
+        return "mini-batch BCD epoch (0 = initial point)"
+    return "BCD sweep (0 = initial point)"
+
+
 def plot_objective(
     history: Any,
     ax: Axes | None = None,
@@ -226,7 +233,7 @@ def plot_objective(
         floor = max(float(values.min()), float(np.nanmin(total[total > 0])) * 1e-8)
         ax.set_ylim(bottom=floor / 2)
     _integer_ticks(ax)
-    ax.set_xlabel("BCD sweep (0 = initial point)")
+    ax.set_xlabel(_step_label(hist))
     ax.set_ylabel("objective")
     if title:
         ax.set_title(title)
@@ -280,10 +287,12 @@ def plot_accuracy(
         If there is nothing to plot.
     """
     curves: dict[str, list[float]] = {}
+    xlabel = "BCD sweep (0 = initial point)"
     if isinstance(history_or_dict, Mapping) and "objective" not in history_or_dict:
         curves.update({str(k): list(v) for k, v in history_or_dict.items()})
     else:
         hist = _as_history(history_or_dict)
+        xlabel = _step_label(hist)
         if hist.validation:
             curves[label] = list(hist.validation)
     curves.update({str(k): list(v) for k, v in (extra or {}).items()})
@@ -299,7 +308,7 @@ def plot_accuracy(
             np.arange(len(values)), np.asarray(values, dtype=np.float64), "-o", ms=3.5, label=name
         )
     _integer_ticks(ax)
-    ax.set_xlabel("BCD sweep (0 = initial point)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)

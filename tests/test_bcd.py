@@ -494,3 +494,13 @@ def test_fit_solver_minibatch_runs_the_minibatch_solver_and_restores_on_errors()
     assert not all(np.array_equal(W, V) for W, V in zip(weights, net.weights, strict=True))
     with pytest.raises(ValueError, match="solver must be 'bcd' or 'minibatch'"):
         net.fit(X, Y, solver="sgd")
+
+
+def test_reprs_summarise_instead_of_dumping_arrays():
+    X, Y, _ = _data(m=200, q=2, seed=1)
+    result = LiftedNetwork([3, 5, 2]).fit(X, Y, max_iter=2)
+    text = repr(result)
+    assert text.startswith("BCDResult(n_iter=2, converged=") and "states [(200, 5)" in text
+    assert len(text) < 600  # no arrays in it
+    assert repr(LiftedNetwork([3, 5, 2])) != repr(LiftedNetwork([3, 5, 2], dtype="float32"))
+    assert "penalty='l1'" in repr(LiftedNetwork([3, 5, 2], penalty="l1"))

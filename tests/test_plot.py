@@ -318,3 +318,14 @@ def test_accuracy_curve_is_named_after_the_rows_scored(trained):
     assert ax.get_legend().get_texts()[0].get_text() == "test"
     assert ax.get_ylabel() == "test accuracy"
     assert [line.get_label() for line in plot.plot_accuracy(result.history).lines] == ["validation"]
+
+
+def test_a_minibatch_history_is_plotted_per_epoch():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((60, 3))
+    Y = np.eye(2)[(X[:, 0] > 0).astype(int)]
+    net = cl.LiftedNetwork([3, 4, 2], output="simplex_xent")
+    net.fit(X, Y, solver="minibatch", batch_size=20, max_iter=2)
+    assert plot.plot_objective(net.history).get_xlabel().startswith("mini-batch BCD epoch")
+    net.fit(X, Y, max_iter=2)
+    assert plot.plot_objective(net.history).get_xlabel().startswith("BCD sweep")
