@@ -685,6 +685,7 @@ class BCDSolver(GuardedBlocks):
         BCDResult
         """
         n_rows = np.shape(X)[0] if np.ndim(X) else 0
+        paths.warn_slow_weight_steps(self.network, self.paths, self.backend)
         with blas_limits(self.blas_threads, n_rows, self.network.layer_sizes):
             state = self.init(X, Y, random_state=random_state, warm_start=warm_start)
             return self._loop(state)

@@ -38,6 +38,7 @@ convergence), which the training loop merges over chunks (:func:`merge_info`) in
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -46,6 +47,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cvx_lifted import kernels, threads
+from cvx_lifted._validation import caller_stacklevel
 from cvx_lifted.kernels import StepResult
 from cvx_lifted.kernels._result import merge_info, summarise_info
 
@@ -350,3 +352,33 @@ def output_rows(
 def no_ridge(alpha: float) -> kernels.Ridge:
     """Stand in for :attr:`StepOptions.ridge` where no step needs one (the row-separable ones)."""
     raise RuntimeError("a row-separable step asked for a ridge factor")
+
+
+def warn_slow_weight_steps(network: Any, chosen: dict[str, str], backend: str) -> None:
+    """Warn when rho = 0 alone sends a weight step from its fast path to CVXPY (training only).
+
+    Parameters
+    ----------
+    network : LiftedNetwork
+    chosen : dict of str to str
+        The path of each block (``BCDSolver.paths``).
+    backend : str
+        The solver's backend.
+    """
+    if backend != "auto" or network.penalty != "l2":
+        return
+    slow = [
+        f"W{layer}"
+        for layer in range(network.n_layers)
+        if chosen.get(f"W{layer}") == "cvxpy"
+        and WEIGHT.find(network.divergence_of(layer)) is not None
+        and not network.rho[layer] > 0
+    ]
+    if slow:
+        warnings.warn(
+            f"rho = 0 leaves the weight step(s) {slow} without their fast ridge-type path, so "
+            "compiled CVXPY problems solve them (much slower); a small rho such as 1e-8 keeps "
+            "the fast path.",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )

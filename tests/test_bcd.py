@@ -387,6 +387,7 @@ def test_l1_and_custom_penalties_go_through_the_compiled_path():
         LiftedNetwork([3, 6, 1], penalty="l3")
 
 
+@pytest.mark.filterwarnings("ignore:rho = 0 leaves")  # the point of this test
 def test_rho_zero_uses_the_compiled_weight_step():
     X, Y, _ = _data(m=20, q=1)
     net = LiftedNetwork([3, 4, 1], rho=0.0)
@@ -504,3 +505,11 @@ def test_reprs_summarise_instead_of_dumping_arrays():
     assert len(text) < 600  # no arrays in it
     assert repr(LiftedNetwork([3, 5, 2])) != repr(LiftedNetwork([3, 5, 2], dtype="float32"))
     assert "penalty='l1'" in repr(LiftedNetwork([3, 5, 2], penalty="l1"))
+
+
+def test_rho_zero_says_the_weight_steps_leave_their_fast_path():
+    X, Y, _ = _data(m=30, q=2, seed=2)
+    message = r"rho = 0 leaves the weight step\(s\) \['W0', 'W1'\]"
+    with pytest.warns(UserWarning, match=message) as w:
+        LiftedNetwork([3, 4, 2], rho=0.0).fit(X, Y, max_iter=1)
+    assert w[0].filename == __file__
