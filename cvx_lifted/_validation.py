@@ -314,3 +314,20 @@ def caller_stacklevel() -> int:
         level += 1
         frame = frame.f_back
     return level
+
+
+def check_seed(value: Any, name: str = "random_state") -> Any:
+    """Return ``value`` if NumPy takes it as a seed (None, an integer >= 0, a Generator), or raise.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name`` and what it takes.
+    """
+    if value is None or isinstance(value, np.random.Generator):
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 0:
+        return int(value)
+    raise ValueError(
+        f"{name} must be None, an integer >= 0 or a numpy.random.Generator, got {value!r}."
+    )

@@ -94,6 +94,7 @@ from cvx_lifted._validation import (
     check_non_negative_float,
     check_positive_float,
     check_positive_int,
+    check_seed,
     check_thread_setting,
 )
 from cvx_lifted.bcd import (
@@ -667,6 +668,7 @@ class MinibatchBCDSolver:
     ) -> MinibatchState:
         net = self.network
         init: int | np.random.Generator
+        random_state = check_seed(random_state)
         if random_state is None or isinstance(random_state, np.random.Generator):
             rng = init = np.random.default_rng(random_state)
         else:  # an int: BCDSolver's initial weights, and a shuffling stream of its own

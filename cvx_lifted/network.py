@@ -38,7 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from cvx_lifted import defaults, distributed, modelfile
 from cvx_lifted._modelschema import bad_file
-from cvx_lifted._validation import caller_stacklevel, check_array, max_magnitude
+from cvx_lifted._validation import caller_stacklevel, check_array, check_seed, max_magnitude
 from cvx_lifted.activations import ACTIVATIONS, Activation, get_activation
 from cvx_lifted.activations.base import require_program
 from cvx_lifted.bcd import BCDSolver
@@ -338,7 +338,7 @@ class LiftedNetwork:
         LiftedNetwork
             ``self``.
         """
-        rng = np.random.default_rng(random_state)
+        rng = np.random.default_rng(check_seed(random_state))
         self.weights, self.biases = [], []
         for fan_in, fan_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:], strict=True):
             limit = np.sqrt(6.0 / (fan_in + fan_out))

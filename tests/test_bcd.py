@@ -513,3 +513,11 @@ def test_rho_zero_says_the_weight_steps_leave_their_fast_path():
     with pytest.warns(UserWarning, match=message) as w:
         LiftedNetwork([3, 4, 2], rho=0.0).fit(X, Y, max_iter=1)
     assert w[0].filename == __file__
+
+
+@pytest.mark.parametrize("solver", ["bcd", "minibatch"])
+@pytest.mark.parametrize("seed", ["a", -1, 1.5, True])
+def test_a_bad_seed_is_named(solver, seed):
+    X, Y, _ = _data(m=30, q=2, seed=2)
+    with pytest.raises(ValueError, match="random_state must be None, an integer >= 0"):
+        LiftedNetwork([3, 4, 2]).fit(X, Y, max_iter=1, random_state=seed, solver=solver)
