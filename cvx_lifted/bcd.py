@@ -252,14 +252,7 @@ class BCDSolver(GuardedBlocks):
     def _choose_paths(self) -> dict[str, str]:
         fast = self._fast_paths()
         if self.backend == "numpy":
-            missing = [b for b, ok in fast.items() if not ok]
-            if missing:
-                raise ValueError(
-                    f"backend='numpy' has no fast path for block(s) {missing} of this network "
-                    f"(activations {[a.name for a in self.network.activations]}, output "
-                    f"{self.network.head.name!r}); use backend='auto' to solve those blocks with "
-                    f"compiled CVXPY problems, or backend='cvxpy'."
-                )
+            paths.require_fast(self.network, [b for b, ok in fast.items() if not ok])
         if self.backend == "cvxpy":
             return dict.fromkeys(fast, "cvxpy")
         return {b: ("numpy" if ok else "cvxpy") for b, ok in fast.items()}

@@ -354,6 +354,30 @@ def no_ridge(alpha: float) -> kernels.Ridge:
     raise RuntimeError("a row-separable step asked for a ridge factor")
 
 
+def require_fast(network: Any, missing: list[str]) -> None:
+    """Raise for ``backend="numpy"`` when blocks of ``network`` have no fast path (``missing``).
+
+    Parameters
+    ----------
+    network : LiftedNetwork
+    missing : list of str
+        The blocks (``"W0"``, ``"X1"``, ``"output"``, ...) without one; nothing is raised if empty.
+
+    Raises
+    ------
+    ValueError
+        Naming the blocks, the network's activations and head, and the backends that can solve
+        them.
+    """
+    if missing:
+        raise ValueError(
+            f"backend='numpy' has no fast path for block(s) {missing} of this network "
+            f"(activations {[a.name for a in network.activations]}, output "
+            f"{network.head.name!r}); use backend='auto' to solve those blocks with compiled "
+            "CVXPY problems, or backend='cvxpy'."
+        )
+
+
 def warn_slow_weight_steps(network: Any, chosen: dict[str, str], backend: str) -> None:
     """Warn when rho = 0 alone sends a weight step from its fast path to CVXPY (training only).
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from cvx_lifted import paths
 from cvx_lifted.bcd import Backend, BCDSolver, BCDState, blas_limits
 from cvx_lifted.history import BCDHistory
 
@@ -72,14 +73,9 @@ def _lifted_predict(
         network, backend="auto" if backend == "numpy" else backend, state_tol=min(1e-10, tol)
     )
     if backend == "numpy":
-        missing = [b for b, path in solver.paths.items() if path != "numpy" and b[0] != "W"]
-        if missing:
-            raise ValueError(
-                f"backend='numpy' has no fast path for block(s) {missing} of this network "
-                f"(activations {[a.name for a in network.activations]}, output "
-                f"{network.head.name!r}); use backend='auto' to solve those blocks with compiled "
-                "CVXPY problems, or backend='cvxpy'."
-            )
+        paths.require_fast(
+            network, [b for b, path in solver.paths.items() if path != "numpy" and b[0] != "W"]
+        )
     all_states = solver.initial_states(X)
     L = network.n_hidden
 

@@ -381,11 +381,11 @@ def infer_task(y: np.ndarray) -> Task:
         return "regress"
     if y.dtype.kind in "OUSb":
         return "classify"
-    if y.dtype.kind not in "iu" and (
-        not np.all(np.isfinite(y)) or np.any(np.abs(y) > MAX_EXACT_INTEGER)
+    if y.dtype.kind not in "iu" and not (
+        np.all(np.isfinite(y))
+        and np.all(np.abs(y) <= MAX_EXACT_INTEGER)
+        and np.all(y == np.round(y))
     ):
-        return "regress"
-    if y.dtype.kind not in "iu" and not np.all(y == np.round(y)):
         return "regress"
     return "classify" if few_classes(np.unique(y).size, y.shape[0]) else "regress"
 

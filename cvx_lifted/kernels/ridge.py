@@ -46,6 +46,12 @@ MIXED_MIN_ENTRIES = 1_000_000
 #: :class:`KernelRidge` with float32 products factors in float32 below this condition bound.
 FLOAT32_SOLVE_MAX_COND = 1e4
 _PRODUCTS = ("auto", "exact", "float32")
+#: What a numerically singular ridge system means, and its fixes.
+_SINGULAR = (
+    "the ridge system is numerically singular: increase alpha (in training: rho, the weight "
+    "penalty) or rescale X (standardise the features, e.g. with "
+    "sklearn.preprocessing.StandardScaler; cvx-lifted train does so unless --no-standardize)"
+)
 #: A product with fewer columns does not pay for making the float32 copy of ``X``.
 _COPY_MIN_COLUMNS = 32
 
@@ -227,12 +233,7 @@ class Ridge:
         try:
             self.factor = scipy.linalg.cho_factor(A, lower=False, check_finite=False)
         except np.linalg.LinAlgError as exc:  # only through rounding: A is PD in exact arithmetic
-            raise ValueError(
-                "the ridge system is numerically singular: increase alpha (in training: rho, "
-                "the weight penalty) or rescale X (standardise the features, e.g. with "
-                "sklearn.preprocessing.StandardScaler; cvx-lifted train does so unless "
-                "--no-standardize)"
-            ) from exc
+            raise ValueError(_SINGULAR) from exc
         self.factor_seconds = time.perf_counter() - t0
 
     @property
@@ -698,12 +699,7 @@ class KernelRidge:
                 K, lower=False, overwrite_a=True, check_finite=False
             )
         except np.linalg.LinAlgError as exc:  # only through rounding: K + alpha I is PD
-            raise ValueError(
-                "the ridge system is numerically singular: increase alpha (in training: rho, "
-                "the weight penalty) or rescale X (standardise the features, e.g. with "
-                "sklearn.preprocessing.StandardScaler; cvx-lifted train does so unless "
-                "--no-standardize)"
-            ) from exc
+            raise ValueError(_SINGULAR) from exc
 
     def solve(self, T: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         r"""Ridge solution for the targets ``T`` (see the class documentation).
