@@ -816,8 +816,8 @@ def check_training_data(
 ) -> tuple[FloatArray, FloatArray]:
     """Return ``X`` and ``Y`` as arrays of the network's dtype, or raise naming what is wrong.
 
-    ``Y`` needs one row per row of ``X`` and one column per output, non-negative for the
-    classification heads.
+    ``Y`` needs one row per row of ``X`` and one column per output, and rows the head's loss
+    is defined for (:meth:`~cvx_lifted.losses.OutputHead.check_targets`).
     """
     X0 = check_array(X, "X", n_features=network.layer_sizes[0], dtype=network.dtype)
     Ymat = check_array(Y, "Y", dtype=network.dtype)
@@ -826,11 +826,7 @@ def check_training_data(
             f"Y must have shape ({X0.shape[0]}, {network.layer_sizes[-1]}) (one row per sample, "
             f"one column per output), got {Ymat.shape}."
         )
-    if network.head.classification and np.any(Ymat < 0):
-        raise ValueError(
-            f"Y must be non-negative (one-hot or probability rows) for output "
-            f"{network.head.name!r}."
-        )
+    network.head.check_targets(Ymat)
     return X0, Ymat
 
 

@@ -80,6 +80,36 @@ class OutputHead(ParamsMixin, abc.ABC):
     def predict(self, U: FloatArray) -> FloatArray:
         """Map the last pre-activation :math:`U_L` to the feed-forward output."""
 
+    def check_targets(self, Y: FloatArray, name: str = "Y") -> None:
+        r"""Raise ``ValueError`` naming the first row of ``Y`` the loss is not defined for.
+
+        A classification head needs one-hot or probability rows: non-negative and summing to
+        1 (to :math:`\sqrt{\epsilon}` of the dtype). A row summing to 2 would weigh its sample
+        twice under ``simplex_xent`` and leaves ``softmax_xent`` unbounded below; multi-label
+        indicator rows are the usual cause. Other heads accept any finite targets.
+
+        Parameters
+        ----------
+        Y : ndarray, shape (m, k)
+            Targets, one row per sample.
+        name : str, default="Y"
+            The argument's name in the message.
+        """
+        if not self.classification:
+            return
+        Y = np.asarray(Y)
+        tol = float(np.sqrt(np.finfo(Y.dtype if Y.dtype.kind == "f" else np.float64).eps))
+        sums = Y.sum(axis=1, dtype=np.float64)
+        bad = np.flatnonzero((Y < 0).any(axis=1) | (np.abs(sums - 1.0) > tol * Y.shape[1]))
+        if bad.size:
+            i = int(bad[0])
+            why = "has a negative entry" if (Y[i] < 0).any() else f"sums to {sums[i]:.6g}"
+            raise ValueError(
+                f"{name} must hold one-hot or probability rows (non-negative, summing to 1) for "
+                f"output {self.name!r}; row {i} {why} ({bad.size} such row(s)). Multi-label "
+                f"targets need output='squared'."
+            )
+
 
 class SquaredLoss(OutputHead):
     r"""Squared loss on an output state tied to :math:`U_L` by an activation's divergence.

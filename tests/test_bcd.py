@@ -284,8 +284,19 @@ def test_bad_input_is_rejected_with_the_argument_named():
         net.fit(X[:0], Y[:0])
     with pytest.raises(ValueError, match="2-D"):
         net.fit(X[:, 0], Y)
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(ValueError, match="row 0 has a negative entry"):
         LiftedNetwork([3, 4, 2], output="simplex_xent").fit(X, np.hstack([Y, -Y]))
+
+
+@pytest.mark.parametrize("output", ["simplex_xent", "softmax_xent"])
+def test_classification_targets_must_be_probability_rows(output):
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    Y = np.eye(2)[[0, 1, 0, 1, 0, 1]]
+    Y[3] = 1.0  # two labels: weighed twice, and softmax_xent's loss unbounded below
+    with pytest.raises(ValueError, match=r"row 3 sums to 2 \(1 such row"):
+        LiftedNetwork([3, 4, 2], output=output).fit(X, Y)
+    Y[3] = 0.5  # probability rows, in float32 too, are fine
+    LiftedNetwork([3, 4, 2], output=output, dtype=np.float32).fit(X, Y, max_iter=1)
     with pytest.raises(RuntimeError, match="no weights yet"):
         LiftedNetwork([3, 4, 1]).predict(X)
 

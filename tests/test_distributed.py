@@ -174,6 +174,10 @@ def test_bad_inputs_and_schedulers_get_clear_errors(dask_active, monkeypatch):
     bad[7, 3] = np.nan
     with pytest.raises(ValueError, match="finite"):
         net.fit(da.from_array(bad, chunks=(100, 12)), Y, max_iter=1)
+    two_labels = Y.copy()
+    two_labels[150, :2] = 1.0  # a multi-label row in the second chunk
+    with pytest.raises(ValueError, match=r"probability rows; 1 row chunk\(s\)"):
+        net.fit(da.from_array(X, chunks=(100, 12)), two_labels, max_iter=1)
     with pytest.raises(ValueError, match="no fast path"):
         LiftedNetwork([12, 8, 4], activation="sign", output="softmax_xent").fit(
             da.from_array(X, chunks=(100, 12)), Y, max_iter=1

@@ -37,6 +37,7 @@ from .cluster import cluster_client, is_dask_array
 from .data import as_rows, check_chunks, like_rows
 
 if TYPE_CHECKING:
+    from cvx_lifted.losses import OutputHead
     from cvx_lifted.network import LiftedNetwork
 
 __all__ = ["DaskBCDSolver"]
@@ -67,12 +68,15 @@ def _objective_chunk(*arrays: Any, network: Any, image: bool) -> dict[str, float
     return {k: v * m for k, v in terms.items() if k not in ("penalty", "total")}
 
 
-def _bad_chunk(*chunks: Any, nonneg_last: bool) -> int:
-    """Return 1 if a chunk holds a NaN or infinity (or, with ``nonneg_last``, a negative target)."""
-    bad = any(not np.all(np.isfinite(c)) for c in chunks)
-    if nonneg_last:
-        bad = bad or bool(np.any(chunks[-1] < 0))
-    return int(bad)
+def _bad_chunk(*chunks: Any, head: OutputHead) -> int:
+    """Return 1 if a chunk holds a NaN or infinity, or targets ``head`` refuses (the last)."""
+    if any(not np.all(np.isfinite(c)) for c in chunks):
+        return 1
+    try:
+        head.check_targets(chunks[-1])
+    except ValueError:
+        return 1
+    return 0
 
 
 class DaskBCDSolver(BCDSolver):
@@ -205,12 +209,10 @@ class DaskBCDSolver(BCDSolver):
             X0, Ymat = X0.persist(), Ymat.persist()
         # chunk i of every array on one worker, the chunks spread evenly, for the whole fit
         X0, Ymat = self.row_ops.place(X0, Ymat)
-        bad = self.row_ops.sum(_bad_chunk, X0, Ymat, nonneg_last=net.head.classification)
+        bad = self.row_ops.sum(_bad_chunk, X0, Ymat, head=net.head)
         if bad:
-            raise ValueError(
-                f"X and Y must be finite{' and Y non-negative' if net.head.classification else ''}"
-                f"; {bad} row chunk(s) are not."
-            )
+            rows = " with one-hot or probability rows" if net.head.classification else ""
+            raise ValueError(f"X and Y must be finite, Y{rows}; {bad} row chunk(s) are not.")
         return X0, Ymat
 
     # ------------------------------------------------------------------ driver
