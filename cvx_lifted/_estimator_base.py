@@ -39,7 +39,8 @@ from cvx_lifted.exceptions import NotRepresentableError
 from cvx_lifted.history import BCDResult
 from cvx_lifted.minibatch import MinibatchBCDSolver, MinibatchState, unsupported_blocks
 from cvx_lifted.modelfile import save_network
-from cvx_lifted.network import LiftedNetwork, resolve_activation
+from cvx_lifted.network import LiftedNetwork
+from cvx_lifted.plugins import resolve_activation
 
 __all__: list[str] = []
 

@@ -39,14 +39,14 @@ from numpy.typing import ArrayLike, NDArray
 from cvx_lifted import defaults, distributed, modelfile
 from cvx_lifted._modelschema import bad_file
 from cvx_lifted._validation import caller_stacklevel, check_array, check_seed, max_magnitude
-from cvx_lifted.activations import ACTIVATIONS, Activation, get_activation
+from cvx_lifted.activations import Activation, get_activation
 from cvx_lifted.activations.base import require_program
 from cvx_lifted.bcd import BCDSolver
 from cvx_lifted.distributed import DaskBCDSolver, is_dask_array
 from cvx_lifted.history import BCDHistory, BCDResult
 from cvx_lifted.losses import OutputHead, get_output
 from cvx_lifted.minibatch import MinibatchBCDSolver
-from cvx_lifted.plugins import activation_module, load_activation_plugin
+from cvx_lifted.plugins import activation_module, resolve_activation, resolve_activations
 from cvx_lifted.predict import lifted_predict
 
 __all__ = [
@@ -60,37 +60,6 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.floating[Any]]
-
-
-def resolve_activation(spec: Any) -> Activation:
-    """Return an activation from a name, an instance or a class; load entry points on demand.
-
-    Like :func:`cvx_lifted.get_activation`, but a name that is not registered yet is looked up
-    in the ``cvx_lifted.activations`` entry points of installed packages
-    (:mod:`cvx_lifted.plugins`) before giving up.
-
-    Parameters
-    ----------
-    spec : str, Activation or Activation subclass
-
-    Returns
-    -------
-    Activation
-
-    Raises
-    ------
-    ValueError
-        If the name is unknown everywhere, or ``spec`` is of another type.
-    """
-    try:
-        return get_activation(spec)
-    except ValueError:
-        if not isinstance(spec, str):
-            raise
-        key = spec.strip()
-        if key in ACTIVATIONS or not load_activation_plugin(key):
-            raise
-        return get_activation(key)
 
 
 def _per_layer(value: float | Sequence[float], n: int, name: str, *, positive: bool) -> np.ndarray:
@@ -143,33 +112,6 @@ def _check_layer_sizes(layer_sizes: Any) -> tuple[int, ...]:
             )
         out.append(int(s))
     return tuple(out)
-
-
-def _resolve_activations(activation: Any, n_hidden: int) -> list[Activation]:
-    """Return one activation per hidden layer from a single spec or a sequence of specs."""
-    single = isinstance(activation, (str, Activation)) or (
-        isinstance(activation, type) and issubclass(activation, Activation)
-    )
-    if single:
-        return [resolve_activation(activation) for _ in range(n_hidden)]
-    if not isinstance(activation, (Sequence, np.ndarray)):
-        raise ValueError(
-            f"activation must be a name (e.g. {defaults.ACTIVATION!r}), an Activation, or a "
-            f"sequence of them (one per hidden layer), got {activation!r} "
-            f"({type(activation).__name__})."
-        )
-    acts = []
-    for i, item in enumerate(activation):
-        try:
-            acts.append(resolve_activation(item))
-        except ValueError as exc:
-            raise ValueError(f"activation[{i}]: {exc}") from None
-    if len(acts) != n_hidden:
-        raise ValueError(
-            f"got {len(acts)} activations for {n_hidden} hidden layers; pass one name for "
-            f"all layers or one per hidden layer."
-        )
-    return acts
 
 
 class LiftedNetwork:
@@ -253,7 +195,7 @@ class LiftedNetwork:
     ) -> None:
         self.layer_sizes = _check_layer_sizes(layer_sizes)
         n_hidden = len(self.layer_sizes) - 2
-        acts = _resolve_activations(activation, n_hidden)
+        acts = resolve_activations(activation, n_hidden)
         if isinstance(output_activation, str):
             output_activation = resolve_activation(output_activation)
         if output_activation is not None:
@@ -514,15 +456,38 @@ class LiftedNetwork:
         Returns
         -------
         float or dict of str to float
+            ``inf`` for a divergence whose states leave its domain (and for the total): the
+            divergence is :math:`+\infty` there.
+
+        Raises
+        ------
+        ValueError
+            Naming the argument, for shapes that do not fit the network or non-finite values.
         """
         self._check_fitted()
         X0 = check_array(X, n_features=self.layer_sizes[0], dtype=self.dtype)
-        Ymat = np.asarray(Y, dtype=np.float64)
+        m, sizes = X0.shape[0], self.layer_sizes
         n_states = self.n_hidden + int(self.head.has_state)
         if len(states) != n_states:
-            raise ValueError(f"expected {n_states} states, got {len(states)}.")
-        Xs = [X0, *[np.asarray(s) for s in states]]
+            raise ValueError(
+                f"states must hold {n_states} arrays (X_1, ..., X_{n_states}), got {len(states)}."
+            )
+        Xs: list[FloatArray] = [X0]
+        for i, (state, width) in enumerate(zip(states, sizes[1:], strict=False)):
+            Xs.append(check_array(state, f"states[{i}]", n_features=width, dtype=np.float64))
+        Ymat = check_array(Y, "Y", n_features=sizes[-1], dtype=np.float64)
+        for name, arr in [*((f"states[{i}]", A) for i, A in enumerate(Xs[1:])), ("Y", Ymat)]:
+            if arr.shape[0] != m:
+                raise ValueError(f"{name} has {arr.shape[0]} rows, X has {m}; one row per sample.")
         out = self.objective_terms(Xs, Ymat)
+        tol = float(np.sqrt(np.finfo(self.dtype).eps))
+        for layer in range(self.n_layers):
+            act = self.divergence_of(layer)
+            U = self.preactivation(layer, Xs[layer])
+            if act is not None and act.domain_violation(U, Xs[layer + 1]) > tol:
+                out[f"divergence_{layer}"] = out["total"] = np.inf
+        if not np.isfinite(out["loss"]) and np.isinf(out["total"]):  # log of a negative entry
+            out["loss"] = np.inf
         return out if terms else out["total"]
 
     def objective_terms(

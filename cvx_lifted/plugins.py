@@ -29,12 +29,15 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 from types import ModuleType
 from typing import Any
 
-from cvx_lifted.activations import ACTIVATIONS, register_activation
+import numpy as np
+
+from cvx_lifted import defaults
+from cvx_lifted.activations import ACTIVATIONS, get_activation, register_activation
 from cvx_lifted.activations.base import Activation
 
 __all__ = [
@@ -44,6 +47,8 @@ __all__ = [
     "import_modules",
     "load_activation_plugin",
     "load_activation_plugins",
+    "resolve_activation",
+    "resolve_activations",
 ]
 
 ENTRY_POINT_GROUP = "cvx_lifted.activations"
@@ -212,3 +217,78 @@ def activation_module(activation: Any) -> str | None:
     if not module or module == "cvx_lifted" or module.startswith("cvx_lifted."):
         return None
     return module
+
+
+def resolve_activation(spec: Any) -> Activation:
+    """Return an activation from a name, an instance or a class; load entry points on demand.
+
+    Like :func:`cvx_lifted.get_activation`, but a name that is not registered yet is looked up
+    in the ``cvx_lifted.activations`` entry points of installed packages
+    (:mod:`cvx_lifted.plugins`) before giving up.
+
+    Parameters
+    ----------
+    spec : str, Activation or Activation subclass
+
+    Returns
+    -------
+    Activation
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown everywhere, or ``spec`` is of another type.
+    """
+    try:
+        return get_activation(spec)
+    except ValueError:
+        if not isinstance(spec, str):
+            raise
+        key = spec.strip()
+        if key in ACTIVATIONS or not load_activation_plugin(key):
+            raise
+        return get_activation(key)
+
+
+def resolve_activations(activation: Any, n_hidden: int) -> list[Activation]:
+    """Return one activation per hidden layer from a single spec or a sequence of specs.
+
+    Parameters
+    ----------
+    activation : str, Activation, Activation subclass, or a sequence of them
+        One spec for every hidden layer, or one per hidden layer.
+    n_hidden : int
+        The number of hidden layers.
+
+    Returns
+    -------
+    list of Activation
+
+    Raises
+    ------
+    ValueError
+        Naming the bad entry, or the count when it differs from ``n_hidden``.
+    """
+    single = isinstance(activation, (str, Activation)) or (
+        isinstance(activation, type) and issubclass(activation, Activation)
+    )
+    if single:
+        return [resolve_activation(activation) for _ in range(n_hidden)]
+    if not isinstance(activation, (Sequence, np.ndarray)):
+        raise ValueError(
+            f"activation must be a name (e.g. {defaults.ACTIVATION!r}), an Activation, or a "
+            f"sequence of them (one per hidden layer), got {activation!r} "
+            f"({type(activation).__name__})."
+        )
+    acts = []
+    for i, item in enumerate(activation):
+        try:
+            acts.append(resolve_activation(item))
+        except ValueError as exc:
+            raise ValueError(f"activation[{i}]: {exc}") from None
+    if len(acts) != n_hidden:
+        raise ValueError(
+            f"got {len(acts)} activations for {n_hidden} hidden layers; pass one name for "
+            f"all layers or one per hidden layer."
+        )
+    return acts

@@ -40,7 +40,7 @@ from cvx_lifted.activations.base import as_float_array, require_program
 from cvx_lifted.argmin import CompiledArgmin
 from cvx_lifted.compile import Accuracy
 from cvx_lifted.exceptions import NotRepresentableError
-from cvx_lifted.network import resolve_activation
+from cvx_lifted.plugins import resolve_activation
 from cvx_lifted.testing import rel_error, solver_tolerance
 
 __all__ = [

@@ -77,3 +77,28 @@ def test_predict_lifted_checks_its_options(kwargs, message):
     net = LiftedNetwork([3, 4, 2], output="simplex_xent").initialize(0)
     with pytest.raises(ValueError, match=message):
         net.predict_lifted(np.ones((2, 3)), **kwargs)
+
+
+def test_objective_checks_the_states_and_is_infinite_outside_a_domain():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3))
+    Y = np.eye(2)[rng.integers(0, 2, 20)]
+    net = LiftedNetwork([3, 4, 2], activation="sigmoid", output="simplex_xent").initialize(0)
+    X1, X2 = net.forward(X)
+    assert np.isfinite(net.objective(X, Y, [X1, X2]))
+    for states, message in [
+        ([X1], r"states must hold 2 arrays"),
+        ([X1[:, :3], X2], "states\\[0\\] has 3 features, the network expects 4"),
+        ([X1[:5], X2], "states\\[0\\] has 5 rows, X has 20"),
+        ([X1 * np.nan, X2], "states\\[0\\] contains NaN"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            net.objective(X, Y, states)
+    with pytest.raises(ValueError, match="Y has 5 rows, X has 20"):
+        net.objective(X, Y[:5], [X1, X2])
+    # a sigmoid's state below 0, an output row off the simplex: the divergence is +inf there
+    terms = net.objective(X, Y, [X1 - 0.6, X2], terms=True)
+    assert terms["divergence_0"] == terms["total"] == np.inf
+    assert np.isfinite(terms["divergence_1"]) and np.isfinite(terms["loss"])
+    terms = net.objective(X, Y, [X1, X2 - 0.6], terms=True)
+    assert terms["divergence_1"] == terms["loss"] == terms["total"] == np.inf

@@ -20,8 +20,7 @@ from cvx_lifted.cli._common import (
     one_line,
     positive_int,
 )
-from cvx_lifted.network import resolve_activation
-from cvx_lifted.plugins import load_activation_plugins
+from cvx_lifted.plugins import load_activation_plugins, resolve_activation
 from cvx_lifted.verify import format_reports, verify_all
 
 __all__ = ["add_list", "add_verify", "catalogue_rows", "run_list", "run_verify"]

@@ -57,7 +57,8 @@ from cvx_lifted.io import (
     train_validation_split,
 )
 from cvx_lifted.modelfile import DEFAULT_SUFFIX
-from cvx_lifted.network import LiftedNetwork, resolve_activation
+from cvx_lifted.network import LiftedNetwork
+from cvx_lifted.plugins import resolve_activation
 
 if TYPE_CHECKING:
     from cvx_lifted.estimator import LiftedMLPClassifier, LiftedMLPRegressor
