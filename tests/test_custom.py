@@ -235,6 +235,34 @@ def test_a_wrong_numpy_piece_of_a_fenchel_young_form_is_named(piece, wrong):
         _my_sigmoid("bad_fy", **{piece: wrong})
 
 
+def test_a_closed_fenchel_young_form_with_a_kink_is_accepted_and_trains():
+    # relu_fenchel's pair: conj_hess is 0 or 1 at the kink u = 0, both correct
+    form = cl.FenchelYoungForm(
+        phi=lambda z: 0.5 * cp.sum_squares(z),
+        phi_conj=lambda u: 0.5 * cp.sum_squares(cp.pos(u)),
+        phi_value=lambda z: 0.5 * z**2,
+        phi_grad=lambda z: z,
+        phi_hess=np.ones_like,
+        conj_value=lambda u: 0.5 * np.maximum(u, 0.0) ** 2,
+        conj_hess=lambda u: (u > 0).astype(float),
+        lo=0.0,
+        closed=True,
+    )
+    mine = cl.custom_activation(
+        name="my_relu_fy", fenchel_young=form, closed_form=lambda u: np.maximum(u, 0.0),
+        register=False,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(30, 4)), np.eye(3)[rng.integers(0, 3, 30)]
+    runs = []
+    for act in (mine, "relu_fenchel"):
+        net = cl.LiftedNetwork([4, 5, 3], activation=act, output="simplex_xent")
+        runs.append(net.fit(X, Y, max_iter=3, tol=0, random_state=0))
+    # the weight steps are the fast ones; the closed domain's own state step is CVXPY's
+    assert runs[0].history.paths == {**runs[1].history.paths, "X1": "cvxpy"}
+    np.testing.assert_allclose(runs[0].history.objective, runs[1].history.objective, rtol=1e-5)
+
+
 def test_fenchel_young_form_and_divergence_are_exclusive():
     with pytest.raises(ValueError, match="either divergence or fenchel_young"):
         cl.custom_activation(
