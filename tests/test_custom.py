@@ -69,6 +69,17 @@ def test_non_convex_divergence_is_rejected_with_a_helpful_message():
     assert "test_nonconvex" not in ACTIVATIONS
 
 
+def test_a_product_with_u_of_unknown_sign_is_blamed_on_the_sign():
+    with pytest.raises(cl.NonConvexError, match=r"by `param\d+`, whose sign is unknown") as info:
+        cl.custom_activation(
+            name="test_signed",
+            divergence=lambda u, z: cp.sum(cp.multiply(u, cp.square(z))),
+            closed_form=lambda u: u,
+            register=False,
+        )
+    assert "multiplied by itself" not in str(info.value)
+
+
 def test_concave_divergence_is_rejected():
     with pytest.raises(cl.NonConvexError, match="concave"):
         cl.custom_activation(
