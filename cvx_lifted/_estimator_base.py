@@ -248,10 +248,14 @@ class _BaseLiftedMLP(BaseEstimator):
             return str(self.solver), None
         possible = not lazy and self.backend != "cvxpy"  # backend="cvxpy": compiled blocks only
         network = None
+        possible = possible and len(hidden) <= defaults.MINIBATCH_MAX_HIDDEN
         if possible and shape[0] >= defaults.MINIBATCH_ROWS:  # only then build one to ask
             network = self._build_network(shape[1], n_outputs, hidden, "minibatch", shape[0])
             possible = not unsupported_blocks(network)
-        return defaults.auto_solver(shape[0], minibatch_possible=possible), network
+        return (
+            defaults.auto_solver(shape[0], minibatch_possible=possible, n_hidden=len(hidden)),
+            network,
+        )
 
     def _fit_network(
         self, X: FloatArray, Y: FloatArray, hidden: tuple[int, ...], warm: bool
@@ -295,7 +299,8 @@ class _BaseLiftedMLP(BaseEstimator):
                 warm_start=warm,
             )
         self._set_fitted(network, result, int(Y.shape[1]), solver)
-        if not result.converged and result.stop_reason in ("max_iter", "time_limit"):
+        rising = solver == "minibatch" and result.history.rising()  # warned about already
+        if not (result.converged or rising) and result.stop_reason in ("max_iter", "time_limit"):
             limit = (
                 f"max_iter={self.max_iter} {'epochs' if solver == 'minibatch' else 'sweeps'}"
                 if result.stop_reason == "max_iter"
@@ -324,6 +329,16 @@ class _BaseLiftedMLP(BaseEstimator):
             network, batch_size=self.batch_size, max_iter=self.max_iter, tol=self.tol,
             prox=self.prox, time_limit=self.time_limit, verbose=bool(self.verbose),
         )  # fmt: skip
+
+    @staticmethod
+    def _check_in_memory(X: Any) -> None:
+        """Refuse a Dask array in ``partial_fit`` (it would be computed whole on the client)."""
+        if is_dask_array(X):
+            raise TypeError(
+                "partial_fit learns from rows in memory; X is a Dask array, which it would "
+                "compute whole. Pass its blocks one at a time (X.blocks[i].compute()), or use "
+                "fit(X, y), which trains full-batch BCD on the cluster."
+            )
 
     def _partial_fit_rows(self, X: FloatArray, Y: FloatArray, hidden: tuple[int, ...]) -> None:
         """One mini-batch epoch over ``(X, Y)``, from the current fit or a new network."""

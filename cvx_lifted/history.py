@@ -63,6 +63,20 @@ class BCDHistory:
     retried: list[tuple[int, str, float, float]] = field(default_factory=list)
     increases: list[int] = field(default_factory=list)
 
+    def rising(self) -> bool:
+        """Whether the objective rose in most sweeps (at least 4) and ends 5 % above its lowest.
+
+        Full-batch BCD never raises it; for mini-batch BCD, a stochastic method, this says that
+        training is not settling (too small a ``prox``, unscaled targets, a deep network).
+        """
+        obj = self.objective
+        n = len(obj) - 1
+        return bool(
+            n >= 4
+            and 2 * len(self.increases) > n
+            and obj[-1] > min(obj[1:]) + 0.05 * abs(min(obj[1:]))
+        )
+
     def as_dict(self) -> dict[str, Any]:
         """Return the history as plain lists and dicts (JSON-friendly)."""
         return asdict(self)

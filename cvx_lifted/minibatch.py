@@ -82,6 +82,7 @@ epoch on Fashion-MNIST takes 1.5-1.9x a float32 Adam epoch (``benchmarks/bench_s
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from cvx_lifted import defaults, kernels, paths
 from cvx_lifted._validation import (
+    caller_stacklevel,
     check_non_negative_float,
     check_positive_float,
     check_positive_int,
@@ -845,6 +847,17 @@ class MinibatchBCDSolver:
             if bar is not None:
                 bar.close()
         net.history = history
+        if history.rising():
+            lowest = min(history.objective[1:])
+            warnings.warn(
+                f"mini-batch BCD's objective rose in {len(history.increases)} of "
+                f"{len(history.objective) - 1} epochs and ends at {history.objective[-1]:.4g}, "
+                f"above its lowest {lowest:.4g}: training is not settling. A larger prox (now "
+                f"{self.prox:g}), standardised targets or solver='bcd' (whose objective never "
+                f"rises) may help.",
+                RuntimeWarning,
+                stacklevel=caller_stacklevel(),
+            )
         return BCDResult(net, state.states[1:], history, state.epoch, converged, stop_reason)
 
 

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Mini-batch BCD: its guarantees per batch, accuracy, determinism, partial_fit, errors."""
 
+import warnings
+
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_diabetes, load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import InvalidParameterError
@@ -11,6 +13,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from cvx_lifted import LiftedNetwork, MinibatchBCDSolver, defaults, kernels, paths
 from cvx_lifted.estimator import LiftedMLPClassifier, LiftedMLPRegressor
+from cvx_lifted.history import BCDHistory
 from cvx_lifted.minibatch import prox_weight_step
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -427,6 +430,14 @@ def test_auto_solver_rule():
     assert defaults.auto_solver(rows) == "minibatch"
     assert defaults.auto_solver(rows - 1) == "bcd"
     assert defaults.auto_solver(10 * rows, minibatch_possible=False) == "bcd"
+    assert defaults.auto_solver(10 * rows, n_hidden=2) == "bcd"  # measured behind full-batch
+
+
+def test_auto_trains_a_deeper_network_full_batch(auto_from_100_rows, digits):
+    X_train, _, y_train, _ = digits
+    kw = {"max_iter": 2, "random_state": 0}
+    assert LiftedMLPClassifier((8,), **kw).fit(X_train, y_train).solver_ == "minibatch"
+    assert LiftedMLPClassifier((8, 8), **kw).fit(X_train, y_train).solver_ == "bcd"
 
 
 def test_auto_trains_full_batch_on_few_rows_as_solver_bcd(digits):
@@ -583,3 +594,19 @@ def test_auto_threads_train_on_one_blas_thread():
     assert seen == [({1}, None), ({1}, None)]
     assert MinibatchBCDSolver(net, blas_threads=2).blas_threads == 2
     assert MinibatchBCDSolver(net, blas_threads=None).blas_threads is None
+
+
+def test_a_rising_objective_warns_instead_of_asking_for_more_epochs():
+    X, y = load_diabetes(return_X_y=True)  # targets 25-346, unscaled: the prox is too small
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reg = LiftedMLPRegressor(random_state=0, solver="minibatch").fit(X, y)
+    assert reg.network_.history.rising()
+    messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+    assert len(messages) == 1 and "objective rose in" in messages[0], messages
+    assert caught[0].filename == __file__  # points at the fit
+    assert not any(w.category is ConvergenceWarning for w in caught)
+    history = BCDHistory(objective=[5.0, 4.0, 3.0, 3.1, 3.0, 2.9], increases=[3])
+    assert not history.rising()
+    history = BCDHistory(objective=[5.0, 1.0, 1.1, 1.2, 1.3, 1.4], increases=[2, 3, 4, 5])
+    assert history.rising()
