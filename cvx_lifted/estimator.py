@@ -461,6 +461,7 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
         """
         with self._keep_state_on_failure():
             params = self._check_params()
+            self._check_in_memory(X)
             first = not hasattr(self, "network_")
             Xc: FloatArray
             Xc, y = validate_data(self, X, y, reset=first, dtype=params["dtype"])
@@ -809,6 +810,7 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
         """
         with self._keep_state_on_failure():
             params = self._check_params()
+            self._check_in_memory(X)
             first = not hasattr(self, "network_")
             Xc: FloatArray
             Xc, y = validate_data(

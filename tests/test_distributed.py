@@ -207,11 +207,16 @@ def _malloc_environ() -> dict[str, str | None]:
     return {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")}
 
 
-def test_the_local_cluster_started_for_a_fit_runs_workers_that_reuse_their_memory():
+@pytest.mark.parametrize("starter", ["fit", "cli"])
+def test_the_local_cluster_started_for_a_fit_runs_workers_that_reuse_their_memory(starter):
+    from cvx_lifted.cli._dask import dask_client
     from cvx_lifted.distributed.cluster import MALLOC_THRESHOLD, cluster_client
 
-    with cluster_client() as (client, owned):
-        assert owned
+    started = cluster_client() if starter == "fit" else dask_client("local")
+    with (
+        started as made
+    ):  # the fit's (client, owned), `cvx-lifted train --scheduler local`'s client
+        client = made[0] if starter == "fit" else made
         environs = client.run(_malloc_environ)
         stealing = client.run_on_scheduler(
             lambda dask_scheduler: "stealing" in dask_scheduler.extensions
@@ -222,6 +227,50 @@ def test_the_local_cluster_started_for_a_fit_runs_workers_that_reuse_their_memor
         for env in environs.values()
     )  # fmt: skip
     assert stealing is False
+
+
+def test_empty_chunks_and_a_refit_leave_fits_and_lazy_predictions_right(dask_active):
+    X, Y = _classification(m=400)
+    # a filtered array has empty chunks after compute_chunk_sizes(); here made directly
+    Xd = da.from_array(X, chunks=((0, 150, 0, 250), (12,)))
+    net = LiftedNetwork([12, 8, 4], output="softmax_xent", dtype=np.float32)
+    result = net.fit(Xd, Y, max_iter=2, random_state=0)
+    assert np.isfinite(result.history.objective).all()
+    P = net.predict(Xd)
+    assert P.dtype == np.float32 and P.compute().dtype == np.float32  # the metadata is true
+    before = net.predict(X)
+    net.fit(X, Y, max_iter=2, warm_start=True)  # a refit after the lazy prediction was made
+    assert not np.allclose(net.predict(X), before, atol=1e-4)
+    np.testing.assert_allclose(P.compute(), before, atol=1e-6)  # float32 products by chunk
+    unknown = da.from_array(Y, chunks=(100, 4))[da.from_array(Y[:, 0] >= 0, chunks=100)]
+    with pytest.raises(ValueError, match=r"Y has unknown chunk sizes; call Y.compute_chunk"):
+        net.fit(da.from_array(X, chunks=(100, 12)), unknown, max_iter=1)
+
+
+def test_rho_zero_is_named_as_the_reason_a_dask_fit_is_refused(dask_active):
+    X, Y = _classification(m=200)
+    with pytest.raises(ValueError, match=r"rho = 0 for \['W0', 'W1'\]: fast weight steps need"):
+        LiftedNetwork([12, 8, 4], output="softmax_xent", rho=0).fit(
+            da.from_array(X, chunks=(100, 12)), Y, max_iter=1
+        )
+
+
+def test_workers_without_a_memory_limit_keep_the_data_in_memory():
+    from cvx_lifted.distributed.data import cluster_memory
+
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, memory_limit=0,
+            dashboard_address=":0",
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):  # fmt: skip
+        assert cluster_memory() > 2**20  # the host's memory, not 0
+        X, Y = _classification(m=200)
+        net = LiftedNetwork([12, 8, 4], output="softmax_xent")
+        solver = DaskBCDSolver(net, max_iter=1, scheduler=client)
+        solver.run(da.from_array(X, chunks=(100, 12)), Y, random_state=0)
+        assert solver.row_ops.persist_inputs
 
 
 def test_map_tasks_keep_their_worker_restrictions(dask_active):

@@ -113,8 +113,12 @@ def test_what_the_dask_path_cannot_do_gets_a_clear_error(dask_active):
     assert clf.predict(X).shape == (200,)  # the lifted rule in memory still works
     with pytest.raises(ValueError, match=r"backend='cvxpy'.*'numpy' or 'auto'"):
         LiftedMLPClassifier(backend="cvxpy", max_iter=1).fit(Xd, labels)
-    with pytest.raises(ValueError, match=r"no fast path.*choose activations"):
+    with pytest.raises(ValueError, match=r"no fast path \(activations \['sign'\]"):
         LiftedMLPClassifier(activation="sign", max_iter=1).fit(Xd, labels)
+    with pytest.raises(TypeError, match=r"partial_fit learns from rows in memory"):
+        LiftedMLPClassifier(solver="minibatch").partial_fit(Xd, labels, classes=["ant", "bee"])
+    with pytest.raises(TypeError, match=r"partial_fit learns from rows in memory"):
+        LiftedMLPRegressor(solver="minibatch").partial_fit(Xd, target)
     with pytest.raises(ValueError, match=r"chunked along rows only.*rechunk"):
         LiftedMLPClassifier(max_iter=1).fit(da.from_array(X, chunks=(100, 3)), labels)
     with pytest.raises(ValueError, match=r"one entry per row of X \(200 rows\), got 150"):

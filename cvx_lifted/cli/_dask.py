@@ -13,7 +13,6 @@ reductions on the cluster (:func:`infer_task`, :func:`integer_valued`, :func:`un
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from cvx_lifted.cli._common import UsageError
 from cvx_lifted.distributed import cluster_client, is_dask_array, rows_from_npy, task_bytes
-from cvx_lifted.distributed.cluster import require_dask, workers
+from cvx_lifted.distributed.cluster import local_cluster, require_dask, workers
 from cvx_lifted.tables import MAX_EXACT_INTEGER, few_classes
 
 __all__ = [
@@ -50,9 +49,9 @@ def dask_client(address: str) -> Iterator[Any]:
     Parameters
     ----------
     address : str
-        A scheduler address (``"tcp://host:8786"``), or ``"local"``: a
-        :class:`distributed.LocalCluster` of ``os.cpu_count()`` worker processes with one thread
-        each (and its dashboard on a free port), started here and closed on exit.
+        A scheduler address (``"tcp://host:8786"``), or ``"local"``: the package's
+        :func:`~cvx_lifted.distributed.cluster.local_cluster` (``os.cpu_count()`` worker
+        processes with one thread each), started here and closed on exit.
 
     Yields
     ------
@@ -68,11 +67,9 @@ def dask_client(address: str) -> Iterator[Any]:
             yield client
         return
     require_dask()
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    cluster = LocalCluster(
-        n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True, dashboard_address=":0"
-    )  # the dashboard on a free port
+    cluster = local_cluster()
     try:
         with Client(cluster, set_as_default=False) as client, client.as_current():
             yield client

@@ -18,6 +18,7 @@ from typing import Any
 __all__ = [
     "MALLOC_THRESHOLD",
     "RECOMMENDED_CONFIG",
+    "local_cluster",
     "cluster_client",
     "is_dask_array",
     "require_dask",
@@ -101,6 +102,28 @@ def require_dask() -> None:
         ) from exc
 
 
+def local_cluster() -> Any:
+    """Start the :class:`distributed.LocalCluster` the package trains on when given no scheduler.
+
+    ``os.cpu_count()`` worker processes with one thread each, the dashboard on a free port, and
+    :data:`RECOMMENDED_CONFIG` (no work stealing, workers that reuse freed memory). The caller
+    closes it.
+
+    Returns
+    -------
+    distributed.LocalCluster
+    """
+    require_dask()
+    import dask
+    from distributed import LocalCluster
+
+    with dask.config.set(RECOMMENDED_CONFIG), _malloc_environ():
+        return LocalCluster(
+            n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
+            dashboard_address=":0",
+        )  # fmt: skip
+
+
 @contextmanager
 def cluster_client(scheduler: Any = None) -> Iterator[tuple[Any, bool]]:
     """Yield ``(client, owned)``: the client to run on and whether this context made it.
@@ -122,8 +145,7 @@ def cluster_client(scheduler: Any = None) -> Iterator[tuple[Any, bool]]:
         When the scheduler at ``scheduler`` cannot be reached.
     """
     require_dask()
-    import dask
-    from distributed import Client, LocalCluster, get_client
+    from distributed import Client, get_client
 
     if isinstance(scheduler, Client):
         yield scheduler, False
@@ -154,11 +176,7 @@ def cluster_client(scheduler: Any = None) -> Iterator[tuple[Any, bool]]:
     if active is not None:
         yield active, False
         return
-    with dask.config.set(RECOMMENDED_CONFIG), _malloc_environ():
-        cluster = LocalCluster(
-            n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
-            dashboard_address=":0",
-        )  # fmt: skip
+    cluster = local_cluster()
     client = Client(cluster)
     try:
         yield client, True

@@ -11,6 +11,7 @@ through :func:`dask.array.from_zarr`, which reads lazily in the same way.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,15 @@ from .cluster import is_dask_array, require_dask, workers
 if TYPE_CHECKING:
     from cvx_lifted.network import LiftedNetwork
 
-__all__ = ["as_rows", "check_chunks", "like_rows", "predict", "rows_from_npy", "task_bytes"]
+__all__ = [
+    "as_rows",
+    "check_chunks",
+    "cluster_memory",
+    "like_rows",
+    "predict",
+    "rows_from_npy",
+    "task_bytes",
+]
 
 
 def as_rows(X: Any, name: str, *, n_features: int, dtype: Any) -> Any:
@@ -68,6 +77,8 @@ def as_rows(X: Any, name: str, *, n_features: int, dtype: Any) -> Any:
         )
     if X.shape[0] < 1:
         raise ValueError(f"{name} must have at least one row.")
+    if 0 in X.chunks[0]:  # e.g. a filtered array after compute_chunk_sizes(): nothing to do there
+        X = X.rechunk({0: tuple(c for c in X.chunks[0] if c)})
     return X if X.dtype == dtype else X.astype(dtype)
 
 
@@ -104,6 +115,10 @@ def like_rows(Y: Any, X: Any, name: str, *, n_columns: int, dtype: Any) -> Any:
                 f"got {Y.shape}."
             )
         return da.from_array(Y.astype(dtype), chunks=(X.chunks[0], (n_columns,)))
+    if any(math.isnan(c) for c in Y.chunks[0]):
+        raise ValueError(
+            f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes() first."
+        )
     if Y.shape != (X.shape[0], n_columns):
         raise ValueError(
             f"{name} must have shape ({X.shape[0]}, {n_columns}) (one row per row of X), "
@@ -129,6 +144,29 @@ def task_bytes(rows: int, layer_sizes: Any) -> int:
 def worker_memory_limits() -> list[int]:
     """Return the memory limit of every worker of the active client (0: no limit)."""
     return [int(w.get("memory_limit") or 0) for w in workers().values()]
+
+
+def _host_memory() -> int:
+    import psutil  # a dependency of distributed
+
+    return int(psutil.virtual_memory().total)
+
+
+def cluster_memory() -> int:
+    """Return the bytes the workers of the active client may hold between them.
+
+    The sum of their memory limits; a worker without one (``memory_limit=0``) may use its host's
+    memory, which is counted once per host (asked of the workers, one round trip).
+    """
+    from distributed import get_client
+
+    info = workers()
+    total = sum(int(w.get("memory_limit") or 0) for w in info.values())
+    hosts = {w.get("host") for w in info.values() if not w.get("memory_limit")}
+    if hosts:
+        per_host = {info[a].get("host"): b for a, b in get_client().run(_host_memory).items()}
+        total += sum(per_host.get(h, 0) for h in hosts)
+    return total
 
 
 def check_chunks(X: Any, layer_sizes: Any, fraction: float) -> list[int]:
@@ -237,7 +275,8 @@ def predict(network: LiftedNetwork, X: Any) -> Any:
 
     X = as_rows(X, "X", n_features=network.layer_sizes[0], dtype=network.dtype)
     q = network.layer_sizes[-1]
+    frozen = copy.deepcopy(network)  # the prediction of these weights, whatever a refit does
     return da.map_blocks(
-        _predict_chunk, X, network=dask.delayed(network, pure=True, traverse=False),
-        chunks=(X.chunks[0], (q,)), dtype=np.float64, meta=np.empty((0, q)),
+        _predict_chunk, X, network=dask.delayed(frozen, pure=True, traverse=False),
+        chunks=(X.chunks[0], (q,)), dtype=network.dtype, meta=np.empty((0, q), network.dtype),
     )  # fmt: skip

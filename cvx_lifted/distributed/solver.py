@@ -34,7 +34,7 @@ from cvx_lifted.kernels.ridge import image_chunk
 
 from ._ops import DaskRowOps
 from .cluster import cluster_client, is_dask_array
-from .data import as_rows, check_chunks, like_rows
+from .data import as_rows, check_chunks, cluster_memory, like_rows
 
 if TYPE_CHECKING:
     from cvx_lifted.losses import OutputHead
@@ -92,8 +92,9 @@ class DaskBCDSolver(BCDSolver):
         (:func:`~cvx_lifted.distributed.cluster.cluster_client`).
     persist : {"auto", True, False}, default="auto"
         Keep ``X`` and ``Y`` in the workers' memory (``"auto"``: when they take at most half of
-        the cluster's memory). Otherwise every pass reads the chunks from their source (zarr,
-        ``.npy`` memory maps): training out of core.
+        the cluster's memory, :func:`~cvx_lifted.distributed.data.cluster_memory`). Otherwise
+        every pass reads the chunks from their source (zarr, ``.npy`` memory maps): training out
+        of core.
     **options
         As for :class:`~cvx_lifted.bcd.BCDSolver` (``max_iter``, ``tol``, ``callback``, ...).
         ``validation`` data are scored in memory.
@@ -121,11 +122,18 @@ class DaskBCDSolver(BCDSolver):
         super().__init__(network, **options)
         compiled = [block for block, path in self.paths.items() if path != "numpy"]
         if compiled:
+            zero = [b for b in compiled if b[0] == "W" and not network.rho[int(b[1:])] > 0]
+            why = (
+                f"penalty={network.penalty!r}: fast weight steps need 'l2'"
+                if network.penalty != "l2" and any(b[0] == "W" for b in compiled)
+                else f"rho = 0 for {zero}: fast weight steps need rho > 0, e.g. 1e-8"
+                if zero
+                else f"activations {[a.name for a in network.activations]}, output "
+                f"{network.head.name!r}; cvx_lifted.paths lists those with fast paths"
+            )
             raise ValueError(
-                f"block(s) {compiled} of this network have no fast path, and the Dask path runs "
-                f"fast paths only (activations {[a.name for a in network.activations]}, output "
-                f"{network.head.name!r}). Train it in memory (numpy arrays), or choose "
-                "activations with fast paths (cvx_lifted.paths lists them)."
+                f"block(s) {compiled} of this network have no fast path ({why}), and the Dask "
+                "path runs fast paths only. Train it in memory (numpy arrays), or change that."
             )
         if persist not in ("auto", True, False):
             raise ValueError(f"persist must be 'auto', True or False, got {persist!r}.")
@@ -200,10 +208,10 @@ class DaskBCDSolver(BCDSolver):
         net = self.network
         X0 = as_rows(X, "X", n_features=net.layer_sizes[0], dtype=net.dtype)
         Ymat = like_rows(Y, X0, "Y", n_columns=net.layer_sizes[-1], dtype=net.dtype)
-        limits = check_chunks(X0, net.layer_sizes, TASK_FRACTION)
+        check_chunks(X0, net.layer_sizes, TASK_FRACTION)
         persist = self.persist
         if persist == "auto":
-            persist = X0.nbytes + Ymat.nbytes <= PERSIST_FRACTION * sum(limits)
+            persist = X0.nbytes + Ymat.nbytes <= PERSIST_FRACTION * cluster_memory()
         self.row_ops.persist_inputs = bool(persist)
         if persist:
             X0, Ymat = X0.persist(), Ymat.persist()
@@ -211,8 +219,8 @@ class DaskBCDSolver(BCDSolver):
         X0, Ymat = self.row_ops.place(X0, Ymat)
         bad = self.row_ops.sum(_bad_chunk, X0, Ymat, head=net.head)
         if bad:
-            rows = " with one-hot or probability rows" if net.head.classification else ""
-            raise ValueError(f"X and Y must be finite, Y{rows}; {bad} row chunk(s) are not.")
+            rows = ", Y with one-hot or probability rows" if net.head.classification else ""
+            raise ValueError(f"X and Y must be finite{rows}; {bad} row chunk(s) are not.")
         return X0, Ymat
 
     # ------------------------------------------------------------------ driver
@@ -242,7 +250,7 @@ class DaskBCDSolver(BCDSolver):
         Parameters
         ----------
         X : dask.array.Array, shape (m, n_inputs)
-            Inputs, chunked along rows (column chunks are merged).
+            Inputs, chunked along rows only (one chunk spanning the columns).
         Y : dask.array.Array or array_like, shape (m, n_outputs)
             Targets; a NumPy array is chunked like ``X``.
         random_state : int or numpy.random.Generator, optional
