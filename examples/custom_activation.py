@@ -48,13 +48,19 @@ report = cl.verify(soft)
 print(f"verify: {report}")
 
 # a wrong closed form (the threshold forgotten: it is the identity) is caught, because the
-# solver finds a point with a smaller divergence than the "closed form" gives
-wrong = cl.custom_activation(
-    name="soft_threshold_wrong",
-    divergence=lambda u, z: 0.5 * cp.sum_squares(z - u) + TAU * cp.sum(cp.abs(z)),
-    closed_form=lambda u: u,
-    register=False,
-)
+# solver finds a point with a smaller divergence than the "closed form" gives: custom_activation
+# refuses it at once (one solve), and verify shows the whole report
+wrong_definition = {
+    "name": "soft_threshold_wrong",
+    "divergence": lambda u, z: 0.5 * cp.sum_squares(z - u) + TAU * cp.sum(cp.abs(z)),
+    "closed_form": lambda u: u,
+    "register": False,
+}
+try:
+    cl.custom_activation(**wrong_definition)
+except ValueError as exc:
+    print(f"ValueError: {exc}")
+wrong = cl.custom_activation(**wrong_definition, check_closed_form=False)
 print(f"verify (wrong closed form): {cl.verify(wrong)}")
 
 # --------------------------------------------------------------------------- 3. train

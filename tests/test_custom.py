@@ -158,13 +158,13 @@ def test_a_domain_of_one_constraint_is_a_list_of_one():
 
 
 def test_closed_form_with_wrong_shape_is_reported():
+    kw = {"divergence": lambda u, z: 0.5 * cp.sum_squares(z - u), "register": False}
+    with pytest.raises(ValueError, match=r"an \(m, 3\) array"):  # when declared
+        cl.custom_activation(name="test_bad_shape", closed_form=lambda u: u.ravel(), **kw)
     act = cl.custom_activation(
-        name="test_bad_shape",
-        divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
-        closed_form=lambda u: u.ravel(),
-        register=False,
+        name="test_bad_shape", closed_form=lambda u: u.ravel(), check_closed_form=False, **kw
     )
-    with pytest.raises(ValueError, match=r"an \(m, 3\) array"):
+    with pytest.raises(ValueError, match=r"an \(m, 3\) array"):  # and when used
         act.act(np.zeros((2, 3)))
 
 
@@ -302,14 +302,13 @@ def test_elementwise_is_detected_from_the_closed_form():
 
 # ------------------------------------------------------------------ errors that name the culprit
 def test_a_scalar_closed_form_is_reported_with_the_fix():
-    act = cl.custom_activation(
-        name="scalar_cf",
-        divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
-        closed_form=lambda u: float(np.max(u)),
-        register=False,
-    )
     with pytest.raises(ValueError, match=r"closed form of 'scalar_cf'.*returned shape \(\)"):
-        act.act(np.zeros((2, 3)))
+        cl.custom_activation(
+            name="scalar_cf",
+            divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
+            closed_form=lambda u: float(np.max(u)),
+            register=False,
+        )
 
 
 def test_a_closed_form_that_returns_nan_blames_the_closed_form_not_the_data():
@@ -318,6 +317,7 @@ def test_a_closed_form_that_returns_nan_blames_the_closed_form_not_the_data():
         divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
         closed_form=lambda u: np.where(u > 1, np.nan, u),
         register=False,
+        check_closed_form=False,  # which would refuse it at u = 1.25 already
     )
     with pytest.raises(ValueError, match=r"closed form of 'nan_cf' returned nan at u = 2\.0"):
         act.act(np.array([[0.0, 2.0]]))
@@ -345,3 +345,47 @@ def test_module_of_an_activation_is_where_it_was_declared(registered):
         divergence=lambda u, z: 0.5 * cp.sum_squares(z - u),
     )
     assert activation_module(act) == __name__
+
+
+@pytest.mark.parametrize(
+    ("closed_form", "domain", "message"),
+    [
+        (lambda u: u, lambda u, z: [z >= 0], r"not the argmin of its divergence: at u = \["),
+        (lambda u: __import__("math").tanh(u), None, r"rather than math.tanh\(u\)"),
+        (lambda u: 0.0, None, r"must map an \(m, n\) array to an \(m, 3\) array"),
+    ],
+)
+def test_a_wrong_closed_form_is_refused_when_declared(closed_form, domain, message):
+    kw = {"divergence": lambda u, z: 0.5 * cp.sum_squares(z - u), "register": False}
+    with pytest.raises(ValueError, match=message):
+        cl.custom_activation(name="wrong", closed_form=closed_form, domain=domain, **kw)
+    if "argmin" in message:  # declared anyway when asked
+        act = cl.custom_activation(
+            name="wrong", closed_form=closed_form, domain=domain, check_closed_form=False, **kw
+        )
+        assert not cl.verify(act).passed
+
+
+def test_a_divergence_without_a_minimiser_is_refused():
+    with pytest.raises(ValueError, match=r"no minimiser in z .*'unbounded'"):
+        cl.custom_activation(
+            name="linear", divergence=lambda u, z: cp.sum(cp.multiply(u, z)),
+            closed_form=lambda u: u, register=False,
+        )  # fmt: skip
+
+
+def test_networks_and_estimators_with_a_registered_custom_activation_pickle(registered):
+    import pickle
+
+    registered.append("pickled_threshold")
+    act = _soft_threshold("pickled_threshold")
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 2, 40)
+    clf = cl.LiftedMLPClassifier((4,), activation=act, max_iter=2, random_state=0).fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    assert type(again.network_.activations[0]) is type(act)  # the registered class, by name
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    dumped = pickle.dumps(clf)
+    ACTIVATIONS.pop("pickled_threshold")  # as in a process that has not declared it
+    with pytest.raises(ValueError, match="'pickled_threshold': it is not registered in this"):
+        pickle.loads(dumped)

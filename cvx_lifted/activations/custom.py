@@ -33,6 +33,7 @@ True
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -165,6 +166,18 @@ class CustomActivation(Activation):
     convexity: ClassVar[Convexity] = "z-only"
     cone: ClassVar[str] = "?"
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Pickle a registered activation by its name and defining module (as model files do).
+
+        Its class is made at run time, so ``pickle`` cannot find it by reference; unpickling
+        looks the name up in the registry, importing the defining module when it is not there
+        (an activation declared in a script or notebook must be declared again first). An
+        unregistered one pickles as any object (``cloudpickle`` can, ``pickle`` cannot).
+        """
+        if ACTIVATIONS.get(self.name) is type(self):
+            return (_registered, (self.name, type(self)._defined_in))
+        return super().__reduce_ex__(protocol)
+
     def divergence(self, u: Any, z: Any) -> cp.Expression:  # noqa: D102
         expr = type(self)._divergence_fn(u, z)
         if not isinstance(expr, cp.Expression):
@@ -277,6 +290,7 @@ def custom_activation(
     register: bool = True,
     overwrite: bool = False,
     probe_features: int = 3,
+    check_closed_form: bool = True,
 ) -> Activation:
     r"""Declare an activation as a convex program, check it, and (by default) register it.
 
@@ -311,6 +325,12 @@ def custom_activation(
         again, as a notebook cell is).
     probe_features : int, default=3
         Width of the probe used to check convexity now.
+    check_closed_form : bool, default=True
+        Solve the argmin once now (two rows of ``probe_features`` inputs in (-2, 2), CVXPY's
+        default solver) and refuse a closed form more than 1e-3 (relative) away from it; a
+        wrong closed form otherwise trains states and predicts with another function. It
+        catches gross mistakes only: :func:`cvx_lifted.verify` checks a grid of inputs against
+        tight tolerances.
 
     Returns
     -------
@@ -322,7 +342,8 @@ def custom_activation(
     NonConvexError, NotDPPError
         With a message naming the offending sub-expression.
     ValueError
-        For a bad name or a name clash.
+        For a bad name or a name clash, a closed form that fails on a NumPy array or is not the
+        argmin of the divergence, or a divergence without a minimiser.
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError("custom_activation needs a non-empty name.")
@@ -376,6 +397,7 @@ def custom_activation(
         ),
         "domain_text": "user constraints" if domain is not None else "-",
         "__doc__": f"User-defined activation {name!r} (see cvx_lifted.custom_activation).",
+        "__module__": defined_in or __name__,
     }
     # a new subclass per activation, built at run time
     cls = cast(type[CustomActivation], type(f"Custom_{name}", (CustomActivation,), attrs))
@@ -384,12 +406,28 @@ def custom_activation(
     cls.cone = _cone(probe, probe_features)
     # checked now, not at the first solve: a domain must return CVXPY constraints
     probe.domain(cp.Parameter((1, probe_features)), cp.Variable((1, probe_features)))
+    if check_closed_form:
+        _check_closed_form(probe, probe_features)
     cls.elementwise = _is_elementwise(probe) if elementwise is None else bool(elementwise)
     if fenchel_young is not None:
         _check_fenchel_young(probe, fenchel_young)
     if register:
         register_activation(cls, name, overwrite=overwrite)
     return probe
+
+
+def _registered(name: str, module: str | None) -> Activation:
+    """Return the registered custom activation ``name``, importing ``module`` if needed."""
+    if name not in ACTIVATIONS and module not in (None, "__main__"):
+        importlib.import_module(module)
+    if name not in ACTIVATIONS:
+        raise ValueError(
+            f"cannot unpickle the custom activation {name!r}: it is not registered in this "
+            f"process{f' and importing {module!r} did not register it' if module else ''}. Run "
+            "the code that declares it (custom_activation) first, or declare it in a module "
+            "that can be imported."
+        )
+    return ACTIVATIONS[name]()
 
 
 def _caller_module() -> str | None:
@@ -411,6 +449,42 @@ def _redefinition(existing: type[Activation], defined_in: str | None) -> bool:
     if not issubclass(existing, CustomActivation) or defined_in is None:
         return False
     return bool(getattr(existing, "_defined_in", None) == defined_in)
+
+
+def _check_closed_form(act: Activation, n: int) -> None:
+    """Compare the closed form with the argmin of the divergence on two rows (one solve)."""
+    u = np.random.default_rng(0).uniform(-2.0, 2.0, size=(2, n))
+    try:
+        closed = act.act(u)  # a ValueError names a wrong shape or a non-finite value
+    except (TypeError, AttributeError, ArithmeticError) as exc:
+        raise ValueError(
+            f"the closed form of {act.name!r} failed on a NumPy array of shape {u.shape} "
+            f"({type(exc).__name__}: {exc}); write it with NumPy operations on whole arrays, "
+            "e.g. np.tanh(u) rather than math.tanh(u)."
+        ) from exc
+    z = cp.Variable(closed.shape)
+    problem = cp.Problem(cp.Minimize(act.divergence(u, z)), list(act.domain(u, z)))
+    try:
+        problem.solve()
+    except cp.error.SolverError:  # no installed solver takes this problem: nothing to compare
+        return
+    rows = np.round(u, 4).tolist()
+    if z.value is None or problem.status not in ("optimal", "optimal_inaccurate"):
+        raise ValueError(
+            f"the divergence of {act.name!r} has no minimiser in z at u = {rows[0]} (the "
+            f"solver reports {problem.status!r}); an activation is its argmin, so it must be "
+            "bounded below (check its sign and its domain)."
+        )
+    excess = np.abs(z.value - closed) - 1e-3 * (1.0 + np.abs(closed))
+    excess[~act.unique_mask(u)] = -np.inf  # where the argmin is not unique, any answer is one
+    if excess.max() > 0:
+        i, j = np.unravel_index(int(np.argmax(excess)), excess.shape)
+        raise ValueError(
+            f"the closed form of {act.name!r} is not the argmin of its divergence: at "
+            f"u = {rows[i]} the solver gives z[{j}] = {z.value[i, j]:.6g}, the closed form "
+            f"{closed[i, j]:.6g}. Fix one of them (cvx_lifted.verify reports a grid of inputs), "
+            "or pass check_closed_form=False to declare it anyway."
+        )
 
 
 def _is_elementwise(act: Activation) -> bool:
