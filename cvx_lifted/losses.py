@@ -20,6 +20,7 @@ output step itself lives in :mod:`cvx_lifted.bcd` (fast kernels) and :mod:`cvx_l
 from __future__ import annotations
 
 import abc
+import warnings
 from typing import Any, ClassVar
 
 import cvxpy as cp
@@ -27,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import log_softmax, softmax, xlogy
 
+from cvx_lifted._validation import caller_stacklevel
 from cvx_lifted.activations import Activation, get_activation
 from cvx_lifted.activations.base import ParamsMixin, require_program
 
@@ -96,6 +98,7 @@ class OutputHead(ParamsMixin, abc.ABC):
             The argument's name in the message.
         """
         if not self.classification:
+            _warn_outside_range(self.activation, np.asarray(Y), name)
             return
         Y = np.asarray(Y)
         tol = float(np.sqrt(np.finfo(Y.dtype if Y.dtype.kind == "f" else np.float64).eps))
@@ -216,6 +219,24 @@ class SoftmaxCrossEntropy(OutputHead):
     def predict(self, U: FloatArray) -> FloatArray:  # noqa: D102
         out: FloatArray = softmax(np.asarray(U), axis=1).astype(np.asarray(U).dtype, copy=False)
         return out
+
+
+def _warn_outside_range(act: Activation | None, Y: FloatArray, name: str) -> None:
+    """Warn when targets lie outside the range of the output activation (never reached)."""
+    fy = getattr(act, "fy", None)
+    bounds = act.box if act is not None and act.box is not None else fy and (fy.lo, fy.hi)
+    if not bounds or not Y.size:
+        return
+    lo, hi = bounds
+    if Y.min() < lo or Y.max() > hi:
+        assert act is not None
+        warnings.warn(
+            f"{name} ranges over [{Y.min():.4g}, {Y.max():.4g}], outside [{lo:g}, {hi:g}], the "
+            f"range of output_activation={act.name!r}: the fit cannot reach those targets. Scale "
+            "them into that range, or use output_activation='identity'.",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
 
 
 OUTPUTS: dict[str, type[OutputHead]] = {

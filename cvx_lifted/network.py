@@ -219,6 +219,12 @@ class LiftedNetwork:
                     f"activation {act!r} is convex in z but not (certifiably) in u, so its weight "
                     f"step is not a convex problem; it cannot be trained by BCD."
                 )
+        if head.classification and self.layer_sizes[-1] < 2:
+            raise ValueError(
+                f"output={head.name!r} needs one output per class, at least 2; with "
+                f"layer_sizes[-1] = 1 its probabilities are always 1 and the loss 0. Use 2 "
+                f"outputs for two classes, or output='squared' for one target."
+            )
         self.activations: list[Activation] = acts
         self.head: OutputHead = head
         n_layers = n_hidden + 1

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Bad input to LiftedNetwork and the estimators: errors that name the argument and the fix."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -102,3 +104,23 @@ def test_objective_checks_the_states_and_is_infinite_outside_a_domain():
     assert np.isfinite(terms["divergence_1"]) and np.isfinite(terms["loss"])
     terms = net.objective(X, Y, [X1, X2 - 0.6], terms=True)
     assert terms["divergence_1"] == terms["loss"] == terms["total"] == np.inf
+
+
+def test_a_classification_head_needs_two_outputs():
+    for output in ("simplex_xent", "softmax_xent"):
+        with pytest.raises(ValueError, match=f"output='{output}' needs one output per class"):
+            LiftedNetwork([5, 4, 1], output=output)
+
+
+@pytest.mark.parametrize(("activation", "y"), [("relu", -1.0), ("sigmoid", 2.0)])
+def test_targets_outside_the_output_activation_range_warn(activation, y):
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    Y = np.full((20, 1), y)
+    Y[0] = 0.5
+    net = LiftedNetwork([3, 4, 1], output_activation=activation)
+    with pytest.warns(UserWarning, match=f"the range of output_activation='{activation}'") as rec:
+        net.fit(X, Y, max_iter=1)
+    assert rec[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net.fit(X, np.clip(Y, 0.0, 1.0), max_iter=1)  # inside: no warning
