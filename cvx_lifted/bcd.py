@@ -681,7 +681,9 @@ class BCDSolver(GuardedBlocks):
         paths.warn_slow_weight_steps(self.network, self.paths, self.backend)
         with blas_limits(self.blas_threads, n_rows, self.network.layer_sizes):
             state = self.init(X, Y, random_state=random_state, warm_start=warm_start)
-            return self._loop(state)
+            result = self._loop(state)
+        paths.warn_unconverged_states(result.history)
+        return result
 
     def lifted_update(self, state: BCDState) -> BCDState:
         """One cycle of the lifted prediction rule (paper eq. 12) on ``state``'s rows.

@@ -406,3 +406,33 @@ def warn_slow_weight_steps(network: Any, chosen: dict[str, str], backend: str) -
             UserWarning,
             stacklevel=caller_stacklevel(),
         )
+
+
+def warn_unconverged_states(history: Any) -> None:
+    """Warn when a state or output step stopped at its iteration cap in some sweep (training).
+
+    Weight steps take a fixed number of iterations by design; a state step that does not
+    converge means a badly scaled problem (large targets make large weights, and the state
+    step's Newton systems ill-conditioned). The answers are still the best found, and no block
+    raises the objective.
+
+    Parameters
+    ----------
+    history : BCDHistory
+        The fit's history (its ``residuals``: ``"<block>.converged"`` per sweep).
+    """
+    worst: dict[str, float] = {}
+    for sweep in history.residuals:
+        for key, value in sweep.items():
+            block, _, what = key.partition(".")
+            if what == "converged" and block[0] != "W" and value < 1.0:
+                worst[block] = max(worst.get(block, 0.0), sweep.get(f"{block}.residual", np.nan))
+    if worst:
+        residuals = ", ".join(f"{block} {value:.2g}" for block, value in sorted(worst.items()))
+        warnings.warn(
+            f"the state step(s) {sorted(worst)} stopped at their iteration cap in some sweeps "
+            f"(largest residuals: {residuals}): the problem is badly scaled; standardise the "
+            "inputs and the targets (large targets make large weights).",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """Block-coordinate descent: exact blocks, monotone objective, both backends, bad input."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -532,3 +534,16 @@ def test_a_bad_seed_is_named(solver, seed):
     X, Y, _ = _data(m=30, q=2, seed=2)
     with pytest.raises(ValueError, match="random_state must be None, an integer >= 0"):
         LiftedNetwork([3, 4, 2]).fit(X, Y, max_iter=1, random_state=seed, solver=solver)
+
+
+def test_a_state_step_stopped_at_its_cap_warns_that_the_problem_is_badly_scaled():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5))
+    y = X @ rng.normal(size=5)
+    net = LiftedNetwork([5, 20, 1], activation="relu")
+    with pytest.warns(UserWarning, match=r"state step\(s\) \['X1'\] stopped at their iteration"):
+        result = net.fit(X, 1e4 * y[:, None], max_iter=1, random_state=0)  # targets of 1e4
+    assert result.history.residuals[-1]["X1.converged"] == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        LiftedNetwork([5, 20, 1], activation="relu").fit(X, y[:, None], max_iter=1)
