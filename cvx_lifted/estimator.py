@@ -267,7 +267,8 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
         Lifted objective after each sweep of the last fit (the objective at the initial point is
         ``history_.objective[0]``); it never increases under full-batch BCD. After mini-batch
         BCD: after each epoch, at the states of a forward pass and an exact output step on at
-        most 8,192 of the rows, and it may rise (a stochastic method).
+        most 8,192 of the rows (not comparable with full-batch values), and it may rise (a
+        stochastic method).
     history_ : BCDHistory
         Objective terms, timings and residuals of every sweep of the last fit.
     converged_ : bool
@@ -624,7 +625,8 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
         Lifted objective after each sweep of the last fit (the objective at the initial point is
         ``history_.objective[0]``); it never increases under full-batch BCD. After mini-batch
         BCD: after each epoch, at the states of a forward pass and an exact output step on at
-        most 8,192 of the rows, and it may rise (a stochastic method).
+        most 8,192 of the rows (not comparable with full-batch values), and it may rise (a
+        stochastic method).
     history_ : BCDHistory
         Objective terms, timings and residuals of every sweep of the last fit.
     converged_ : bool

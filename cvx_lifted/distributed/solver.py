@@ -69,17 +69,17 @@ def _objective_chunk(*arrays: Any, network: Any, image: bool) -> dict[str, float
     return {k: v * m for k, v in terms.items() if k not in ("penalty", "total")}
 
 
-def _bad_chunk(*chunks: Any, head: OutputHead) -> int:
-    """Return 1 if a chunk holds a NaN or infinity, or targets ``head`` refuses (the last)."""
-    if any(not np.all(np.isfinite(c)) for c in chunks):
-        return 1
-    try:
-        with warnings.catch_warnings():  # a range warning per chunk would go to worker logs
-            warnings.simplefilter("ignore")
-            head.check_targets(chunks[-1])
-    except ValueError:
-        return 1
-    return 0
+def _bad_chunk(X: Any, Y: Any, *, head: OutputHead) -> dict[str, int]:
+    """Count a chunk with a NaN or infinity in ``X`` or ``Y``, or with targets ``head`` refuses."""
+    bad = {"X": int(not np.all(np.isfinite(X))), "Y": int(not np.all(np.isfinite(Y))), "rows": 0}
+    if not bad["Y"]:
+        try:
+            with warnings.catch_warnings():  # a range warning per chunk would go to worker logs
+                warnings.simplefilter("ignore")
+                head.check_targets(Y)
+        except ValueError:
+            bad["rows"] = 1
+    return bad
 
 
 class DaskBCDSolver(BCDSolver):
@@ -221,9 +221,18 @@ class DaskBCDSolver(BCDSolver):
         # chunk i of every array on one worker, the chunks spread evenly, for the whole fit
         X0, Ymat = self.row_ops.place(X0, Ymat)
         bad = self.row_ops.sum(_bad_chunk, X0, Ymat, head=net.head)
-        if bad:
-            rows = ", Y with one-hot or probability rows" if net.head.classification else ""
-            raise ValueError(f"X and Y must be finite{rows}; {bad} row chunk(s) are not.")
+        problems = [
+            f"{name} holds NaN or infinity in {count} row chunk(s)"
+            for name, count in (("X", bad["X"]), ("Y", bad["Y"]))
+            if count
+        ]
+        if bad["rows"]:
+            problems.append(
+                f"Y has rows that are not one-hot or probability rows (non-negative, summing to 1) "
+                f"for output {net.head.name!r} in {bad['rows']} row chunk(s)"
+            )
+        if problems:
+            raise ValueError("; ".join(problems) + ". Clean them before training.")
         return X0, Ymat
 
     # ------------------------------------------------------------------ driver
