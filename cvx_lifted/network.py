@@ -300,7 +300,8 @@ class LiftedNetwork:
         Parameters
         ----------
         weights : sequence of array_like
-            ``W_l`` of shape ``(layer_sizes[l+1], layer_sizes[l])``.
+            ``W_l`` of shape ``(layer_sizes[l+1], layer_sizes[l])`` (PyTorch tensors too; see
+            also :func:`cvx_lifted.interop.torch.from_torch`).
         biases : sequence of array_like
             ``b_l`` of shape ``(layer_sizes[l+1],)``.
         """
@@ -308,6 +309,7 @@ class LiftedNetwork:
             raise ValueError(f"expected {self.n_layers} weight matrices and bias vectors.")
         Ws, bs = [], []
         for i, (W, b) in enumerate(zip(weights, biases, strict=True)):
+            W, b = (x.detach().cpu().numpy() if hasattr(x, "detach") else x for x in (W, b))
             W = np.asarray(W, dtype=self.dtype)
             b = np.asarray(b, dtype=self.dtype)
             shape = (self.layer_sizes[i + 1], self.layer_sizes[i])

@@ -296,3 +296,22 @@ def test_train_rejects_bad_input(digits):
         ct.train(model, X, y, Xt, yt, batch_size=0)
     with pytest.raises(ValueError, match="one label per row"):
         ct.train(model, X, y[:-1], Xt, yt)
+
+
+def test_from_torch_reads_a_trained_model_back_and_refuses_another_function():
+    net = cl.LiftedNetwork([4, 8, 6, 3], activation="tanh", output="softmax_xent").initialize(0)
+    model = ct.to_torch(net, dtype=np.float64)
+    with torch.no_grad():  # as if Adam had trained it
+        for p in model.parameters():
+            p.add_(0.1)
+    back = ct.from_torch(model, cl.LiftedNetwork([4, 8, 6, 3], "tanh", output="softmax_xent"))
+    x = np.random.default_rng(0).normal(size=(5, 4))
+    probs = torch.softmax(model(torch.from_numpy(x)), dim=-1).detach().numpy()
+    np.testing.assert_allclose(back.predict(x), probs, rtol=1e-12)
+    # tensors that require grad are accepted by set_weights too
+    linears = ct.linear_layers(model)
+    back.set_weights([m.weight for m in linears], [m.bias for m in linears])
+    with pytest.raises(ValueError, match=r"has \['ReLU'\], the network's activation 'tanh'"):
+        ct.from_torch(ct.mlp([4, 8, 6, 3], "relu"), back)
+    with pytest.raises(ValueError, match="the model has 2 nn.Linear layers, the network 3"):
+        ct.from_torch(ct.mlp([4, 8, 3]), back)

@@ -73,6 +73,7 @@ __all__ = [
     "TrainResult",
     "accuracy",
     "fit_output_scale",
+    "from_torch",
     "import_torch",
     "initialize",
     "linear_layers",
@@ -355,6 +356,64 @@ def to_torch(network: LiftedNetwork, output: str = "logits", *, dtype: Any = Non
     model = torch.nn.Sequential(*layers)
     _assign(model, network.weights, network.biases)
     return model
+
+
+def from_torch(model: nn.Module, network: LiftedNetwork) -> LiftedNetwork:
+    """Copy the weights of a PyTorch MLP into ``network`` (the inverse of :func:`to_torch`).
+
+    A model trained by backprop can then be refined by BCD (``network.fit(..., warm_start=True)``)
+    or used with the lifted prediction rule. The ``nn.Linear`` modules are taken in order, one
+    per weight layer; in an ``nn.Sequential`` the module between two of them must be the one
+    :func:`to_torch` writes for the network's activation (``nn.ReLU`` for ``relu_fenchel``, ...),
+    so that the copy computes the same function.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The trained model (its parameters are read, detached, in the network's dtype).
+    network : LiftedNetwork
+        The network to receive them, with the same layer sizes.
+
+    Returns
+    -------
+    LiftedNetwork
+        ``network``, its weights set.
+
+    Raises
+    ------
+    ValueError
+        When the number or the shapes of the ``Linear`` layers differ from the network's, or a
+        hidden activation of an ``nn.Sequential`` is not the network's.
+    """
+    torch = import_torch()
+    linears = linear_layers(model)
+    if len(linears) != network.n_layers:
+        raise ValueError(
+            f"the model has {len(linears)} nn.Linear layers, the network {network.n_layers} "
+            f"weight layers (layer_sizes {list(network.layer_sizes)})."
+        )
+    if isinstance(model, torch.nn.Sequential):
+        modules = list(model)
+        at = [i for i, m in enumerate(modules) if isinstance(m, torch.nn.Linear)]
+        for layer, (i, j) in enumerate(zip(at, at[1:], strict=False)):
+            between = modules[i + 1 : j]
+            want = type(torch_activation(network.activations[layer]))
+            if [type(m) for m in between] != [want]:
+                raise ValueError(
+                    f"between Linear layers {layer} and {layer + 1} the model has "
+                    f"{[type(m).__name__ for m in between]}, the network's activation "
+                    f"{network.activations[layer].name!r} is {want.__name__}: the copy would "
+                    "compute another function."
+                )
+    weights = [lin.weight.detach().cpu().numpy() for lin in linears]
+    biases = [
+        lin.bias.detach().cpu().numpy()
+        if lin.bias is not None
+        else np.zeros(lin.out_features, dtype=network.dtype)
+        for lin in linears
+    ]
+    network.set_weights(weights, biases)
+    return network
 
 
 # ------------------------------------------------------------------------------ initialisers
