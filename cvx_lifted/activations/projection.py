@@ -156,7 +156,13 @@ class LeakyReLU(ProjectionActivation):
 
     Jointly convex (the constraint is linear in :math:`(u, z)`), but the domain involves
     :math:`u`, so the weight step is a constrained least-squares problem: it is trained by the
-    compiled CVXPY path. ``leaky_relu_fenchel`` is a smooth bi-convex alternative.
+    compiled CVXPY path. ``leaky_relu_fenchel`` is a smooth bi-convex alternative, and the one
+    to train with: under BCD the domain ties the weights to the current states
+    (:math:`\alpha(XW^\top + \mathbf 1 b^\top) \le Z`), so a weight step can move them only as far
+    as the states allow, and training stalls (breast cancer standardised, a 75/25 split,
+    30-6-5-2, ``simplex_xent``, eight sweeps: the first layer's weights moved by at most 4e-6
+    and test accuracy was 0.79, against 0.95 with ``relu`` and 0.90 with
+    ``leaky_relu_fenchel``).
 
     Parameters
     ----------
