@@ -3,6 +3,7 @@
 
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -14,6 +15,9 @@ distributed = pytest.importorskip("distributed", reason="the Dask path needs the
 
 from cvx_lifted.distributed import DaskBCDSolver, rows_from_npy  # noqa: E402
 from cvx_lifted.distributed import cluster as cluster_module  # noqa: E402
+
+# small chunks on purpose (many chunks per worker on little data): their warning is tested once
+pytestmark = pytest.mark.filterwarnings("ignore:X is cut into:UserWarning")
 
 
 def _classification(m=1500, p=12, q=4, seed=0):
@@ -245,6 +249,17 @@ def test_empty_chunks_and_a_refit_leave_fits_and_lazy_predictions_right(dask_act
     unknown = da.from_array(Y, chunks=(100, 4))[da.from_array(Y[:, 0] >= 0, chunks=100)]
     with pytest.raises(ValueError, match=r"Y has unknown chunk sizes; call Y.compute_chunk"):
         net.fit(da.from_array(X, chunks=(100, 12)), unknown, max_iter=1)
+
+
+@pytest.mark.filterwarnings("default")
+def test_many_small_chunks_warn_with_a_size_to_rechunk_to(dask_active):
+    X, Y = _classification(m=1500)
+    net = LiftedNetwork([12, 8, 4], output="softmax_xent")
+    with pytest.warns(UserWarning, match=r"15 row chunks of about 100 rows for 2 worker\(s\)"):
+        net.fit(da.from_array(X, chunks=(100, 12)), Y, max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net.fit(da.from_array(X, chunks=(750, 12)), Y, max_iter=1)  # one chunk per worker
 
 
 def test_rho_zero_is_named_as_the_reason_a_dask_fit_is_refused(dask_active):

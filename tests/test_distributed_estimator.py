@@ -14,6 +14,9 @@ distributed = pytest.importorskip("distributed", reason="the Dask path needs the
 
 from cvx_lifted.distributed import cluster as cluster_module  # noqa: E402
 
+# small chunks on purpose: their warning is tested in test_distributed.py
+pytestmark = pytest.mark.filterwarnings("ignore:X is cut into:UserWarning")
+
 FEW = {"hidden_layer_sizes": (10,), "max_iter": 3, "tol": 0.0, "random_state": 2}
 
 

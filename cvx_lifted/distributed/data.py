@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from cvx_lifted._validation import caller_stacklevel
 
 from .cluster import is_dask_array, require_dask, workers
 
@@ -30,6 +33,7 @@ __all__ = [
     "predict",
     "rows_from_npy",
     "task_bytes",
+    "warn_small_chunks",
 ]
 
 
@@ -208,6 +212,42 @@ def check_chunks(X: Any, layer_sizes: Any, fraction: float) -> list[int]:
             f"X = X.rechunk({{0: {fits}}}), or workers with more memory."
         )
     return limits
+
+
+#: Rows per chunk below which :func:`warn_small_chunks` warns (when there are more chunks than
+#: twice the workers): a sweep runs a few tasks per chunk, each with milliseconds of overhead.
+#: Measured on digits, three sweeps on two workers: 1.4 s in one chunk, 8.9 s in chunks of 97
+#: rows, 82 s in chunks of 7.
+MIN_CHUNK_ROWS = 1_000
+
+
+def warn_small_chunks(X: Any, layer_sizes: Any, fraction: float) -> None:
+    """Warn when ``X`` is cut into many small row chunks, and suggest a size that fits.
+
+    Parameters
+    ----------
+    X : dask.array.Array
+        Row-chunked inputs.
+    layer_sizes : sequence of int
+        The network's layer sizes (the suggestion fits ``fraction`` of a worker's memory).
+    fraction : float
+        The share of a worker's memory limit one task may take.
+    """
+    n_chunks, rows = len(X.chunks[0]), int(X.shape[0])
+    n_workers = max(1, len(workers()))
+    if n_chunks <= 2 * n_workers or rows / n_chunks >= MIN_CHUNK_ROWS:
+        return
+    size = max(MIN_CHUNK_ROWS, -(-rows // (2 * n_workers)))
+    finite = [lim for lim in worker_memory_limits() if lim > 0]
+    if finite:
+        size = max(1, min(size, int(fraction * min(finite) / task_bytes(1, layer_sizes))))
+    warnings.warn(
+        f"X is cut into {n_chunks} row chunks of about {rows // n_chunks} rows for "
+        f"{n_workers} worker(s): each sweep runs tasks on every chunk, and their overhead "
+        f"dominates chunks this small. Rechunk it, e.g. X = X.rechunk({{0: {size}}}).",
+        UserWarning,
+        stacklevel=caller_stacklevel(),
+    )
 
 
 def _load_rows(path: str, start: int, stop: int) -> Any:

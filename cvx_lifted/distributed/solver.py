@@ -35,7 +35,7 @@ from cvx_lifted.kernels.ridge import image_chunk
 
 from ._ops import DaskRowOps
 from .cluster import cluster_client, is_dask_array
-from .data import as_rows, check_chunks, cluster_memory, like_rows
+from .data import as_rows, check_chunks, cluster_memory, like_rows, warn_small_chunks
 
 if TYPE_CHECKING:
     from cvx_lifted.losses import OutputHead
@@ -212,6 +212,7 @@ class DaskBCDSolver(BCDSolver):
         X0 = as_rows(X, "X", n_features=net.layer_sizes[0], dtype=net.dtype)
         Ymat = like_rows(Y, X0, "Y", n_columns=net.layer_sizes[-1], dtype=net.dtype)
         check_chunks(X0, net.layer_sizes, TASK_FRACTION)
+        warn_small_chunks(X0, net.layer_sizes, TASK_FRACTION)
         persist = self.persist
         if persist == "auto":
             persist = X0.nbytes + Ymat.nbytes <= PERSIST_FRACTION * cluster_memory()
