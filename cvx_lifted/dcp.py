@@ -104,11 +104,12 @@ def _describe(node: Any, dpp: bool) -> str:
         const = [a for a in args if a.is_constant()]
         if len(const) == 1 and not (const[0].is_nonneg() or const[0].is_nonpos()):
             other = args[1] if const[0] is args[0] else args[0]
+            sign = ">= 0" if other.is_convex() else "<= 0"
             return (
                 f"`{node}` multiplies the {_curvature(other)} `{other}` by `{const[0]}`, whose "
-                f"sign is unknown: the product is convex only where that factor is >= 0. A "
-                f"divergence's u (a Parameter) has no sign; scale non-affine terms in z by "
-                f"non-negative constants, or by parameters declared nonneg=True."
+                f"sign is unknown: the product is convex only where that factor is {sign}. A "
+                f"divergence's u has no sign, so it may multiply z only in affine terms (such "
+                f"as -u * z); scale the other terms by constants of known sign."
             )
         return (
             f"`{node}` multiplies two non-constant expressions ({kinds}); DCP allows a product "

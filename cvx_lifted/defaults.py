@@ -209,7 +209,7 @@ def auto_weight_iterations(rows: int, *, softmax_head: bool = False) -> int:
     return 3 if softmax_head or rows < WEIGHT_ITER_ROWS else 1
 
 
-def auto_solver(rows: int, *, minibatch_possible: bool = True, n_hidden: int = 1) -> str:
+def auto_solver(rows: int, *, n_hidden: int, minibatch_possible: bool = True) -> str:
     """Return the training algorithm of ``solver="auto"`` for ``rows`` training rows.
 
     ``"minibatch"`` from :data:`MINIBATCH_ROWS` rows for a network with one hidden layer
@@ -220,11 +220,11 @@ def auto_solver(rows: int, *, minibatch_possible: bool = True, n_hidden: int = 1
     ----------
     rows : int
         Rows of training data.
+    n_hidden : int
+        Hidden layers of the network.
     minibatch_possible : bool, default True
         Whether :class:`~cvx_lifted.minibatch.MinibatchBCDSolver` can train the network on
         these data (see :func:`cvx_lifted.minibatch.unsupported_blocks`).
-    n_hidden : int, default 1
-        Hidden layers of the network.
 
     Returns
     -------

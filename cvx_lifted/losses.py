@@ -82,13 +82,17 @@ class OutputHead(ParamsMixin, abc.ABC):
     def predict(self, U: FloatArray) -> FloatArray:
         """Map the last pre-activation :math:`U_L` to the feed-forward output."""
 
-    def check_targets(self, Y: FloatArray, name: str = "Y") -> None:
-        r"""Raise ``ValueError`` naming the first row of ``Y`` the loss is not defined for.
+    #: How far from 1 a probability row may sum (float32 softmax rows are off by ~1e-7).
+    ROW_SUM_TOL: ClassVar[float] = 1e-4
+
+    def check_targets(self, Y: FloatArray, name: str = "Y", *, warn: bool = True) -> None:
+        """Raise ``ValueError`` naming the first row of ``Y`` the loss is not defined for.
 
         A classification head needs one-hot or probability rows: non-negative and summing to
-        1 (to :math:`\sqrt{\epsilon}` of the dtype). A row summing to 2 would weigh its sample
-        twice under ``simplex_xent`` and leaves ``softmax_xent`` unbounded below; multi-label
-        indicator rows are the usual cause. Other heads accept any finite targets.
+        1 (to :data:`ROW_SUM_TOL`). A row summing to 2 would weigh its sample twice under
+        ``simplex_xent`` and leaves ``softmax_xent`` unbounded below; multi-label indicator rows
+        are the usual cause. Other heads accept any finite targets, and warn (``warn``) when
+        they leave the range of the output activation (:meth:`warn_outside_range`).
 
         Parameters
         ----------
@@ -96,21 +100,49 @@ class OutputHead(ParamsMixin, abc.ABC):
             Targets, one row per sample.
         name : str, default="Y"
             The argument's name in the message.
+        warn : bool, default=True
+            Warn about the range (off where the warning could not reach the user).
         """
-        if not self.classification:
-            _warn_outside_range(self.activation, np.asarray(Y), name)
-            return
         Y = np.asarray(Y)
-        tol = float(np.sqrt(np.finfo(Y.dtype if Y.dtype.kind == "f" else np.float64).eps))
+        if not self.classification:
+            if warn and Y.size:
+                self.warn_outside_range(float(Y.min()), float(Y.max()), name)
+            return
         sums = Y.sum(axis=1, dtype=np.float64)
-        bad = np.flatnonzero((Y < 0).any(axis=1) | (np.abs(sums - 1.0) > tol * Y.shape[1]))
+        bad = np.flatnonzero((Y < 0).any(axis=1) | (np.abs(sums - 1.0) > self.ROW_SUM_TOL))
         if bad.size:
             i = int(bad[0])
-            why = "has a negative entry" if (Y[i] < 0).any() else f"sums to {sums[i]:.6g}"
+            why = "has a negative entry" if (Y[i] < 0).any() else f"sums to {sums[i]:.10g}"
             raise ValueError(
                 f"{name} must hold one-hot or probability rows (non-negative, summing to 1) for "
                 f"output {self.name!r}; row {i} {why} ({bad.size} such row(s)). Multi-label "
                 f"targets need output='squared'."
+            )
+
+    def warn_outside_range(self, low: float, high: float, name: str = "Y") -> None:
+        """Warn when targets in ``[low, high]`` leave the range of the output activation.
+
+        Parameters
+        ----------
+        low, high : float
+            The smallest and largest target.
+        name : str, default="Y"
+            The argument's name in the message.
+        """
+        act = self.activation
+        fy = getattr(act, "fy", None)
+        bounds = act.box if act is not None and act.box is not None else fy and (fy.lo, fy.hi)
+        if act is None or not bounds:
+            return
+        lo, hi = bounds
+        low, high = low + 0.0, high + 0.0  # no "-0" in the message
+        if low < lo or high > hi:
+            warnings.warn(
+                f"{name} ranges over [{low:.4g}, {high:.4g}], outside [{lo:g}, {hi:g}], the "
+                f"range of output_activation={act.name!r}: the fit cannot reach those targets. "
+                "Scale them into that range, or use output_activation='identity'.",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
             )
 
 
@@ -219,24 +251,6 @@ class SoftmaxCrossEntropy(OutputHead):
     def predict(self, U: FloatArray) -> FloatArray:  # noqa: D102
         out: FloatArray = softmax(np.asarray(U), axis=1).astype(np.asarray(U).dtype, copy=False)
         return out
-
-
-def _warn_outside_range(act: Activation | None, Y: FloatArray, name: str) -> None:
-    """Warn when targets lie outside the range of the output activation (never reached)."""
-    fy = getattr(act, "fy", None)
-    bounds = act.box if act is not None and act.box is not None else fy and (fy.lo, fy.hi)
-    if not bounds or not Y.size:
-        return
-    lo, hi = bounds
-    if Y.min() < lo or Y.max() > hi:
-        assert act is not None
-        warnings.warn(
-            f"{name} ranges over [{Y.min():.4g}, {Y.max():.4g}], outside [{lo:g}, {hi:g}], the "
-            f"range of output_activation={act.name!r}: the fit cannot reach those targets. Scale "
-            "them into that range, or use output_activation='identity'.",
-            UserWarning,
-            stacklevel=caller_stacklevel(),
-        )
 
 
 OUTPUTS: dict[str, type[OutputHead]] = {

@@ -484,6 +484,7 @@ class LiftedNetwork:
         for i, (state, width) in enumerate(zip(states, sizes[1:], strict=False)):
             Xs.append(check_array(state, f"states[{i}]", n_features=width, dtype=np.float64))
         Ymat = check_array(Y, "Y", n_features=sizes[-1], dtype=np.float64)
+        self.head.check_targets(Ymat, warn=False)
         for name, arr in [*((f"states[{i}]", A) for i, A in enumerate(Xs[1:])), ("Y", Ymat)]:
             if arr.shape[0] != m:
                 raise ValueError(f"{name} has {arr.shape[0]} rows, X has {m}; one row per sample.")

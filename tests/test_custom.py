@@ -389,3 +389,26 @@ def test_networks_and_estimators_with_a_registered_custom_activation_pickle(regi
     ACTIVATIONS.pop("pickled_threshold")  # as in a process that has not declared it
     with pytest.raises(ValueError, match="'pickled_threshold': it is not registered in this"):
         pickle.loads(dumped)
+
+
+def test_an_activation_declared_in_a_script_pickles_by_value_with_cloudpickle():
+    cloudpickle = pytest.importorskip("cloudpickle")
+    import pickle
+
+    namespace = {"__name__": "__main__", "cl": cl, "cp": cp, "np": np}
+    exec(  # as a script or notebook declares it
+        "act = cl.custom_activation(name='script_relu', divergence=lambda u, z: "
+        "0.5 * cp.sum_squares(z - u), domain=lambda u, z: [z >= 0], "
+        "closed_form=lambda u: np.maximum(u, 0.0))",
+        namespace,
+    )
+    act = namespace["act"]
+    try:
+        assert type(act)._defined_in == "__main__"
+        # by value (as Dask and joblib send it): a worker process need not have declared it
+        again = cloudpickle.loads(cloudpickle.dumps(act))
+        np.testing.assert_array_equal(again.act([[-1.0, 2.0]]), [[0.0, 2.0]])
+        with pytest.raises(pickle.PicklingError):  # plain pickle cannot send lambdas
+            pickle.dumps(act)
+    finally:
+        ACTIVATIONS.pop("script_relu", None)

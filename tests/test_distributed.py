@@ -262,6 +262,15 @@ def test_many_small_chunks_warn_with_a_size_to_rechunk_to(dask_active):
         net.fit(da.from_array(X, chunks=(750, 12)), Y, max_iter=1)  # one chunk per worker
 
 
+def test_targets_outside_the_output_range_warn_on_the_client(dask_active):
+    X, Y = _classification(m=200)
+    net = LiftedNetwork([12, 8, 1], output_activation="relu")
+    with pytest.warns(UserWarning, match=r"ranges over \[-1, 0\], outside \[0, inf\]") as rec:
+        net.fit(da.from_array(X, chunks=(100, 12)), -Y[:, :1], max_iter=1)
+    assert rec[0].filename == __file__
+    assert not any(f[0] == "ignore" and f[2] is Warning for f in warnings.filters[:1])
+
+
 def test_rho_zero_is_named_as_the_reason_a_dask_fit_is_refused(dask_active):
     X, Y = _classification(m=200)
     with pytest.raises(ValueError, match=r"rho = 0 for \['W0', 'W1'\]: fast weight steps need"):
@@ -274,8 +283,8 @@ def test_workers_without_a_memory_limit_keep_the_data_in_memory():
     from cvx_lifted.distributed.data import cluster_memory
 
     with (
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=False, memory_limit=0,
+        distributed.LocalCluster(  # worker processes: no threads left in this one (forks)
+            n_workers=1, threads_per_worker=1, processes=True, memory_limit=0,
             dashboard_address=":0",
         ) as cluster,
         distributed.Client(cluster) as client,

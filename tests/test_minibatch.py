@@ -427,9 +427,9 @@ def auto_from_100_rows(monkeypatch):
 
 def test_auto_solver_rule():
     rows = defaults.MINIBATCH_ROWS
-    assert defaults.auto_solver(rows) == "minibatch"
-    assert defaults.auto_solver(rows - 1) == "bcd"
-    assert defaults.auto_solver(10 * rows, minibatch_possible=False) == "bcd"
+    assert defaults.auto_solver(rows, n_hidden=1) == "minibatch"
+    assert defaults.auto_solver(rows - 1, n_hidden=1) == "bcd"
+    assert defaults.auto_solver(10 * rows, n_hidden=1, minibatch_possible=False) == "bcd"
     assert defaults.auto_solver(10 * rows, n_hidden=2) == "bcd"  # measured behind full-batch
 
 
@@ -602,9 +602,9 @@ def test_a_rising_objective_warns_instead_of_asking_for_more_epochs():
         warnings.simplefilter("always")
         reg = LiftedMLPRegressor(random_state=0, solver="minibatch").fit(X, y)
     assert reg.network_.history.rising()
-    messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
-    assert len(messages) == 1 and "objective rose in" in messages[0], messages
-    assert caught[0].filename == __file__  # points at the fit
+    rising = [w for w in caught if w.category is RuntimeWarning]
+    assert len(rising) == 1 and "objective rose in" in str(rising[0].message), rising
+    assert rising[0].filename == __file__  # points at the fit
     assert not any(w.category is ConvergenceWarning for w in caught)
     history = BCDHistory(objective=[5.0, 4.0, 3.0, 3.1, 3.0, 2.9], increases=[3])
     assert not history.rising()

@@ -311,7 +311,14 @@ def test_from_torch_reads_a_trained_model_back_and_refuses_another_function():
     # tensors that require grad are accepted by set_weights too
     linears = ct.linear_layers(model)
     back.set_weights([m.weight for m in linears], [m.bias for m in linears])
-    with pytest.raises(ValueError, match=r"has \['ReLU'\], the network's activation 'tanh'"):
+    with pytest.raises(ValueError, match=r"layer 0 the model has \['ReLU\(\)'\], the network"):
         ct.from_torch(ct.mlp([4, 8, 6, 3], "relu"), back)
+    leaky = cl.LiftedNetwork([4, 8, 3], activation=cl.get_activation("leaky_relu", alpha=0.3))
+    with pytest.raises(ValueError, match=r"negative_slope=0.01"):  # the slope is compared too
+        ct.from_torch(ct.to_torch(leaky.initialize(0)), cl.LiftedNetwork([4, 8, 3], "leaky_relu"))
+    trailing = torch.nn.Sequential(*ct.to_torch(net), torch.nn.Sigmoid())
+    with pytest.raises(ValueError, match=r"after Linear layer 2 the model has \['Sigmoid\(\)'\]"):
+        ct.from_torch(trailing, back)
+    ct.from_torch(ct.to_torch(net, "predict"), back)  # the head's softmax is its own
     with pytest.raises(ValueError, match="the model has 2 nn.Linear layers, the network 3"):
         ct.from_torch(ct.mlp([4, 8, 3]), back)

@@ -167,15 +167,18 @@ class CustomActivation(Activation):
     cone: ClassVar[str] = "?"
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        """Pickle a registered activation by its name and defining module (as model files do).
+        """Pickle by name and module when declared in an importable module (as model files do).
 
-        Its class is made at run time, so ``pickle`` cannot find it by reference; unpickling
-        looks the name up in the registry, importing the defining module when it is not there
-        (an activation declared in a script or notebook must be declared again first). An
-        unregistered one pickles as any object (``cloudpickle`` can, ``pickle`` cannot).
+        Its class is made at run time, so ``pickle`` cannot find it by reference. A registered
+        activation declared in a module other than ``__main__`` pickles as its name and that
+        module: unpickling imports the module if the name is not registered yet (in a new
+        process, a Dask worker). One declared in a script or notebook (``__main__``), or not
+        registered, pickles as any object: ``cloudpickle`` (Dask, joblib) sends its definition
+        by value, ``pickle`` cannot.
         """
-        if ACTIVATIONS.get(self.name) is type(self):
-            return (_registered, (self.name, type(self)._defined_in))
+        module = type(self)._defined_in
+        if ACTIVATIONS.get(self.name) is type(self) and module not in (None, "__main__"):
+            return (_registered, (self.name, module))
         return super().__reduce_ex__(protocol)
 
     def divergence(self, u: Any, z: Any) -> cp.Expression:  # noqa: D102
@@ -416,16 +419,14 @@ def custom_activation(
     return probe
 
 
-def _registered(name: str, module: str | None) -> Activation:
+def _registered(name: str, module: str) -> Activation:
     """Return the registered custom activation ``name``, importing ``module`` if needed."""
-    if name not in ACTIVATIONS and module not in (None, "__main__"):
+    if name not in ACTIVATIONS:
         importlib.import_module(module)
     if name not in ACTIVATIONS:
         raise ValueError(
             f"cannot unpickle the custom activation {name!r}: it is not registered in this "
-            f"process{f' and importing {module!r} did not register it' if module else ''}. Run "
-            "the code that declares it (custom_activation) first, or declare it in a module "
-            "that can be imported."
+            f"process, and importing {module!r}, where it was declared, did not register it."
         )
     return ACTIVATIONS[name]()
 

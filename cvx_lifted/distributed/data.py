@@ -237,7 +237,7 @@ def warn_small_chunks(X: Any, layer_sizes: Any, fraction: float) -> None:
     n_workers = max(1, len(workers()))
     if n_chunks <= 2 * n_workers or rows / n_chunks >= MIN_CHUNK_ROWS:
         return
-    size = max(MIN_CHUNK_ROWS, -(-rows // (2 * n_workers)))
+    size = min(rows, max(MIN_CHUNK_ROWS, -(-rows // (2 * n_workers))))
     finite = [lim for lim in worker_memory_limits() if lim > 0]
     if finite:
         size = max(1, min(size, int(fraction * min(finite) / task_bytes(1, layer_sizes))))

@@ -22,13 +22,12 @@ The client holds parameters, Grams and per-column sums, never rows. Blocks witho
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from cvx_lifted import threads
+from cvx_lifted import paths, threads
 from cvx_lifted.bcd import BCDSolver, BCDState
 from cvx_lifted.history import BCDResult
 from cvx_lifted.kernels.ridge import image_chunk
@@ -74,9 +73,7 @@ def _bad_chunk(X: Any, Y: Any, *, head: OutputHead) -> dict[str, int]:
     bad = {"X": int(not np.all(np.isfinite(X))), "Y": int(not np.all(np.isfinite(Y))), "rows": 0}
     if not bad["Y"]:
         try:
-            with warnings.catch_warnings():  # a range warning per chunk would go to worker logs
-                warnings.simplefilter("ignore")
-                head.check_targets(Y)
+            head.check_targets(Y, warn=False)  # the range is checked on the client
         except ValueError:
             bad["rows"] = 1
     return bad
@@ -234,6 +231,11 @@ class DaskBCDSolver(BCDSolver):
             )
         if problems:
             raise ValueError("; ".join(problems) + ". Clean them before training.")
+        if not net.head.classification:
+            import dask
+
+            low, high = dask.compute(Ymat.min(), Ymat.max())
+            net.head.warn_outside_range(float(low), float(high))
         return X0, Ymat
 
     # ------------------------------------------------------------------ driver
@@ -284,4 +286,5 @@ class DaskBCDSolver(BCDSolver):
                     result = self._loop(state)
             if owned:
                 result.states = []
-            return result
+        paths.warn_unconverged_states(result.history)
+        return result

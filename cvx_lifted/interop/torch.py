@@ -348,14 +348,19 @@ def to_torch(network: LiftedNetwork, output: str = "logits", *, dtype: Any = Non
         if layer < network.n_hidden:
             layers.append(torch_activation(network.activations[layer]))
     if output != "logits":
-        if head.name == "softmax_xent" or not head.has_state:
-            layers.append(torch.nn.Softmax(dim=-1))
-        else:
-            assert head.activation is not None
-            layers.append(torch_activation(head.activation))
+        layers.append(_head_module(network))
     model = torch.nn.Sequential(*layers)
     _assign(model, network.weights, network.biases)
     return model
+
+
+def _head_module(network: LiftedNetwork) -> nn.Module:
+    """Return the module computing the head's prediction from the last pre-activation."""
+    head = network.head
+    if head.name == "softmax_xent" or not head.has_state:
+        return import_torch().nn.Softmax(dim=-1)
+    assert head.activation is not None
+    return torch_activation(head.activation)
 
 
 def from_torch(model: nn.Module, network: LiftedNetwork) -> LiftedNetwork:
@@ -364,8 +369,10 @@ def from_torch(model: nn.Module, network: LiftedNetwork) -> LiftedNetwork:
     A model trained by backprop can then be refined by BCD (``network.fit(..., warm_start=True)``)
     or used with the lifted prediction rule. The ``nn.Linear`` modules are taken in order, one
     per weight layer; in an ``nn.Sequential`` the module between two of them must be the one
-    :func:`to_torch` writes for the network's activation (``nn.ReLU`` for ``relu_fenchel``, ...),
-    so that the copy computes the same function.
+    :func:`to_torch` writes for the network's activation (``nn.ReLU`` for ``relu_fenchel``, with
+    the same parameters: a ``LeakyReLU``'s slope, a ``Hardtanh``'s range), and after the last
+    one there may be nothing or the head's activation, so that the copy computes the same
+    function.
 
     Parameters
     ----------
@@ -393,17 +400,22 @@ def from_torch(model: nn.Module, network: LiftedNetwork) -> LiftedNetwork:
             f"weight layers (layer_sizes {list(network.layer_sizes)})."
         )
     if isinstance(model, torch.nn.Sequential):
-        modules = list(model)
-        at = [i for i, m in enumerate(modules) if isinstance(m, torch.nn.Linear)]
-        for layer, (i, j) in enumerate(zip(at, at[1:], strict=False)):
+        # the modules to_torch writes, compared by repr (type and parameters: LeakyReLU's
+        # slope, Hardtanh's range); after the last Linear: nothing, or the head's activation
+        modules = [repr(m) for m in model]
+        at = [i for i, m in enumerate(model) if isinstance(m, torch.nn.Linear)]
+        heads = [[], [repr(_head_module(network))]]
+        for layer, (i, j) in enumerate(zip(at, [*at[1:], len(modules)], strict=True)):
             between = modules[i + 1 : j]
-            want = type(torch_activation(network.activations[layer]))
-            if [type(m) for m in between] != [want]:
+            if layer < network.n_hidden:
+                want = [repr(torch_activation(network.activations[layer]))]
+                ok = between == want
+            else:
+                want, ok = heads[1], between in heads
+            if not ok:
                 raise ValueError(
-                    f"between Linear layers {layer} and {layer + 1} the model has "
-                    f"{[type(m).__name__ for m in between]}, the network's activation "
-                    f"{network.activations[layer].name!r} is {want.__name__}: the copy would "
-                    "compute another function."
+                    f"after Linear layer {layer} the model has {between}, the network "
+                    f"computes {want or ['nothing']}: the copy would compute another function."
                 )
     weights = [lin.weight.detach().cpu().numpy() for lin in linears]
     biases = [
