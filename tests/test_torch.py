@@ -322,3 +322,26 @@ def test_from_torch_reads_a_trained_model_back_and_refuses_another_function():
     ct.from_torch(ct.to_torch(net, "predict"), back)  # the head's softmax is its own
     with pytest.raises(ValueError, match="the model has 2 nn.Linear layers, the network 3"):
         ct.from_torch(ct.mlp([4, 8, 3]), back)
+
+
+def test_a_custom_activation_with_a_torch_module_goes_to_torch_and_back():
+    import cvxpy as cp
+
+    def declare(name, module):
+        return cl.custom_activation(
+            name=name, register=False, torch_module=module,
+            divergence=lambda u, z: 0.5 * cp.sum_squares(z - u) + 0.1 * cp.norm1(z),
+            closed_form=lambda u: np.sign(u) * np.maximum(np.abs(u) - 0.1, 0.0),
+        )  # fmt: skip
+
+    soft = declare("soft_for_torch", lambda: torch.nn.Softshrink(0.1))
+    net = cl.LiftedNetwork([4, 6, 3], activation=soft, output="softmax_xent").initialize(0)
+    model = ct.to_torch(net, "probabilities", dtype=np.float64)
+    x = np.random.default_rng(0).normal(size=(5, 4))
+    np.testing.assert_allclose(model(torch.from_numpy(x)).detach().numpy(), net.predict(x))
+    ct.from_torch(model, cl.LiftedNetwork([4, 6, 3], activation=soft, output="softmax_xent"))
+    wrong = declare("soft_wrong_torch", torch.nn.ReLU)
+    with pytest.raises(ValueError, match=r"torch_module of 'soft_wrong_torch' \(ReLU\(\)\) does"):
+        ct.to_torch(cl.LiftedNetwork([4, 6, 3], activation=wrong).initialize(0))
+    with pytest.raises(ValueError, match="no torch.nn counterpart"):
+        ct.torch_activation(declare("soft_no_torch", None))

@@ -196,6 +196,8 @@ class CustomActivation(Activation):
         return expr
 
     _fy_form: ClassVar[FenchelYoungForm | None] = None
+    #: Factory of the ``torch.nn.Module`` computing the closed form (for ``to_torch``), or None.
+    torch_module: ClassVar[Callable[[], Any] | None] = None
 
     def domain(self, u: Any, z: Any) -> list[cp.Constraint]:  # noqa: D102
         fn = type(self)._domain_fn
@@ -294,6 +296,7 @@ def custom_activation(
     overwrite: bool = False,
     probe_features: int = 3,
     check_closed_form: bool = True,
+    torch_module: Callable[[], Any] | None = None,
 ) -> Activation:
     r"""Declare an activation as a convex program, check it, and (by default) register it.
 
@@ -334,6 +337,10 @@ def custom_activation(
         wrong closed form otherwise trains states and predicts with another function. It
         catches gross mistakes only: :func:`cvx_lifted.verify` checks a grid of inputs against
         tight tolerances.
+    torch_module : callable ``() -> torch.nn.Module``, optional
+        Makes the PyTorch module computing the closed form (e.g. ``torch.nn.Softshrink`` for a
+        soft threshold), so that :func:`cvx_lifted.interop.torch.to_torch` and ``from_torch``
+        can copy networks that use the activation; checked against the closed form there.
 
     Returns
     -------
@@ -375,6 +382,11 @@ def custom_activation(
     for arg, fn in (("divergence", divergence), ("closed_form", closed_form)):
         if not callable(fn):
             raise ValueError(f"{arg} must be callable, got {type(fn).__name__}.")
+    if torch_module is not None and not callable(torch_module):
+        raise ValueError(
+            f"torch_module must be callable (a torch.nn.Module class or a function making "
+            f"one), got {type(torch_module).__name__}."
+        )
     if domain is not None and not callable(domain):
         raise ValueError(f"domain must be callable or None, got {type(domain).__name__}.")
     defined_in = _caller_module()
@@ -393,6 +405,7 @@ def custom_activation(
         "_closed_form_fn": staticmethod(closed_form),
         "_defined_in": defined_in,
         "_fy_form": fenchel_young,
+        "torch_module": staticmethod(torch_module) if torch_module is not None else None,
         "kernel": "fenchel_young" if fenchel_young is not None else None,
         "formula": formula or "user closed form",
         "divergence_text": (

@@ -212,7 +212,8 @@ def torch_activation(activation: str | Activation) -> nn.Module:
     ------
     ValueError
         For activations with no ``torch.nn`` counterpart here (``sign``, ``max_pool``, custom
-        activations, ...).
+        activations declared without ``torch_module``, ...), or a custom ``torch_module`` that
+        does not compute the closed form.
     """
     torch = import_torch()
     nn = torch.nn
@@ -235,11 +236,35 @@ def torch_activation(activation: str | Activation) -> nn.Module:
         return nn.Identity()
     if name == "sparsemax":
         return sparsemax_module()
+    factory = getattr(act, "torch_module", None)
+    if factory is not None:  # a custom activation's (custom_activation(torch_module=...))
+        return _checked_module(act, factory())
     raise ValueError(
         f"activation {name!r} has no torch.nn counterpart in to_torch (supported: "
-        f"{', '.join(_SUPPORTED)}); build the model yourself: W_l has shape (out, in), the "
-        f"layout of nn.Linear.weight."
+        f"{', '.join(_SUPPORTED)}, and custom activations declared with torch_module=...); "
+        f"build the model yourself: W_l has shape (out, in), the layout of nn.Linear.weight."
     )
+
+
+def _checked_module(act: Activation, module: Any) -> nn.Module:
+    """Return ``module`` if it is a ``torch.nn.Module`` computing ``act``'s closed form."""
+    torch = import_torch()
+    if not isinstance(module, torch.nn.Module):
+        raise ValueError(
+            f"torch_module of {act.name!r} must make a torch.nn.Module, got "
+            f"{type(module).__name__}."
+        )
+    u = np.linspace(-3.0, 3.0, 13).reshape(1, -1)
+    with torch.no_grad():
+        got = module(torch.from_numpy(u)).numpy()
+    want = act.act(u)
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-6, atol=1e-9):
+        raise ValueError(
+            f"torch_module of {act.name!r} ({module!r}) does not compute its closed form: at "
+            f"u = {u[0].tolist()} it gives {np.round(got, 4).tolist()}, the closed form "
+            f"{np.round(want, 4).tolist()}."
+        )
+    return module
 
 
 def _linear(n_in: int, n_out: int, dtype: torch.dtype) -> nn.Linear:
