@@ -332,8 +332,8 @@ def custom_activation(
     probe_features : int, default=3
         Width of the probe used to check convexity now.
     check_closed_form : bool, default=True
-        Solve the argmin once now (two rows of ``probe_features`` inputs in (-2, 2), CVXPY's
-        default solver) and refuse a closed form more than 1e-3 (relative) away from it; a
+        Solve the argmin once now (two rows of ``probe_features`` inputs in (-2, 2), ECOS or
+        CVXPY's default solver) and refuse a closed form more than 1e-3 (relative) away from it; a
         wrong closed form otherwise trains states and predicts with another function. It
         catches gross mistakes only: :func:`cvx_lifted.verify` checks a grid of inputs against
         tight tolerances.
@@ -479,9 +479,14 @@ def _check_closed_form(act: Activation, n: int) -> None:
     z = cp.Variable(closed.shape)
     problem = cp.Problem(cp.Minimize(act.divergence(u, z)), list(act.domain(u, z)))
     try:
-        problem.solve()
-    except cp.error.SolverError:  # no installed solver takes this problem: nothing to compare
-        return
+        # ECOS first: after Clarabel reports "unbounded", a fork()ed child process hangs in its
+        # next Clarabel solve (clarabel 0.11.1; docs/solver-facts.md)
+        problem.solve(solver=cp.ECOS)
+    except cp.error.SolverError:
+        try:
+            problem.solve()
+        except cp.error.SolverError:  # no installed solver takes it: nothing to compare
+            return
     rows = np.round(u, 4).tolist()
     if z.value is None or problem.status not in ("optimal", "optimal_inaccurate"):
         raise ValueError(
