@@ -311,11 +311,19 @@ def test_from_torch_reads_a_trained_model_back_and_refuses_another_function():
     # tensors that require grad are accepted by set_weights too
     linears = ct.linear_layers(model)
     back.set_weights([m.weight for m in linears], [m.bias for m in linears])
-    with pytest.raises(ValueError, match=r"layer 0 the model has \['ReLU\(\)'\], the network"):
+    with pytest.raises(ValueError, match=r"layer 0 the model has \['ReLU\(\)'\], which does not"):
         ct.from_torch(ct.mlp([4, 8, 6, 3], "relu"), back)
     leaky = cl.LiftedNetwork([4, 8, 3], activation=cl.get_activation("leaky_relu", alpha=0.3))
-    with pytest.raises(ValueError, match=r"negative_slope=0.01"):  # the slope is compared too
+    with pytest.raises(ValueError, match=r"compute the network \(activation 'leaky_relu'\)"):
         ct.from_torch(ct.to_torch(leaky.initialize(0)), cl.LiftedNetwork([4, 8, 3], "leaky_relu"))
+    relu = cl.LiftedNetwork([4, 8, 3], output="softmax_xent")
+    same = torch.nn.Sequential(  # the same function written otherwise: accepted
+        torch.nn.Linear(4, 8), torch.nn.ReLU(inplace=True), torch.nn.Linear(8, 3),
+        torch.nn.Softmax(dim=1),
+    )  # fmt: skip
+    ct.from_torch(same, relu)
+    signed = cl.LiftedNetwork([4, 8, 3], output="squared", output_activation="sign")
+    ct.from_torch(ct.mlp([4, 8, 3]), signed)  # logits only: the head needs no torch module
     trailing = torch.nn.Sequential(*ct.to_torch(net), torch.nn.Sigmoid())
     with pytest.raises(ValueError, match=r"after Linear layer 2 the model has \['Sigmoid\(\)'\]"):
         ct.from_torch(trailing, back)
@@ -345,3 +353,21 @@ def test_a_custom_activation_with_a_torch_module_goes_to_torch_and_back():
         ct.to_torch(cl.LiftedNetwork([4, 6, 3], activation=wrong).initialize(0))
     with pytest.raises(ValueError, match="no torch.nn counterpart"):
         ct.torch_activation(declare("soft_no_torch", None))
+    named_relu = declare("relu", lambda: torch.nn.Softshrink(0.1))  # not the built-in's module
+    assert isinstance(ct.torch_activation(named_relu), torch.nn.Softshrink)
+    # a module with parameters, exported in float32, and a changed parameter refused on the way back
+    prelu = cl.custom_activation(
+        name="prelu_zero", register=False, torch_module=lambda: torch.nn.PReLU(init=0.0),
+        divergence=lambda u, z: 0.5 * cp.sum_squares(z - u), domain=lambda u, z: [z >= 0],
+        closed_form=lambda u: np.maximum(u, 0.0),
+    )  # fmt: skip
+    net = cl.LiftedNetwork([4, 6, 3], activation=prelu, output="softmax_xent").initialize(0)
+    model = ct.to_torch(net, "probabilities", dtype=np.float32)
+    out = model(torch.from_numpy(x.astype(np.float32))).detach().numpy()
+    np.testing.assert_allclose(out, net.predict(x), atol=1e-6)
+    with torch.no_grad():
+        model[1].weight.fill_(0.5)
+    with pytest.raises(ValueError, match=r"PReLU\(num_parameters=1\)'\], which does not compute"):
+        ct.from_torch(model, net)
+    with pytest.raises(ValueError, match="not ReLU instance"):
+        declare("instance", torch.nn.ReLU())

@@ -41,7 +41,7 @@ from typing import Any, ClassVar, cast
 
 import cvxpy as cp
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from cvx_lifted.activations import ACTIVATIONS, BUILTIN_ACTIVATIONS, register_activation
 from cvx_lifted.activations.base import Activation, Convexity, FloatArray
@@ -382,10 +382,14 @@ def custom_activation(
     for arg, fn in (("divergence", divergence), ("closed_form", closed_form)):
         if not callable(fn):
             raise ValueError(f"{arg} must be callable, got {type(fn).__name__}.")
-    if torch_module is not None and not callable(torch_module):
+    if torch_module is not None and (
+        not callable(torch_module)
+        or (hasattr(torch_module, "forward") and not isinstance(torch_module, type))
+    ):
         raise ValueError(
-            f"torch_module must be callable (a torch.nn.Module class or a function making "
-            f"one), got {type(torch_module).__name__}."
+            f"torch_module must make a module: a torch.nn.Module class or a function such as "
+            f"lambda: torch.nn.Softshrink(0.1), not {type(torch_module).__name__} "
+            f"{'instance ' if callable(torch_module) else ''}(each layer gets its own module)."
         )
     if domain is not None and not callable(domain):
         raise ValueError(f"domain must be callable or None, got {type(domain).__name__}.")
@@ -478,11 +482,25 @@ def _check_closed_form(act: Activation, n: int) -> None:
         ) from exc
     z = cp.Variable(closed.shape)
     problem = cp.Problem(cp.Minimize(act.divergence(u, z)), list(act.domain(u, z)))
+    mask = act.unique_mask(u)  # where the argmin is not unique, any answer is one
+
+    def excess() -> NDArray[np.float64]:
+        value = np.asarray(z.value, dtype=np.float64)
+        out: NDArray[np.float64] = np.abs(value - closed) - 1e-3 * (1.0 + np.abs(closed))
+        out[~mask] = -np.inf
+        return out
+
+    # ECOS first: after Clarabel reports "unbounded", a fork()ed child process hangs in its next
+    # Clarabel solve (clarabel 0.11.1; docs/solver-facts.md). ECOS's certificates are final;
+    # the default solver (Clarabel) gets a second look at anything else ECOS leaves in doubt.
     try:
-        # ECOS first: after Clarabel reports "unbounded", a fork()ed child process hangs in its
-        # next Clarabel solve (clarabel 0.11.1; docs/solver-facts.md)
         problem.solve(solver=cp.ECOS)
+        settled = problem.status in ("infeasible", "unbounded") or (
+            problem.status == "optimal" and excess().max() <= 0
+        )
     except cp.error.SolverError:
+        settled = False
+    if not settled:
         try:
             problem.solve()
         except cp.error.SolverError:  # no installed solver takes it: nothing to compare
@@ -494,10 +512,9 @@ def _check_closed_form(act: Activation, n: int) -> None:
             f"solver reports {problem.status!r}); an activation is its argmin, so it must be "
             "bounded below (check its sign and its domain)."
         )
-    excess = np.abs(z.value - closed) - 1e-3 * (1.0 + np.abs(closed))
-    excess[~act.unique_mask(u)] = -np.inf  # where the argmin is not unique, any answer is one
-    if excess.max() > 0:
-        i, j = np.unravel_index(int(np.argmax(excess)), excess.shape)
+    gap = excess()
+    if gap.max() > 0:
+        i, j = np.unravel_index(int(np.argmax(gap)), gap.shape)
         raise ValueError(
             f"the closed form of {act.name!r} is not the argmin of its divergence: at "
             f"u = {rows[i]} the solver gives z[{j}] = {z.value[i, j]:.6g}, the closed form "

@@ -41,14 +41,16 @@ says how to install it.
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from cvx_lifted.activations import Activation, get_activation
+from cvx_lifted.activations.custom import CustomActivation
 from cvx_lifted.interop._torch_base import (
     INSTALL_HINT,
     OPTIMIZERS,
@@ -219,6 +221,14 @@ def torch_activation(activation: str | Activation) -> nn.Module:
     nn = torch.nn
     act = get_activation(activation)
     name = act.name
+    if isinstance(act, CustomActivation):  # never a built-in's module, whatever its name
+        factory = type(act).torch_module
+        if factory is None:
+            raise ValueError(
+                f"custom activation {name!r} has no torch.nn counterpart: declare it with "
+                "custom_activation(..., torch_module=...) to use it with to_torch."
+            )
+        return _checked_module(act, factory())
     if name in _RELU_LIKE:
         return nn.ReLU()
     if name in _LEAKY:
@@ -236,9 +246,6 @@ def torch_activation(activation: str | Activation) -> nn.Module:
         return nn.Identity()
     if name == "sparsemax":
         return sparsemax_module()
-    factory = getattr(act, "torch_module", None)
-    if factory is not None:  # a custom activation's (custom_activation(torch_module=...))
-        return _checked_module(act, factory())
     raise ValueError(
         f"activation {name!r} has no torch.nn counterpart in to_torch (supported: "
         f"{', '.join(_SUPPORTED)}, and custom activations declared with torch_module=...); "
@@ -254,17 +261,28 @@ def _checked_module(act: Activation, module: Any) -> nn.Module:
             f"torch_module of {act.name!r} must make a torch.nn.Module, got "
             f"{type(module).__name__}."
         )
-    u = np.linspace(-3.0, 3.0, 13).reshape(1, -1)
-    with torch.no_grad():
-        got = module(torch.from_numpy(u)).numpy()
-    want = act.act(u)
-    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-6, atol=1e-9):
-        raise ValueError(
-            f"torch_module of {act.name!r} ({module!r}) does not compute its closed form: at "
-            f"u = {u[0].tolist()} it gives {np.round(got, 4).tolist()}, the closed form "
-            f"{np.round(want, 4).tolist()}."
-        )
+    mismatch = _computes(module, act.act, 13)
+    if mismatch:
+        raise ValueError(f"torch_module of {act.name!r} ({module!r}) {mismatch}")
     return module
+
+
+def _computes(module: Any, fn: Callable[[np.ndarray], np.ndarray], width: int) -> str:
+    """Compare ``module`` (run on a float64 copy) with ``fn`` on two rows; "" when they agree."""
+    torch = import_torch()
+    u = np.random.default_rng(0).uniform(-4.0, 4.0, size=(2, width))
+    try:
+        with torch.no_grad():
+            got = copy.deepcopy(module).to(torch.float64)(torch.from_numpy(u)).numpy()
+    except (RuntimeError, TypeError, ValueError) as exc:
+        return f"fails on a float64 array of shape {u.shape}: {type(exc).__name__}: {exc}"
+    want = fn(u)
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-6, atol=1e-9):
+        return (
+            f"does not compute the closed form: at u = {np.round(u[0], 3).tolist()} it gives "
+            f"{np.round(got[0], 4).tolist()}, the closed form {np.round(want[0], 4).tolist()}."
+        )
+    return ""
 
 
 def _linear(n_in: int, n_out: int, dtype: torch.dtype) -> nn.Linear:
@@ -374,7 +392,7 @@ def to_torch(network: LiftedNetwork, output: str = "logits", *, dtype: Any = Non
             layers.append(torch_activation(network.activations[layer]))
     if output != "logits":
         layers.append(_head_module(network))
-    model = torch.nn.Sequential(*layers)
+    model = torch.nn.Sequential(*layers).to(tdtype)  # parameters of custom modules too
     _assign(model, network.weights, network.biases)
     return model
 
@@ -425,22 +443,29 @@ def from_torch(model: nn.Module, network: LiftedNetwork) -> LiftedNetwork:
             f"weight layers (layer_sizes {list(network.layer_sizes)})."
         )
     if isinstance(model, torch.nn.Sequential):
-        # the modules to_torch writes, compared by repr (type and parameters: LeakyReLU's
-        # slope, Hardtanh's range); after the last Linear: nothing, or the head's activation
-        modules = [repr(m) for m in model]
-        at = [i for i, m in enumerate(model) if isinstance(m, torch.nn.Linear)]
-        heads = [[], [repr(_head_module(network))]]
+        # what lies between two Linear layers must compute the layer's activation, and what
+        # follows the last one nothing or the head's prediction (compared on a probe: modules
+        # of other parameters, or another function, are refused; ReLU(inplace=True) is ReLU)
+        modules = list(model)
+        at = [i for i, m in enumerate(modules) if isinstance(m, torch.nn.Linear)]
         for layer, (i, j) in enumerate(zip(at, [*at[1:], len(modules)], strict=True)):
             between = modules[i + 1 : j]
-            if layer < network.n_hidden:
-                want = [repr(torch_activation(network.activations[layer]))]
-                ok = between == want
-            else:
-                want, ok = heads[1], between in heads
-            if not ok:
+            if layer == network.n_hidden and not between:
+                continue  # logits
+            fn = (
+                network.activations[layer].act if layer < network.n_hidden else network.head.predict
+            )
+            mismatch = _computes(torch.nn.Sequential(*between), fn, network.layer_sizes[layer + 1])
+            if mismatch:
+                what = (
+                    f"activation {network.activations[layer].name!r}"
+                    if layer < network.n_hidden
+                    else f"head {network.head.name!r}"
+                )
                 raise ValueError(
-                    f"after Linear layer {layer} the model has {between}, the network "
-                    f"computes {want or ['nothing']}: the copy would compute another function."
+                    f"after Linear layer {layer} the model has {[repr(m) for m in between]}, "
+                    f"which {mismatch.replace('the closed form', f'the network ({what})')} The "
+                    "copy would compute another function."
                 )
     weights = [lin.weight.detach().cpu().numpy() for lin in linears]
     biases = [
