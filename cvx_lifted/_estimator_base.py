@@ -247,22 +247,19 @@ class _BaseLiftedMLP(BaseEstimator):
         if self.solver != "auto":
             return str(self.solver), None
         possible = not lazy and self.backend != "cvxpy"  # backend="cvxpy": compiled blocks only
-        network = None
-        possible = possible and len(hidden) <= defaults.MINIBATCH_MAX_HIDDEN
-        if possible and shape[0] >= defaults.MINIBATCH_ROWS:  # only then build one to ask
-            network = self._build_network(shape[1], n_outputs, hidden, "minibatch", shape[0])
-            possible = not unsupported_blocks(network)
-        return (
-            defaults.auto_solver(shape[0], minibatch_possible=possible, n_hidden=len(hidden)),
-            network,
-        )
+        solver = defaults.auto_solver(shape[0], n_hidden=len(hidden), minibatch_possible=possible)
+        if solver != "minibatch":
+            return solver, None
+        # the rule allows mini-batch BCD: build the network to ask whether it can train it
+        network = self._build_network(shape[1], n_outputs, hidden, "minibatch", shape[0])
+        return ("bcd", None) if unsupported_blocks(network) else ("minibatch", network)
 
     def _fit_network(
         self, X: FloatArray, Y: FloatArray, hidden: tuple[int, ...], warm: bool
     ) -> None:
         """Build (or warm start) the network, train it on ``(X, Y)`` and set fitted attributes."""
         solver, network = self._training_plan(X.shape, Y.shape[1], hidden, is_dask_array(X))
-        if network is None or solver != "minibatch":
+        if network is None:
             network = self._build_network(X.shape[1], Y.shape[1], hidden, solver, X.shape[0])
         if warm:
             previous = self.network_

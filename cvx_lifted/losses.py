@@ -105,7 +105,7 @@ class OutputHead(ParamsMixin, abc.ABC):
         """
         Y = np.asarray(Y)
         if not self.classification:
-            if warn and Y.size:
+            if warn and Y.size and self.output_range() is not None:
                 self.warn_outside_range(float(Y.min()), float(Y.max()), name)
             return
         sums = Y.sum(axis=1, dtype=np.float64)
@@ -119,6 +119,13 @@ class OutputHead(ParamsMixin, abc.ABC):
                 f"targets need output='squared'."
             )
 
+    def output_range(self) -> tuple[float, float] | None:
+        """Return the interval the output activation's values lie in, or None (unbounded)."""
+        act = self.activation
+        fy = None if act is None else act.fy
+        bounds = act.box if act is not None and act.box is not None else fy and (fy.lo, fy.hi)
+        return bounds if bounds and np.isfinite(bounds).any() else None
+
     def warn_outside_range(self, low: float, high: float, name: str = "Y") -> None:
         """Warn when targets in ``[low, high]`` leave the range of the output activation.
 
@@ -129,18 +136,17 @@ class OutputHead(ParamsMixin, abc.ABC):
         name : str, default="Y"
             The argument's name in the message.
         """
-        act = self.activation
-        fy = getattr(act, "fy", None)
-        bounds = act.box if act is not None and act.box is not None else fy and (fy.lo, fy.hi)
-        if act is None or not bounds:
+        bounds = self.output_range()
+        if bounds is None:
             return
         lo, hi = bounds
         low, high = low + 0.0, high + 0.0  # no "-0" in the message
         if low < lo or high > hi:
+            assert self.activation is not None
             warnings.warn(
                 f"{name} ranges over [{low:.4g}, {high:.4g}], outside [{lo:g}, {hi:g}], the "
-                f"range of output_activation={act.name!r}: the fit cannot reach those targets. "
-                "Scale them into that range, or use output_activation='identity'.",
+                f"range of output_activation={self.activation.name!r}: the fit cannot reach "
+                "those targets. Scale them into that range, or use output_activation='identity'.",
                 UserWarning,
                 stacklevel=caller_stacklevel(),
             )

@@ -488,11 +488,11 @@ class LiftedNetwork:
         for name, arr in [*((f"states[{i}]", A) for i, A in enumerate(Xs[1:])), ("Y", Ymat)]:
             if arr.shape[0] != m:
                 raise ValueError(f"{name} has {arr.shape[0]} rows, X has {m}; one row per sample.")
-        out = self.objective_terms(Xs, Ymat)
+        images = {layer: self.preactivation(layer, Xs[layer]) for layer in range(self.n_layers)}
+        out = self.objective_terms(Xs, Ymat, images)
         tol = float(np.sqrt(np.finfo(self.dtype).eps))
-        for layer in range(self.n_layers):
+        for layer, U in images.items():
             act = self.divergence_of(layer)
-            U = self.preactivation(layer, Xs[layer])
             if act is not None and act.domain_violation(U, Xs[layer + 1]) > tol:
                 out[f"divergence_{layer}"] = out["total"] = np.inf
         if not np.isfinite(out["loss"]) and np.isinf(out["total"]):  # log of a negative entry

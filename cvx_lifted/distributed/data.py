@@ -197,19 +197,16 @@ def check_chunks(X: Any, layer_sizes: Any, fraction: float) -> list[int]:
         the message gives the estimate and a chunk size that fits.
     """
     limits = worker_memory_limits()
-    finite = [lim for lim in limits if lim > 0]
-    if not finite:
-        return limits
+    fits = _rows_that_fit(layer_sizes, fraction, limits)
     rows = int(max(X.chunks[0]))
-    need = task_bytes(rows, layer_sizes)
-    budget = fraction * min(finite)
-    if need > budget:
-        fits = max(1, int(rows * budget / need))
+    if fits is not None and rows > fits:
+        need = task_bytes(rows, layer_sizes)
+        finite = [lim for lim in limits if lim > 0]
         raise MemoryError(
             f"a row chunk of X holds {rows} rows; one task on it needs about {need / 2**20:.0f} "
             f"MiB, more than {fraction:.0%} of a worker's memory limit "
             f"({min(finite) / 2**20:.0f} MiB). Use smaller chunks, e.g. "
-            f"X = X.rechunk({{0: {fits}}}), or workers with more memory."
+            f"X = X.rechunk({{0: {max(1, fits)}}}), or workers with more memory."
         )
     return limits
 
@@ -221,7 +218,7 @@ def check_chunks(X: Any, layer_sizes: Any, fraction: float) -> list[int]:
 MIN_CHUNK_ROWS = 1_000
 
 
-def warn_small_chunks(X: Any, layer_sizes: Any, fraction: float) -> None:
+def warn_small_chunks(X: Any, layer_sizes: Any, fraction: float, limits: list[int]) -> None:
     """Warn when ``X`` is cut into many small row chunks, and suggest a size that fits.
 
     Parameters
@@ -232,15 +229,16 @@ def warn_small_chunks(X: Any, layer_sizes: Any, fraction: float) -> None:
         The network's layer sizes (the suggestion fits ``fraction`` of a worker's memory).
     fraction : float
         The share of a worker's memory limit one task may take.
+    limits : list of int
+        The workers' memory limits (0: none), as :func:`check_chunks` returns them.
     """
     n_chunks, rows = len(X.chunks[0]), int(X.shape[0])
-    n_workers = max(1, len(workers()))
+    n_workers = max(1, len(limits))
     if n_chunks <= 2 * n_workers or rows / n_chunks >= MIN_CHUNK_ROWS:
         return
     size = min(rows, max(MIN_CHUNK_ROWS, -(-rows // (2 * n_workers))))
-    finite = [lim for lim in worker_memory_limits() if lim > 0]
-    if finite:
-        size = max(1, min(size, int(fraction * min(finite) / task_bytes(1, layer_sizes))))
+    fits = _rows_that_fit(layer_sizes, fraction, limits)
+    size = size if fits is None else max(1, min(size, fits))
     warnings.warn(
         f"X is cut into {n_chunks} row chunks of about {rows // n_chunks} rows for "
         f"{n_workers} worker(s): each sweep runs tasks on every chunk, and their overhead "
@@ -248,6 +246,17 @@ def warn_small_chunks(X: Any, layer_sizes: Any, fraction: float) -> None:
         UserWarning,
         stacklevel=caller_stacklevel(),
     )
+
+
+def _rows_that_fit(layer_sizes: Any, fraction: float, limits: list[int]) -> int | None:
+    """Rows of the largest chunk whose task takes at most ``fraction`` of the smallest limit.
+
+    ``None`` when no worker has a memory limit.
+    """
+    finite = [lim for lim in limits if lim > 0]
+    if not finite:
+        return None
+    return int(fraction * min(finite) / task_bytes(1, layer_sizes))
 
 
 def _load_rows(path: str, start: int, stop: int) -> Any:

@@ -208,8 +208,8 @@ class DaskBCDSolver(BCDSolver):
         net = self.network
         X0 = as_rows(X, "X", n_features=net.layer_sizes[0], dtype=net.dtype)
         Ymat = like_rows(Y, X0, "Y", n_columns=net.layer_sizes[-1], dtype=net.dtype)
-        check_chunks(X0, net.layer_sizes, TASK_FRACTION)
-        warn_small_chunks(X0, net.layer_sizes, TASK_FRACTION)
+        limits = check_chunks(X0, net.layer_sizes, TASK_FRACTION)
+        warn_small_chunks(X0, net.layer_sizes, TASK_FRACTION, limits)
         persist = self.persist
         if persist == "auto":
             persist = X0.nbytes + Ymat.nbytes <= PERSIST_FRACTION * cluster_memory()
@@ -231,7 +231,7 @@ class DaskBCDSolver(BCDSolver):
             )
         if problems:
             raise ValueError("; ".join(problems) + ". Clean them before training.")
-        if not net.head.classification:
+        if not net.head.classification and net.head.output_range() is not None:
             import dask
 
             low, high = dask.compute(Ymat.min(), Ymat.max())
