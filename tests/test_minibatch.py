@@ -327,6 +327,61 @@ def test_run_forms_the_kernel_of_each_batch_of_the_data_once(monkeypatch, sizes)
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+def _count_bounds(monkeypatch):
+    made = []
+    real = kernels.SpectralBound.of
+
+    def of(rows, rank):
+        made.append(rank)
+        return real(rows, rank)
+
+    monkeypatch.setattr(kernels.SpectralBound, "of", staticmethod(of))
+    return made
+
+
+@pytest.mark.parametrize("decay", [1.0, 0.5])
+def test_run_probes_one_batch_an_epoch_and_bounds_each_batch_once_when_it_fits(monkeypatch, decay):
+    """From the second epoch: a flat spectrum (decay 1) never fits: one probe an epoch, and the
+    exact steps' weights; a falling one fits at once: a bound per batch, made once, and other
+    (as good) weights."""
+    made = _count_bounds(monkeypatch)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((180, 40)) * decay ** np.arange(40) + 1.0  # batches of 30 < 40 inputs
+    Y = np.eye(3)[rng.integers(0, 3, 180)]
+
+    def train(rank):
+        net = LiftedNetwork([40, 7, 3], output="simplex_xent")
+        result = MinibatchBCDSolver(net, batch_size=30, max_iter=4, spectral_rank=rank).run(
+            X, Y, random_state=0
+        )
+        return net.weights + net.biases, result.history.objective[-1]
+
+    bounded, objective = train(5)
+    assert made == ([5] * 3 if decay == 1.0 else [5] * 6)  # six batches, epochs 2-4
+    exact, exact_objective = train(0)
+    assert len(made) == (3 if decay == 1.0 else 6)  # spectral_rank=0 never makes one
+    same = all(np.array_equal(a, b) for a, b in zip(bounded, exact, strict=True))
+    assert same == (decay == 1.0)
+    assert objective == pytest.approx(exact_objective, rel=0.05)
+
+
+def test_update_never_makes_spectral_bounds(monkeypatch):
+    made = _count_bounds(monkeypatch)
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((90, 40)) * 0.5 ** np.arange(40)
+    Y = np.eye(3)[rng.integers(0, 3, 90)]
+    solver = MinibatchBCDSolver(LiftedNetwork([40, 7, 3]), batch_size=30, spectral_rank=5)
+    state = solver.init(X, Y, random_state=0)
+    for _ in range(3):
+        solver.update(state, X, Y)  # the kernels are made anew every call: a bound would not pay
+    assert made == []
+
+
+def test_spectral_rank_is_checked():
+    with pytest.raises(ValueError, match="spectral_rank"):
+        MinibatchBCDSolver(LiftedNetwork([4, 3, 2]), spectral_rank=-1)
+
+
 def test_momentum_looks_ahead_from_the_weights_before_the_previous_batch():
     X, Y = _problem()
     runs = {}

@@ -3,12 +3,17 @@
 
 Rows are samples. Nothing here imports CVXPY or the rest of :mod:`cvx_lifted`; every public function
 states in its docstring the exact argmin it computes, and ``tests/test_kernels_*.py`` checks each
-one against a direct CVXPY formulation.
+one against a direct CVXPY formulation; the proximal weight steps of
+:mod:`~cvx_lifted.kernels.proximal` state the majoriser they minimise, and their tests check the
+decrease and the exact minimiser of a quadratic.
 
 * :mod:`~cvx_lifted.kernels.simplex`: Euclidean simplex projection (sparsemax) and the cross-entropy
   output step on the simplex (paper eq. (15), Appendix A), with the Appendix A bounds.
 * :mod:`~cvx_lifted.kernels.ridge`: matrix ridge regression with a reusable Cholesky factor
   (the W-step of the JCR layers).
+* :mod:`~cvx_lifted.kernels.proximal`: the proximal weight step of one layer on a batch
+  (mini-batch BCD's weight block), exact or with :mod:`~cvx_lifted.kernels.spectral`'s curvature
+  bound of the batch from its top eigenpairs.
 * :mod:`~cvx_lifted.kernels.boxqp`: the hidden-state step, a box-constrained problem per row with a
   shared linear map and a coupling to the next layer.
 * :mod:`~cvx_lifted.kernels.glm`: the W-steps of the Fenchel–Young layers (ReLU and any elementwise
@@ -49,6 +54,7 @@ from .simplex import (
     simplex_xent_prox,
     xent_bracket,
 )
+from .spectral import SpectralBound
 
 __all__ = [
     "RELU_FY",
@@ -65,6 +71,7 @@ __all__ = [
     "RowOps",
     "ScalarFY",
     "SoftmaxCoupling",
+    "SpectralBound",
     "StepResult",
     "appendix_a_bounds",
     "centred_kernel",

@@ -1,0 +1,106 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The spectral curvature bound of a batch and the weight step that uses it."""
+
+import numpy as np
+import pytest
+
+from cvx_lifted import kernels
+from cvx_lifted.kernels.proximal import prox_weight_step
+from cvx_lifted.kernels.spectral import SpectralBound
+
+
+def _rows(m=150, p=120, decay=0.93, seed=0, products="exact"):
+    """Rows whose covariance falls like decay**j (pixels-like: a few strong directions)."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, p)) * decay ** np.arange(p) + 3.0
+    return X, kernels.CentredRows(X, products=products)
+
+
+def _bound_matrix(bound, p):
+    E = bound.vectors.astype(np.float64)
+    return E @ np.diag(bound.values) @ E.T + bound.tail * (np.eye(p) - E @ E.T)
+
+
+@pytest.mark.parametrize("products", ["exact", "float32"])
+def test_the_bound_majorises_the_curvature_and_keeps_the_top_eigenpairs(products):
+    X, rows = _rows(products=products)
+    bound = SpectralBound(rows, rank=20)
+    Xc = X - X.mean(axis=0)
+    C = Xc.T @ Xc
+    sigma = np.linalg.eigvalsh(C)[::-1]
+    tol = (1e-12 if products == "exact" else 1e-5) * sigma[0]
+    assert bound.vectors.dtype == (np.float64 if products == "exact" else np.float32)
+    assert bound.vectors.shape == (120, 20)
+    np.testing.assert_allclose(bound.values, sigma[:20], rtol=0, atol=tol)
+    np.testing.assert_allclose(bound.vectors.T.astype(float) @ bound.vectors, np.eye(20), atol=1e-5)
+    margin = 150 * np.finfo(rows.kernel.dtype).eps * sigma[0]  # m eps sigma_1, and rounding
+    assert sigma[20] <= bound.tail <= sigma[20] + 2 * margin
+    gap = np.linalg.eigvalsh(_bound_matrix(bound, 120) - C)
+    assert gap.min() >= -tol  # B - Xc^T Xc is positive semidefinite
+
+
+def test_solve_applies_the_inverse_of_the_bounded_curvature():
+    _, rows = _rows()
+    bound = SpectralBound(rows, rank=10)
+    G = np.random.default_rng(1).standard_normal((7, 120))
+    scale, shift = 0.3, 2.0
+    M = scale * _bound_matrix(bound, 120) + shift * np.eye(120)
+    np.testing.assert_allclose(bound.solve(G.copy(), scale, shift), np.linalg.solve(M, G.T).T)
+
+
+def test_fits_compares_the_bound_of_the_rest_with_the_penalty():
+    _, rows = _rows()
+    bound = SpectralBound(rows, rank=10)
+    assert bound.fits(bound.tail / kernels.spectral.TIGHT)
+    assert not bound.fits(0.99 * bound.tail / kernels.spectral.TIGHT)
+
+
+def test_a_rank_beyond_the_rows_is_refused_by_the_constructor_and_skipped_by_of():
+    _, rows = _rows(m=30)
+    with pytest.raises(ValueError, match=r"rank=64 needs at least 66 rows"):
+        SpectralBound(rows, rank=64)
+    with pytest.raises(ValueError, match="rank must be an integer >= 1"):
+        SpectralBound(rows, rank=0)
+    assert SpectralBound.of(rows, 64) is None
+    assert isinstance(SpectralBound.of(rows, 10), SpectralBound)
+
+
+def test_with_every_direction_kept_the_bounded_step_is_the_exact_one():
+    # rows of rank 8 < rank 20: the bound is exact on the rows' span and the rest has no data
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((100, 8)) @ rng.standard_normal((8, 150))
+    rows = kernels.CentredRows(X, products="exact")
+    bound = SpectralBound(rows, rank=20)
+    assert bound.tail < 1e-9 * bound.values[0]
+    T = rng.standard_normal((100, 5))
+    W0, b0 = rng.standard_normal((5, 150)), rng.standard_normal(5)
+    options = {"weight": 2.0, "rho": 0.1, "mu": 0.3}
+    W, b = prox_weight_step(rows, kernels.L2Coupling(T), W0, b0, bound=bound, **options)
+    W_exact, b_exact = prox_weight_step(X, kernels.L2Coupling(T), W0, b0, **options)
+    np.testing.assert_allclose(W, W_exact, atol=1e-8)
+    np.testing.assert_allclose(b, b_exact, atol=1e-8)
+
+
+@pytest.mark.parametrize("products", ["exact", "float32"])
+def test_the_bounded_step_decreases_the_proximal_objective_every_iteration(products):
+    X, rows = _rows(products=products)
+    rng = np.random.default_rng(3)
+    T = np.maximum(X @ rng.standard_normal((120, 6)) / 10, 0)
+    W0, b0 = rng.standard_normal((6, 120)) / 10, np.zeros(6)
+    coupling = kernels.ReluFenchelCoupling(T)
+    bound = SpectralBound(rows, rank=10)
+    m, rho, mu = X.shape[0], 1e-3, 0.05
+
+    def F(W, b):
+        value, _ = coupling.value_grad(X @ W.T + b)
+        return value / m + 0.5 * rho * np.sum(W**2) + 0.5 * mu * np.sum((W - W0) ** 2)
+
+    values = [F(W0, b0)]
+    for n_iter in (1, 2, 5, 30):
+        W, b = prox_weight_step(
+            rows, coupling, W0, b0, weight=1.0, rho=rho, mu=mu, n_iter=n_iter, bound=bound
+        )
+        values.append(F(W, b))
+    assert np.all(np.diff(values) < 0), values
+    exact = prox_weight_step(rows, coupling, W0, b0, weight=1.0, rho=rho, mu=mu, n_iter=30)
+    assert values[-1] == pytest.approx(F(*exact), rel=1e-3)  # the same minimiser in the end
