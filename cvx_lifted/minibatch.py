@@ -46,11 +46,12 @@ the rows another 8 %. Products over a batch of 65,536 entries or more run in flo
 the factors and solves in float64 (the kernel system's in float32 when it is well
 conditioned). For a quadratic divergence (ReLU, the
 sparsemax and squared heads) the majoriser is the function, so one solve is the exact step.
-From the second epoch of :meth:`~MinibatchBCDSolver.run`, once a batch's curvature bound from
-the top eigenpairs of its inputs (:class:`~cvx_lifted.kernels.SpectralBound`, made once and
-kept) is tight enough for the step, the first layer's step minimises that looser majoriser
-instead: no factor or solves, two thin products (``spectral_rank``; on Fashion-MNIST's pixels
-later epochs 13 % shorter at the same accuracy, the second one about 1.4 s longer).
+From the second epoch of :meth:`~cvx_lifted.MinibatchBCDSolver.run`, once a batch's curvature
+bound from the top eigenpairs of its inputs (:class:`~cvx_lifted.kernels.SpectralBound`, made
+once and kept) is tight enough for the step, the first layer's step minimises that looser
+majoriser instead: no factor or solves, two thin products (``spectral_rank``; on
+Fashion-MNIST's pixels later epochs 13 % shorter at the same accuracy, the second one about
+1.4 s longer).
 
 **The prox weight** of a batch is :math:`\mu` = ``prox * prox_growth**epoch`` (at most
 ``prox_max``) times the number of batches of the epoch: the weights then move about as far per
@@ -81,8 +82,9 @@ accuracy 0.924, 0.940, 0.950 after epochs 1-3 and 0.957-0.961 after 5-20, where 
 ends at 0.942 after 20 sweeps and float32 Adam at 0.956. On Fashion-MNIST (60,000 rows)
 0.865, 0.868, 0.872 after epochs 1-3 and 0.884 at best on the raw pixels; on standardised
 inputs 0.889 at best, where Adam reaches 0.890-0.891 (full-batch BCD: 0.853 and 0.837). An
-epoch on Fashion-MNIST takes 1.2-1.4x a float32 Adam epoch (``benchmarks/bench_sweep.py``, one
-thread, medians of two runs; 1.5-1.9x across runs with the exact first-layer step).
+epoch after the second on Fashion-MNIST takes 1.4x a float32 Adam epoch
+(``benchmarks/bench_sweep.py``, one thread, per round 1.16-1.52x; 1.5-1.9x across runs with the
+exact first-layer step).
 """
 
 from __future__ import annotations
@@ -206,8 +208,9 @@ class _Rows:
     #: layer 0's input on each batch, centred, with its kernel matrix (batch_kernel), kept for
     #: every epoch; None for a batch with as many rows as inputs or more
     kernels: dict[int, kernels.CentredRows | None] = field(default_factory=dict)
-    #: the spectral bounds of the kept batches (None: too few rows), from the second pass over
-    #: the rows on, once the probe of a pass (one batch's bound) fits its step
+    #: the spectral bounds of the kept batches made so far (None: too few rows): from the second
+    #: pass over the rows, one batch's a pass (the probe) until one fits its step, from then on
+    #: every batch's; ``spectral``: a bound has fitted
     bounds: dict[int, SpectralBound | None] = field(default_factory=dict)
     spectral: bool = False
     #: passes of run over these rows, and the last one that probed a batch
@@ -478,15 +481,15 @@ class MinibatchBCDSolver:
         Parameters
         ----------
         X0 : ndarray, shape (rows, n_inputs), or kernels.CentredRows
-            The batch's inputs, or their :func:`batch_kernel` when the caller keeps it for the
-            next epochs.
+            The batch's inputs, or their :func:`~cvx_lifted.minibatch.batch_kernel` when the
+            caller keeps it for the next epochs.
         Y : ndarray, shape (rows, n_outputs)
             Its targets.
         mu : float
             The prox weight of the weight steps.
         bound : kernels.SpectralBound, optional
             A curvature bound of the centred rows ``X0`` for the first layer's weight step
-            (see :func:`prox_weight_step`).
+            (see :func:`~cvx_lifted.minibatch.prox_weight_step`).
 
         Returns
         -------

@@ -65,24 +65,61 @@ def test_a_rank_beyond_the_rows_is_refused_by_the_constructor_and_skipped_by_of(
     assert isinstance(SpectralBound.of(rows, 10), SpectralBound)
 
 
-def test_with_every_direction_kept_the_bounded_step_is_the_exact_one():
+@pytest.mark.parametrize("coupling", ["l2", "softmax"])  # curvature L = 1 and 1/2
+def test_with_every_direction_kept_the_bounded_step_is_the_exact_one(coupling):
     # rows of rank 8 < rank 20: the bound is exact on the rows' span and the rest has no data
     rng = np.random.default_rng(2)
     X = rng.standard_normal((100, 8)) @ rng.standard_normal((8, 150))
     rows = kernels.CentredRows(X, products="exact")
     bound = SpectralBound(rows, rank=20)
     assert bound.tail < 1e-9 * bound.values[0]
-    T = rng.standard_normal((100, 5))
-    W0, b0 = rng.standard_normal((5, 150)), rng.standard_normal(5)
-    options = {"weight": 2.0, "rho": 0.1, "mu": 0.3}
-    W, b = prox_weight_step(rows, kernels.L2Coupling(T), W0, b0, bound=bound, **options)
-    W_exact, b_exact = prox_weight_step(X, kernels.L2Coupling(T), W0, b0, **options)
+    if coupling == "l2":
+        g = kernels.L2Coupling(rng.standard_normal((100, 5)))
+    else:
+        g = kernels.SoftmaxCoupling(np.eye(5)[rng.integers(0, 5, 100)])
+    W0, b0 = rng.standard_normal((5, 150)) / 10, rng.standard_normal(5)
+    options = {"weight": 2.5, "rho": 0.1, "mu": 0.3, "n_iter": 1}
+    W, b = prox_weight_step(rows, g, W0, b0, bound=bound, **options)
+    W_exact, b_exact = prox_weight_step(X, g, W0, b0, **options)  # the kernel system's step
     np.testing.assert_allclose(W, W_exact, atol=1e-8)
     np.testing.assert_allclose(b, b_exact, atol=1e-8)
 
 
+def test_the_bounded_step_is_a_stationary_point_of_the_bounded_majoriser():
+    # softmax (L = 1/2), weight 2.5: the gradient of the majoriser with B in place of Xc^T Xc
+    # vanishes at the step, in W and in b
+    X, rows = _rows()
+    rng = np.random.default_rng(4)
+    g = kernels.SoftmaxCoupling(np.eye(4)[rng.integers(0, 4, 150)])
+    bound = SpectralBound(rows, rank=10)
+    W0, b0 = rng.standard_normal((4, 120)) / 10, rng.standard_normal(4)
+    w, rho, mu, m, L = 2.5, 0.1, 0.3, 150, 0.5
+    W, b = prox_weight_step(rows, g, W0, b0, weight=w, rho=rho, mu=mu, bound=bound)
+    U0 = X @ W0.T + b0
+    _, grad = g.value_grad(U0)
+    Xc = X - X.mean(axis=0)
+    B = _bound_matrix(bound, 120)
+    dW = w / m * grad.T @ Xc + w * L / m * (W - W0) @ B + rho * W + mu * (W - W0)
+    np.testing.assert_allclose(dW, 0, atol=1e-10)
+    db = grad.sum(axis=0) + L * (X @ W.T + b - U0).sum(axis=0)
+    np.testing.assert_allclose(db, 0, atol=1e-10)
+
+
+def test_a_bound_needs_the_centred_rows_it_was_made_from():
+    X, rows = _rows()
+    bound = SpectralBound(rows, rank=10)
+    T = np.zeros((150, 3))
+    args = (kernels.L2Coupling(T), np.zeros((3, 120)), np.zeros(3))
+    with pytest.raises(ValueError, match="bound= needs X as the CentredRows"):
+        prox_weight_step(X, *args, weight=1.0, rho=0.1, mu=0.1, bound=bound)
+    _, narrow = _rows(p=100)
+    with pytest.raises(ValueError, match="inputs of width 120"):
+        prox_weight_step(narrow, args[0], np.zeros((3, 100)), args[2], weight=1.0, rho=0.1,
+                         mu=0.1, bound=bound)  # fmt: skip
+
+
 @pytest.mark.parametrize("products", ["exact", "float32"])
-def test_the_bounded_step_decreases_the_proximal_objective_every_iteration(products):
+def test_more_bounded_iterations_decrease_the_proximal_objective_further(products):
     X, rows = _rows(products=products)
     rng = np.random.default_rng(3)
     T = np.maximum(X @ rng.standard_normal((120, 6)) / 10, 0)

@@ -365,16 +365,59 @@ def test_run_probes_one_batch_an_epoch_and_bounds_each_batch_once_when_it_fits(m
     assert objective == pytest.approx(exact_objective, rel=0.05)
 
 
-def test_update_never_makes_spectral_bounds(monkeypatch):
-    made = _count_bounds(monkeypatch)
+def test_update_never_asks_for_spectral_bounds_and_run_does(monkeypatch):
     rng = np.random.default_rng(5)
     X = rng.standard_normal((90, 40)) * 0.5 ** np.arange(40)
     Y = np.eye(3)[rng.integers(0, 3, 90)]
+
+    def refuse(*args):
+        raise AssertionError("asked for a spectral bound")
+
+    monkeypatch.setattr(MinibatchBCDSolver, "_bound", refuse)
     solver = MinibatchBCDSolver(LiftedNetwork([40, 7, 3]), batch_size=30, spectral_rank=5)
     state = solver.init(X, Y, random_state=0)
     for _ in range(3):
         solver.update(state, X, Y)  # the kernels are made anew every call: a bound would not pay
-    assert made == []
+    with pytest.raises(AssertionError, match="asked for a spectral bound"):
+        solver.run(X, Y, random_state=0)
+
+
+def test_a_bound_that_fits_once_the_prox_weight_has_grown_is_used_from_then(monkeypatch):
+    """One probe an epoch while the bounds do not fit (here: until alpha passes a threshold
+    between the second and third epochs' values), then a bound for every batch, all used."""
+    import cvx_lifted.kernels.proximal as proximal
+
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((180, 40)) * 0.5 ** np.arange(40)  # six batches of 30
+    Y = np.eye(3)[rng.integers(0, 3, 180)]
+    net = LiftedNetwork([40, 7, 3], output="simplex_xent")
+    epoch = [0]
+
+    def callback(done, result):
+        epoch[0] = done
+
+    solver = MinibatchBCDSolver(
+        net, batch_size=30, max_iter=5, spectral_rank=5, prox_growth=2.0, callback=callback
+    )
+
+    def alpha(e):  # the first layer's ridge penalty in epoch e (relu_fenchel: L = 1)
+        return 30 * (float(net.rho[0]) + solver.prox_at(e) * 6) / float(net.lam[0])
+
+    threshold = 0.5 * (alpha(1) + alpha(2))  # epochs count from 0: fits from the third
+    monkeypatch.setattr(kernels.SpectralBound, "fits", lambda self, a: a > threshold)
+    made, used = [], []
+    real_of, real_step = kernels.SpectralBound.of, proximal._bound_step
+    monkeypatch.setattr(
+        kernels.SpectralBound,
+        "of",
+        staticmethod(lambda rows, rank: made.append(epoch[0]) or real_of(rows, rank)),
+    )
+    monkeypatch.setattr(proximal, "_bound_step", lambda *a: used.append(epoch[0]) or real_step(*a))
+    solver.run(X, Y, random_state=0)
+    # epochs 0, 1, 2, ...: none in the first, a probe in the second (alpha(1): no fit), in the
+    # third a probe that fits and the other batches' bounds, none after
+    assert made == [1, 2, 2, 2, 2, 2]
+    assert used == [2] * 6 + [3] * 6 + [4] * 6
 
 
 def test_spectral_rank_is_checked():

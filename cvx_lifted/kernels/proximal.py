@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 r"""The proximal weight step of one layer on a batch: mini-batch BCD's weight block.
 
-:func:`prox_weight_step` decreases
+:func:`~cvx_lifted.minibatch.prox_weight_step` decreases
 
 .. math::
 
@@ -9,8 +9,8 @@ r"""The proximal weight step of one layer on a batch: mini-batch BCD's weight bl
     + \frac\mu2\|W - W_0\|_F^2
 
 by majorisation-minimisation with the coupling's curvature bound (see
-:mod:`cvx_lifted.minibatch` for where it is used); :func:`batch_kernel` makes what the step
-keeps of a batch across epochs.
+:mod:`cvx_lifted.minibatch` for where it is used); :func:`~cvx_lifted.minibatch.batch_kernel`
+makes what the step keeps of a batch across epochs.
 """
 
 from __future__ import annotations
@@ -115,7 +115,12 @@ def prox_weight_step(
     if isinstance(coupling, L2Coupling):
         n_iter = 1
     if bound is not None:
-        assert isinstance(X, CentredRows)
+        if not isinstance(X, CentredRows) or bound.vectors.shape[0] != p:
+            raise ValueError(
+                f"bound= needs X as the CentredRows the bound was made from (inputs of width "
+                f"{bound.vectors.shape[0]}), got {type(X).__name__} of shape {X.shape}; pass "
+                f"batch_kernel(X) as X, or bound=None for the exact step."
+            )
         return _bound_step(X, bound, coupling, W_k, b_k, scale, rho, mu, n_iter, U)
     if dual:
         # rho/2 |W|^2 + mu/2 |W - W_0|^2 = (rho + mu)/2 |W - kappa W_0|^2 + const: a ridge
@@ -157,7 +162,7 @@ def _bound_step(
     n_iter: int,
     U: FloatArray | None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """:func:`prox_weight_step`'s iterations with the curvature ``bound`` (module docs)."""
+    """``prox_weight_step``'s iterations with the curvature ``bound`` (module docs)."""
     lip = float(coupling.lipschitz)
     W = W0
     for _ in range(n_iter):
@@ -171,7 +176,7 @@ def _bound_step(
         np.add(G, extra, out=G, casting="same_kind")
         W_next = W - bound.solve(G, scale, rho + mu)
         # the intercept minimises the majoriser exactly: the mean image moves by -mean(grad)/L
-        b = b + W @ X.mean - g_mean / lip - W_next @ X.mean
+        b = b - g_mean / lip + (W - W_next) @ X.mean
         W, U = W_next, None
     return W, b
 

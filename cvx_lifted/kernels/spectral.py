@@ -18,11 +18,11 @@ so :math:`sB + (\rho + \mu)I` majorises the step's curvature and its inverse is
 :math:`c = st + \rho + \mu`: a step costs two thin products with :math:`E` besides the
 gradient's product with :math:`X_c`; being the minimiser of a majoriser, it never raises the
 step's objective. It moves every direction of the top :math:`r` as far as the exact step and
-the others by at least
-:math:`(s\sigma_j + \rho + \mu)/c` of it, which is close to 1 when :math:`t` is small next to
-:math:`\alpha = (\rho + \mu)/s` (:meth:`SpectralBound.fits`). The rows being the same in every
-epoch, the eigenpairs are computed once per batch (about 16 ms for 500 rows, :math:`r = 64`,
-one thread) and kept.
+the others by at least :math:`(s\sigma_j + \rho + \mu)/c` of it, which is close to 1 when
+:math:`t` is small next to :math:`\alpha = (\rho + \mu)/s`
+(:meth:`~cvx_lifted.kernels.SpectralBound.fits`). The rows being the same in every epoch, the
+eigenpairs are computed once per batch (about 16 ms for 500 rows, :math:`r = 64`, one thread)
+and kept.
 
 Measured (mini-batch BCD, 784-300-10, batch 500, one thread, the same seed). On pixels in [0, 1]
 a batch's spectrum falls fast (:math:`\sigma_{65}` about 50 against :math:`\sigma_1` 3,000 to
@@ -53,7 +53,8 @@ __all__ = ["RANK", "TIGHT", "SpectralBound"]
 
 #: Eigenpairs kept per batch.
 RANK = 64
-#: :meth:`SpectralBound.fits` when the bound of the rest is at most this many times alpha.
+#: :meth:`~cvx_lifted.kernels.SpectralBound.fits` when the bound of the rest is at most this many
+#: times alpha.
 TIGHT = 1.0
 
 
@@ -80,14 +81,17 @@ class SpectralBound:
     values : ndarray, shape (r,)
         :math:`\sigma_1 \ge \dots \ge \sigma_r` (float64).
     tail : float
-        :math:`t`: :math:`\sigma_{r+1}` plus a margin for the rounding of :math:`K` and of its
-        eigenvalues (:math:`m\,\varepsilon\,\sigma_1`, :math:`\varepsilon` the machine epsilon
-        of its dtype).
+        :math:`t`: :math:`\sigma_{r+1}` plus a margin for the rounding of the eigenvalues
+        (:math:`m\,\varepsilon\,\sigma_1`, :math:`\varepsilon` the machine epsilon of
+        :math:`K`'s dtype). The bound holds up to rounding: on batches of 500 Fashion-MNIST
+        images in float32, :math:`B - X_c^\top X_c` had eigenvalues down to
+        :math:`-3 \cdot 10^{-7}\sigma_1` (from the top pairs, not the tail).
 
     Raises
     ------
     ValueError
-        If ``rank`` is not an integer >= 1 or the rows are too few for it (``m < rank + 2``).
+        If ``rank`` is not an integer >= 1, or the rows are too few for it (``m < rank + 2``) or
+        too narrow (``p < rank + 1``).
     """
 
     def __init__(self, rows: CentredRows, rank: int = RANK) -> None:
@@ -137,7 +141,7 @@ class SpectralBound:
         ----------
         G : ndarray, shape (q, p)
             Gradient with respect to the weights, one row per output (in the product dtype;
-            overwritten).
+            overwritten with the step, which is returned: pass a copy to keep it).
         scale : float
             :math:`s > 0`.
         shift : float
