@@ -82,9 +82,9 @@ accuracy 0.924, 0.940, 0.950 after epochs 1-3 and 0.957-0.961 after 5-20, where 
 ends at 0.942 after 20 sweeps and float32 Adam at 0.956. On Fashion-MNIST (60,000 rows)
 0.865, 0.868, 0.872 after epochs 1-3 and 0.884 at best on the raw pixels; on standardised
 inputs 0.889 at best, where Adam reaches 0.890-0.891 (full-batch BCD: 0.853 and 0.837). An
-epoch after the second on Fashion-MNIST takes 1.4x a float32 Adam epoch
-(``benchmarks/bench_sweep.py``, one thread, per round 1.16-1.52x; 1.5-1.9x across runs with the
-exact first-layer step).
+epoch after the second on Fashion-MNIST takes 1.4-1.5x a float32 Adam epoch
+(``benchmarks/bench_sweep.py``, one thread, two runs; 1.5-1.9x across runs with the exact
+first-layer step).
 """
 
 from __future__ import annotations
