@@ -456,7 +456,7 @@ class MinibatchBCDSolver:
                 self._lipschitz0 = float(coupling.lipschitz)
             W, b = prox_weight_step(
                 Xs[layer], coupling, net.weights[layer], net.biases[layer],
-                weight=1.0 if act is None else float(net.lam[layer]),
+                weight=self._divergence_weight(layer),
                 rho=float(net.rho[layer]), mu=mu, n_iter=self.weight_iter,
                 U=U0 if layer == 0 else None, bound=bound if layer == 0 else None,
             )  # fmt: skip
@@ -655,13 +655,17 @@ class MinibatchBCDSolver:
             rows.bounds[k] = SpectralBound.of(kept, self.spectral_rank)
             rows.probed = rows.passes
         bound = rows.bounds[k]
-        net = self.network
-        weight = 1.0 if net.divergence_of(0) is None else float(net.lam[0])
-        alpha = kept.shape[0] * (float(net.rho[0]) + mu) / (weight * self._lipschitz0)
+        weight = self._divergence_weight(0)
+        alpha = kept.shape[0] * (float(self.network.rho[0]) + mu) / (weight * self._lipschitz0)
         if bound is None or not bound.fits(alpha):
             return None
         rows.spectral = True
         return bound
+
+    def _divergence_weight(self, layer: int) -> float:
+        """Return the weight of layer ``layer``'s divergence: its lambda, 1 for a loss."""
+        net = self.network
+        return 1.0 if net.divergence_of(layer) is None else float(net.lam[layer])
 
     def _look_ahead(self, state: MinibatchState) -> None:
         r"""Move the weights to :math:`W + \beta(W - W_{prev})` and remember :math:`W`."""

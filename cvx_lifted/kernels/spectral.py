@@ -58,6 +58,12 @@ RANK = 64
 TIGHT = 1.0
 
 
+def _room_for(rows: CentredRows, rank: int) -> bool:
+    """Whether ``rows`` have the rows (``rank + 2``) and columns (``rank + 1``) ``rank`` needs."""
+    m, p = rows.shape
+    return m >= rank + 2 and p >= rank + 1
+
+
 class SpectralBound:
     r"""The top eigenpairs of :math:`X_c^\top X_c` and a bound on the rest of its spectrum.
 
@@ -98,7 +104,7 @@ class SpectralBound:
         m, p = rows.shape
         if isinstance(rank, bool) or not isinstance(rank, int | np.integer) or rank < 1:
             raise ValueError(f"rank must be an integer >= 1, got {rank!r}.")
-        if m < rank + 2 or p < rank + 1:
+        if not _room_for(rows, rank):
             raise ValueError(
                 f"rank={rank} needs at least {rank + 2} rows and {rank + 1} columns, got "
                 f"{rows.shape}; use a smaller rank or the exact step (KernelRidge)."
@@ -120,8 +126,7 @@ class SpectralBound:
     @classmethod
     def of(cls, rows: CentredRows, rank: int = RANK) -> SpectralBound | None:
         """Return the bound of ``rows``, or ``None`` when they are too few for ``rank``."""
-        m, p = rows.shape
-        if m < rank + 2 or p < rank + 1:
+        if not _room_for(rows, rank):
             return None
         return cls(rows, rank)
 
