@@ -116,7 +116,12 @@ from cvx_lifted.bcd import (
 )
 from cvx_lifted.exceptions import SolverFailedError
 from cvx_lifted.history import BCDHistory, BCDResult
-from cvx_lifted.kernels.proximal import FLOAT32_MIN_ENTRIES, batch_kernel, prox_weight_step
+from cvx_lifted.kernels.proximal import (
+    FLOAT32_MIN_ENTRIES,
+    batch_kernel,
+    prox_penalty,
+    prox_weight_step,
+)
 from cvx_lifted.kernels.spectral import SpectralBound
 
 if TYPE_CHECKING:
@@ -655,8 +660,8 @@ class MinibatchBCDSolver:
             rows.bounds[k] = SpectralBound.of(kept, self.spectral_rank)
             rows.probed = rows.passes
         bound = rows.bounds[k]
-        weight = self._divergence_weight(0)
-        alpha = kept.shape[0] * (float(self.network.rho[0]) + mu) / (weight * self._lipschitz0)
+        rho = float(self.network.rho[0])
+        alpha = prox_penalty(kept.shape[0], self._divergence_weight(0), self._lipschitz0, rho, mu)
         if bound is None or not bound.fits(alpha):
             return None
         rows.spectral = True

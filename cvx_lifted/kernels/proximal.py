@@ -26,7 +26,7 @@ from .spectral import SpectralBound
 
 FloatArray = NDArray[np.floating[Any]]
 
-__all__ = ["FLOAT32_MIN_ENTRIES", "batch_kernel", "prox_weight_step"]
+__all__ = ["FLOAT32_MIN_ENTRIES", "batch_kernel", "prox_penalty", "prox_weight_step"]
 
 #: A batch input with at least this many entries is multiplied in float32 by the weight step.
 FLOAT32_MIN_ENTRIES = 1 << 16
@@ -126,10 +126,10 @@ def prox_weight_step(
         # rho/2 |W|^2 + mu/2 |W - W_0|^2 = (rho + mu)/2 |W - kappa W_0|^2 + const: a ridge
         # regression on W - kappa W_0 with targets less X (kappa W_0)^T
         kappa = mu / (rho + mu)
-        solver: Any = KernelRidge(X, (rho + mu) / scale, products=products)
+        solver: Any = KernelRidge(X, prox_penalty(m, weight, lip, rho, mu), products=products)
     else:
         assert not isinstance(X, CentredRows)
-        solver = Ridge(X, (rho + mu) / scale, products=products)
+        solver = Ridge(X, prox_penalty(m, weight, lip, rho, mu), products=products)
         centre = (mu / scale) * W_k.T
     shift: Any = None
     for _ in range(n_iter):
@@ -148,6 +148,17 @@ def prox_weight_step(
             W_k, b_k = solver.solve_moments(XtT + centre, col_sums)
         U = None
     return W_k, b_k
+
+
+def prox_penalty(m: int, weight: float, lipschitz: float, rho: float, mu: float) -> float:
+    r"""Return :math:`\alpha = m(\rho + \mu)/(wL)`, the ridge penalty of a proximal weight step.
+
+    The step on ``m`` rows minimises a ridge regression with this penalty
+    (:func:`~cvx_lifted.minibatch.prox_weight_step`); a
+    :class:`~cvx_lifted.kernels.SpectralBound` serves the step when it
+    :meth:`~cvx_lifted.kernels.SpectralBound.fits` it.
+    """
+    return m * (rho + mu) / (weight * lipschitz)
 
 
 def _bound_step(
