@@ -671,3 +671,20 @@ def test_an_unwritable_output_folder_is_reported_before_training(files, capsys, 
     assert "training" not in captured.out
     assert cli.main(["predict", "m.cvxl", "d.csv", "-o", "p.csv"]) == 2
     assert "cannot write -o/--output p.csv" in capsys.readouterr().err
+    assert cli.main(["demo", "--out", "plots/new", "--sweeps", "1"]) == 2
+    captured = capsys.readouterr()
+    assert "cannot use --out plots/new" in one_line_error(captured.err)
+    assert "is not writable (Permission denied)" in captured.err
+    assert "digits" not in captured.out  # nothing was trained
+
+
+def test_the_demo_reports_a_read_only_file_system_before_training(capsys):
+    proc = Path("/proc")
+    if not proc.is_dir():
+        pytest.skip("needs /proc (Linux)")
+    assert cli.main(["demo", "--out", "/proc/cvx-lifted-demo", "--sweeps", "1"]) == 2
+    captured = capsys.readouterr()
+    assert "cannot use --out /proc/cvx-lifted-demo: /proc is not writable" in one_line_error(
+        captured.err
+    )
+    assert "digits" not in captured.out

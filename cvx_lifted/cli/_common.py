@@ -427,14 +427,27 @@ def check_plot_path(path: str | os.PathLike[str], flag: str) -> Path:
 
 
 def check_output_folder(folder: Path, flag: str) -> None:
-    """Check that ``folder`` is, or can be created as, a writable folder (nothing is created)."""
+    """Check that ``folder`` is, or can be created as, a writable folder (nothing is left behind).
+
+    The nearest existing folder is tested by creating and removing a file in it, as
+    :func:`check_output_path` does: permission bits do not tell (root passes ``os.access`` on a
+    read-only file system such as ``/proc``).
+    """
+    import tempfile
+
     existing = folder.expanduser()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise UsageError(f"cannot use {flag} {folder}: {existing} is not a folder.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot use {flag} {folder}: {existing} is not writable.")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".cvx-lifted-write-test-")
+    except OSError as exc:
+        raise UsageError(
+            f"cannot use {flag} {folder}: {existing} is not writable ({exc.strerror or exc})."
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def header_flag(choice: str) -> bool | None:
