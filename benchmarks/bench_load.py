@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from cvx_lifted import defaults
     from cvx_lifted.datasets import load_dataset
 
-    args.solver = args.solver or defaults.auto_solver(args.rows, n_hidden=1)  # one hidden layer
+    args.solver = args.solver or defaults.auto_solver(args.rows)
 
     machine = scrub(machine_info())
     machine["blas_env_removed"] = REMOVED_ENV if __name__ == "__main__" else None

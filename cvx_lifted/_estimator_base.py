@@ -247,7 +247,7 @@ class _BaseLiftedMLP(BaseEstimator):
         if self.solver != "auto":
             return str(self.solver), None
         possible = not lazy and self.backend != "cvxpy"  # backend="cvxpy": compiled blocks only
-        solver = defaults.auto_solver(shape[0], n_hidden=len(hidden), minibatch_possible=possible)
+        solver = defaults.auto_solver(shape[0], minibatch_possible=possible)
         if solver != "minibatch":
             return solver, None
         # the rule allows mini-batch BCD: build the network to ask whether it can train it

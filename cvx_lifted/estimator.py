@@ -237,8 +237,8 @@ class LiftedMLPClassifier(ScoreOnRowsMixin, ClassifierMixin, _BaseLiftedMLP):
         (:class:`~cvx_lifted.minibatch.MinibatchBCDSolver`: states per batch, proximal weight
         steps; ``max_iter`` counts epochs; per batch every block decreases the batch's proximal
         objective, the full objective is not monotone), which also provides :meth:`partial_fit`.
-        ``"auto"``: mini-batch BCD from 5,000 training rows in memory for one hidden layer
-        whose blocks all have fast paths, full-batch BCD otherwise
+        ``"auto"``: mini-batch BCD from 5,000 training rows in memory for a network whose
+        blocks all have fast paths, full-batch BCD otherwise
         (:func:`cvx_lifted.defaults.auto_solver`; ``solver_`` says which one trained);
         :meth:`partial_fit` always trains mini-batch.
     batch_size : int, default=500
@@ -597,8 +597,8 @@ class LiftedMLPRegressor(ScoreOnRowsMixin, RegressorMixin, _BaseLiftedMLP):
         (:class:`~cvx_lifted.minibatch.MinibatchBCDSolver`: states per batch, proximal weight
         steps; ``max_iter`` counts epochs; per batch every block decreases the batch's proximal
         objective, the full objective is not monotone), which also provides :meth:`partial_fit`.
-        ``"auto"``: mini-batch BCD from 5,000 training rows in memory for one hidden layer
-        whose blocks all have fast paths, full-batch BCD otherwise
+        ``"auto"``: mini-batch BCD from 5,000 training rows in memory for a network whose
+        blocks all have fast paths, full-batch BCD otherwise
         (:func:`cvx_lifted.defaults.auto_solver`; ``solver_`` says which one trained);
         :meth:`partial_fit` always trains mini-batch.
     batch_size : int, default=500

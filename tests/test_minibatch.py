@@ -113,6 +113,31 @@ def test_a_batch_takes_the_output_step_then_the_states_then_the_weights(state_it
     assert values[2] < values[1] < values[0], values
 
 
+def test_the_state_steps_run_from_the_last_hidden_layer_down(monkeypatch):
+    """As back-propagation: the labels reach the first hidden layer's states within the batch.
+
+    In the forward order the first state step saw the second layer's forward state, so the
+    first layer's states stayed at the forward pass (both of its divergences at their minimum).
+    """
+    X, Y = _problem(sizes=(5, 7, 6, 3))
+    net = LiftedNetwork([5, 7, 6, 3], output="simplex_xent").initialize(0)
+    solver = MinibatchBCDSolver(net)
+    visited: list[int] = []
+    real = paths.state_rows
+
+    def state_rows(U, Z, *args, **kwargs):
+        visited.append(Z.shape[1])  # the widths tell the layers apart: 7 for X1, 6 for X2
+        return real(U, Z, *args, **kwargs)
+
+    monkeypatch.setattr(paths, "state_rows", state_rows)
+    Xs = solver.forward_states(X, Y)
+    forward = [x.copy() for x in Xs]
+    solver._state_steps(Xs, Y)
+    assert visited == [6, 7]
+    for layer in (1, 2):
+        assert np.abs(Xs[layer] - forward[layer]).max() > 1e-3, layer
+
+
 @pytest.mark.parametrize("rows", [40, 4])  # Ridge's normal equations; KernelRidge's (rows < 6)
 def test_prox_weight_step_is_exact_for_a_quadratic_divergence(rows):
     rng = np.random.default_rng(3)
@@ -164,6 +189,18 @@ def test_digits_accuracy_beats_a_measured_threshold(digits):
     assert clf.n_iter_ == 10 and clf.objective_curve_.shape == (10,)
     assert clf.history_.paths == {"W0": "minibatch", "W1": "minibatch", "X1": "minibatch",
                                   "output": "minibatch"}  # fmt: skip
+
+
+def test_a_network_of_three_hidden_layers_learns_digits(digits):
+    # measured (hidden 32, 32 and 16, batch 100, 10 epochs, seeds 0-2): 0.964-0.971 test accuracy
+    # and no epoch raising the objective; with the state steps in the forward order 0.24-0.42,
+    # the objective rising in 8-9 epochs
+    X_train, X_test, y_train, y_test = digits
+    clf = LiftedMLPClassifier(
+        (32, 32, 16), solver="minibatch", batch_size=100, max_iter=10, tol=0.0, random_state=0
+    ).fit(X_train, y_train)
+    assert clf.score(X_test, y_test) > 0.95
+    assert not np.any(np.diff(clf.history_.objective) > 0)
 
 
 def test_same_seed_same_weights_and_another_seed_other_weights():
@@ -315,7 +352,10 @@ def test_run_forms_the_kernel_of_each_batch_of_the_data_once(monkeypatch, sizes)
             (lambda X0: kept_rows.append(real(X0)) or kept_rows[-1]) if kept else (lambda X0: None),
         )
         net = LiftedNetwork(list(sizes), output="simplex_xent")
-        MinibatchBCDSolver(net, batch_size=30, max_iter=4).run(X, Y, random_state=0)
+        # state steps solved tightly: a looser tolerance lets the rounding of the two ways stop
+        # an iterative state step one iteration apart
+        solver = MinibatchBCDSolver(net, batch_size=30, max_iter=4, state_tol=1e-10)
+        solver.run(X, Y, random_state=0)
         return net.weights + net.biases
 
     kept = train(True)
@@ -525,17 +565,16 @@ def auto_from_100_rows(monkeypatch):
 
 def test_auto_solver_rule():
     rows = defaults.MINIBATCH_ROWS
-    assert defaults.auto_solver(rows, n_hidden=1) == "minibatch"
-    assert defaults.auto_solver(rows - 1, n_hidden=1) == "bcd"
-    assert defaults.auto_solver(10 * rows, n_hidden=1, minibatch_possible=False) == "bcd"
-    assert defaults.auto_solver(10 * rows, n_hidden=2) == "bcd"  # measured behind full-batch
+    assert defaults.auto_solver(rows) == "minibatch"
+    assert defaults.auto_solver(rows - 1) == "bcd"
+    assert defaults.auto_solver(10 * rows, minibatch_possible=False) == "bcd"
 
 
-def test_auto_trains_a_deeper_network_full_batch(auto_from_100_rows, digits):
+def test_auto_trains_deeper_networks_mini_batch_too(auto_from_100_rows, digits):
     X_train, _, y_train, _ = digits
     kw = {"max_iter": 2, "random_state": 0}
-    assert LiftedMLPClassifier((8,), **kw).fit(X_train, y_train).solver_ == "minibatch"
-    assert LiftedMLPClassifier((8, 8), **kw).fit(X_train, y_train).solver_ == "bcd"
+    for hidden in [(8,), (8, 8), (8, 8, 8)]:
+        assert LiftedMLPClassifier(hidden, **kw).fit(X_train, y_train).solver_ == "minibatch"
 
 
 def test_auto_trains_full_batch_on_few_rows_as_solver_bcd(digits):
