@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -96,13 +96,22 @@ def thread_settings(name: str) -> tuple[int | str, int]:
     raise ValueError(f"thread setting must be '1' or 'all', got {name!r}")
 
 
-def _torch_model(n_in: int, hidden: int, n_out: int, dtype: Any, seed: int) -> Any:
+def widths(hidden: int | Sequence[int]) -> list[int]:
+    """Return the hidden widths ``hidden`` stands for (one layer for an int)."""
+    return [int(hidden)] if isinstance(hidden, int | np.integer) else [int(h) for h in hidden]
+
+
+def _torch_model(n_in: int, hidden: int | Sequence[int], n_out: int, dtype: Any, seed: int) -> Any:
+    """A ReLU MLP with the hidden widths ``hidden`` (PyTorch's default initialisation)."""
     import torch
 
     torch.manual_seed(seed)
-    return torch.nn.Sequential(
-        torch.nn.Linear(n_in, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, n_out)
-    ).to(dtype)
+    layers: list[Any] = []
+    sizes = [n_in, *widths(hidden)]
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    layers.append(torch.nn.Linear(sizes[-1], n_out))
+    return torch.nn.Sequential(*layers).to(dtype)
 
 
 def adam_epoch_seconds(
@@ -149,7 +158,7 @@ def adam_to_accuracy(
     epochs: int,
     threads: int,
     seed: int,
-    hidden: int = 300,
+    hidden: int | Sequence[int] = 300,
     budget: float = float("inf"),
 ) -> list[tuple[float, float]]:
     """Train float32 Adam (lr 1e-3, batch 100); ``(training seconds, test accuracy)`` per epoch.
@@ -220,7 +229,7 @@ def lifted_to_accuracy(
     X_test: np.ndarray,
     y_test: np.ndarray,
     *,
-    hidden: int,
+    hidden: int | Sequence[int],
     sweeps: int,
     blas_threads: int | str,
     seed: int,
@@ -232,12 +241,13 @@ def lifted_to_accuracy(
 
     The network is the default classifier's (``cvx_lifted.defaults``: ``relu_fenchel``,
     ``simplex_xent``, the λ and ρ of ``lam="auto"`` and ``rho="auto"`` for the solver in
-    ``fit_kwargs`` and these rows) with one hidden layer of ``hidden`` units. The time is that
+    ``fit_kwargs`` and these rows) with hidden layers of ``hidden`` units. The time is that
     of ``fit`` (objective evaluations included), minus the time of the accuracy evaluations,
     which a callback makes after every sweep.
     """
     solver = (fit_kwargs or {}).get("solver", "bcd")  # LiftedNetwork.fit's default
-    net = default_network([X.shape[1], hidden, Y.shape[1]], solver, X.shape[0], dtype=dtype)
+    sizes = [X.shape[1], *widths(hidden), Y.shape[1]]
+    net = default_network(sizes, solver, X.shape[0], dtype=dtype)
     Xv = np.asarray(X_test, dtype=dtype)
     curve: list[tuple[float, float]] = []
     excluded = [0.0]

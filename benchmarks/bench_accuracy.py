@@ -2,7 +2,8 @@
 """Time to a test accuracy: the default lifted classifier against float32 PyTorch Adam.
 
 On MNIST-10k (8,000 training / 2,000 test digits) and Fashion-MNIST (60,000 / 10,000), with one
-hidden layer of 300 units:
+hidden layer of 300 units (``--hidden 300``; ``--hidden 300 100`` for two hidden layers, the same
+for every method):
 
 * **lifted**: the default network (``cvx_lifted.defaults``: ``relu_fenchel``, ``simplex_xent``,
   lam 1, rho 1e-3, float64) fitted sweep by sweep (``tol=0``), test accuracy after every sweep;
@@ -10,8 +11,8 @@ hidden layer of 300 units:
   its defaults: ``cvx_lifted.defaults`` batch size, prox and momentum, and the estimators'
   ``lam="auto"`` and ``rho="auto"``: λ = 3 for the hidden layer, ρ = 1e-3 on MNIST-10k and
   2.5e-4 on Fashion-MNIST's 60,000 rows), test accuracy after every epoch;
-* **Adam**: 784-300-10 ReLU MLP, float32, Adam lr 1e-3, batch 100, test accuracy after every
-  epoch.
+* **Adam**: the ReLU MLP of the same widths (784-300-10), float32, Adam lr 1e-3, batch 100,
+  test accuracy after every epoch.
 
 Inputs: the pixels as loaded, in [0, 1] (``--scale unit``, the default), or standardised by the
 training rows' mean and standard deviation (``--scale standardize``, scikit-learn's
@@ -27,6 +28,8 @@ Run from the repository root::
 
     CVX_LIFTED_DATA=../shared/data PYTHONPATH=. python benchmarks/bench_accuracy.py --quick
     CVX_LIFTED_DATA=../shared/data PYTHONPATH=. python benchmarks/bench_accuracy.py
+    CVX_LIFTED_DATA=../shared/data PYTHONPATH=. python benchmarks/bench_accuracy.py \
+        --hidden 300 100 --threads 1 --out benchmarks/results/bench_accuracy_deep.json
 
 Writes ``benchmarks/results/bench_accuracy.json`` (or ``--out``).
 """
@@ -85,7 +88,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--epochs", type=int, default=20, help="most Adam epochs (default 20)")
     p.add_argument("--budget", type=float, default=float("inf"), help="seconds per run")
     p.add_argument("--rows", type=int, default=None, help="training rows (default all)")
-    p.add_argument("--hidden", type=int, default=300)
+    p.add_argument(
+        "--hidden", type=int, nargs="+", default=[300], help="hidden widths (default 300)"
+    )
     p.add_argument(
         "--scale", choices=("unit", "standardize"), default="unit",
         help="inputs as loaded in [0, 1], or standardised (default unit)",
@@ -172,8 +177,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(
         f"bench_accuracy: seconds of training to a test accuracy (lifted: {args.sweeps} sweeps at "
         f"most; minibatch and Adam: {args.epochs} epochs at most; 'best': best accuracy "
-        f"reached; Adam@{ADAM_EPOCHS}: Adam's accuracy after {ADAM_EPOCHS} epochs; inputs "
-        f"{args.scale}); BLAS "
+        f"reached; Adam@{ADAM_EPOCHS}: Adam's accuracy after {ADAM_EPOCHS} epochs; hidden "
+        f"widths {'-'.join(map(str, args.hidden))}; inputs {args.scale}); BLAS "
         f"{blas_line()}"
     )
     headers = ["data", "threads", "target"]
