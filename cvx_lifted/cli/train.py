@@ -501,8 +501,8 @@ def add_train(sub: SubParsers) -> None:
         default=defaults.SOLVER,
         help="bcd: full-batch block-coordinate descent, every block decreases the objective; "
         "minibatch: mini-batch BCD, --sweeps counts epochs (a stochastic method, in memory); "
-        f"auto: minibatch from {defaults.MINIBATCH_ROWS:,} training rows in memory for one "
-        f"hidden layer whose blocks have fast paths, bcd otherwise (default: {defaults.SOLVER})",
+        f"auto: minibatch from {defaults.MINIBATCH_ROWS:,} training rows in memory when every "
+        f"block has a fast path, bcd otherwise (default: {defaults.SOLVER})",
     )
     p.add_argument(
         "--batch-size",
