@@ -14,6 +14,7 @@ import contextlib
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -378,10 +379,19 @@ def maybe_plot(path: Path, history: Any, **kw: Any) -> None:
     print(f"plot saved to {written}")
 
 
+def _write_probe(folder: Path) -> None:
+    """Create and remove a file in ``folder``; raise the ``OSError`` if it cannot be created.
+
+    Permission bits do not tell whether a folder can be written: root passes ``os.access`` on a
+    read-only file system such as ``/proc``.
+    """
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".cvx-lifted-write-test-")
+    os.close(fd)
+    os.unlink(probe)
+
+
 def check_output_path(path: str | os.PathLike[str], flag: str) -> Path:
     """Check, before any work, that ``path`` can be written; raise UsageError saying why not."""
-    import tempfile
-
     out = Path(path).expanduser()
     if out.is_dir():
         raise UsageError(f"{flag} {path} is a folder; give a file name inside it.")
@@ -393,14 +403,12 @@ def check_output_path(path: str | os.PathLike[str], flag: str) -> Path:
     if not folder.is_dir():
         raise UsageError(f"cannot write {flag} {path}: {folder} is not a folder.")
     try:
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".cvx-lifted-write-test-")
+        _write_probe(folder)
     except OSError as exc:
         raise UsageError(
             f"cannot write {flag} {path}: the folder {folder} is not writable "
             f"({exc.strerror or exc})."
         ) from None
-    os.close(fd)
-    os.unlink(probe)
     if out.exists() and not os.access(out, os.W_OK):
         raise UsageError(f"cannot write {flag} {path}: the file exists and is read-only.")
     return out
@@ -429,25 +437,19 @@ def check_plot_path(path: str | os.PathLike[str], flag: str) -> Path:
 def check_output_folder(folder: Path, flag: str) -> None:
     """Check that ``folder`` is, or can be created as, a writable folder (nothing is left behind).
 
-    The nearest existing folder is tested by creating and removing a file in it, as
-    :func:`check_output_path` does: permission bits do not tell (root passes ``os.access`` on a
-    read-only file system such as ``/proc``).
+    The nearest existing folder is tested by creating and removing a file in it.
     """
-    import tempfile
-
     existing = folder.expanduser()
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise UsageError(f"cannot use {flag} {folder}: {existing} is not a folder.")
     try:
-        fd, probe = tempfile.mkstemp(dir=existing, prefix=".cvx-lifted-write-test-")
+        _write_probe(existing)
     except OSError as exc:
         raise UsageError(
             f"cannot use {flag} {folder}: {existing} is not writable ({exc.strerror or exc})."
         ) from None
-    os.close(fd)
-    os.unlink(probe)
 
 
 def header_flag(choice: str) -> bool | None:
